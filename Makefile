@@ -1,0 +1,68 @@
+# One entry point for every task. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13: use it when the machine has it (on PATH or through pyenv), else python3.
+PY313 := $(shell for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -rV); do \
+	  PYENV_VERSION=$$v pyenv which python3.13 2>/dev/null && exit 0; done; \
+	  p=$$(command -v python3.13) && $$p -c 'import sys' >/dev/null 2>&1 && echo $$p)
+PYTHON_BOOT := $(if $(PY313),$(PY313),python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export PY313
+
+.PHONY: help venv run test test-unit test-py311 bench lint validate build clean
+
+help:
+	@echo "make run        serve every webhook locally (embedded DynamoDB/SQS, fake WeChat API)"
+	@echo "make test       all tests (unit, integration, e2e)"
+	@echo "make bench      benchmarks -> benchmarks/results.json"
+	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
+	@echo "make lint       ruff"
+
+$(VENV)/.stamp: pyproject.toml
+	@test -n "$(PY313)" || echo "warning: python3.13 not found, using $$(python3 --version)"
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+run: venv
+	$(PY) -m wxloop.local.stack
+
+test: venv
+	$(PY) -m pytest tests
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+# The code also runs on 3.11: the unit and integration suites on the machine's python3.
+test-py311:
+	python3 -m venv .venv311
+	.venv311/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	.venv311/bin/python -m pytest tests/unit tests/integration
+
+bench: venv build
+	$(PY) benchmarks/run.py --build-dir .aws-sam/build --out benchmarks/results.json
+
+lint: venv
+	$(PY) -m ruff check layers functions tests benchmarks
+
+$(SAM_VENV)/.stamp:
+	$(PYTHON_BOOT) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
+	touch $@
+
+validate: $(SAM_VENV)/.stamp
+	$(SAM) validate --lint --region us-east-1
+
+build: $(SAM_VENV)/.stamp
+	$(SAM) build --parallel
+
+clean:
+	rm -rf $(VENV) .venv311 $(SAM_VENV) .aws-sam

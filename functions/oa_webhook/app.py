@@ -1,0 +1,46 @@
+"""Official Account push endpoint: GET|POST /wechat/oa/{app_id} (HTTP API, payload v2.0).
+
+No event-handler resolver here: one route, and its import costs ~60 ms of cold start.
+"""
+
+import base64
+import time
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from wxloop.services import oa_push
+from wxloop.settings import settings
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    started_ms = (event.get("requestContext") or {}).get("timeEpoch") or time.time() * 1000
+    deadline = time.monotonic() + settings().push_budget_seconds - max(0.0, time.time() - started_ms / 1000)
+    method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
+    app_id = (event.get("pathParameters") or {}).get("app_id", "")
+    query = event.get("queryStringParameters") or {}
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+    try:
+        if method == "GET":
+            out = oa_push.handle_get(app_id, query, _count)
+        elif method == "POST":
+            out = oa_push.handle_post(app_id, query, raw, deadline=deadline, count=_count)
+        else:
+            out = oa_push.HttpOut(405, "method not allowed")
+    except oa_push.PushNotAccepted:
+        out = oa_push.HttpOut(500, "retry")
+    except Exception:  # nothing was kept: WeChat delivers again, and the retry is deduped if it was
+        logger.exception("push failed")
+        _count("Error")
+        out = oa_push.HttpOut(500, "retry")
+    return {"statusCode": out.status, "headers": {"Content-Type": out.content_type}, "body": out.body}

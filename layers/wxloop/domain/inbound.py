@@ -1,0 +1,73 @@
+"""A push from WeChat, normalised: what the rest of wxloop reasons about (no wire format here)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Events that open the short customer-service window (3 messages within 1 minute).
+SHORT_WINDOW_EVENTS = frozenset({"click", "scancode_push", "scancode_waitmsg", "subscribe", "scan"})
+MESSAGE_TYPES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link"})
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message or event pushed by WeChat to an account.
+
+    ``msg_type`` is the lower-case MsgType (``event`` for events); ``event`` the lower-case Event;
+    ``scene`` the QR scene of a subscribe (``qrscene_`` prefix removed) or SCAN; ``detail`` the remaining
+    fields worth keeping (media ids, URLs, coordinates, subscribe-message lists), all strings.
+    """
+
+    openid: str
+    to_user: str
+    msg_type: str
+    create_time: int
+    event: str = ""
+    msg_id: str = ""
+    content: str = ""
+    event_key: str = ""
+    scene: str = ""
+    detail: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def is_event(self) -> bool:
+        return self.msg_type == "event"
+
+    @property
+    def kind(self) -> str:
+        """``text``, ``image``, … for messages; ``event.<name>`` for events."""
+        return f"event.{self.event}" if self.is_event else self.msg_type
+
+    @property
+    def dedupe_key(self) -> str:
+        """Stable across WeChat's retries of this push; short, so many fit on one item.
+
+        Messages: sender + MsgId. Events: sender + CreateTime + Event + EventKey (MsgId collides across
+        users, and events have none).
+        """
+        if self.msg_id and not self.is_event:
+            basis = f"m|{self.openid}|{self.msg_id}"
+        else:
+            basis = f"e|{self.openid}|{self.create_time}|{self.event}|{self.event_key}"
+        return hashlib.blake2b(basis.encode(), digest_size=12).hexdigest()
+
+    @property
+    def opens_message_window(self) -> bool:
+        """A user message opens the 48-hour window (5 customer-service messages)."""
+        return not self.is_event and self.msg_type in MESSAGE_TYPES
+
+    @property
+    def opens_short_window(self) -> bool:
+        """A menu click, scan or follow opens the 1-minute window (3 customer-service messages)."""
+        return self.is_event and self.event in SHORT_WINDOW_EVENTS
+
+    @property
+    def text_for_rules(self) -> str:
+        """What keyword rules match: the text, or the speech recognised in a voice message."""
+        if self.msg_type == "text":
+            return self.content
+        if self.msg_type == "voice":
+            return str(self.detail.get("Recognition", "") or "")
+        return ""

@@ -1,0 +1,72 @@
+"""What wxloop answers, independent of the wire format.
+
+A ``Reply`` is produced by the rule engine and rendered by ``wxloop.protocol`` as a passive XML reply, or
+queued as a customer-service message when a passive reply cannot carry it (a Mini Program card).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# WeChat cuts passive text around 2048 bytes (unconfirmed); we cut on a character boundary below it.
+TEXT_LIMIT_BYTES = 2047
+PASSIVE_KINDS = frozenset({"text", "image", "voice", "video", "music", "news"})
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    title: str
+    description: str = ""
+    url: str = ""
+    image: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply. ``kind`` is one of text, image, voice, video, music, news, mp_card.
+
+    text: ``content``; image/voice: ``media_id``; video: ``media_id``, ``title``, ``description``;
+    music: ``title``, ``description``, ``music_url``, ``hq_music_url``, ``thumb_media_id``;
+    news: ``articles`` (one); mp_card: ``title``, ``appid``, ``pagepath``, ``thumb_media_id``
+    (sent as a customer-service ``miniprogrampage``, with ``content`` as the passive text if any).
+    """
+
+    kind: str
+    content: str = ""
+    media_id: str = ""
+    title: str = ""
+    description: str = ""
+    music_url: str = ""
+    hq_music_url: str = ""
+    thumb_media_id: str = ""
+    articles: tuple[Article, ...] = ()
+    appid: str = ""
+    pagepath: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def is_passive(self) -> bool:
+        return self.kind in PASSIVE_KINDS
+
+
+def text(content: str) -> Reply:
+    return Reply(kind="text", content=content)
+
+
+def truncate_utf8(content: str, limit: int = TEXT_LIMIT_BYTES, ellipsis: str = "…") -> str:
+    """Cut ``content`` to at most ``limit`` UTF-8 bytes on a character boundary, marking the cut."""
+    raw = content.encode("utf-8")
+    if len(raw) <= limit:
+        return content
+    room = limit - len(ellipsis.encode("utf-8"))
+    return raw[:room].decode("utf-8", errors="ignore") + ellipsis
+
+
+def mp_link(appid: str, path: str, label: str) -> str:
+    """Text that opens a Mini Program page when tapped (the MP must be linked to the OA)."""
+    from html import escape
+
+    return (
+        f'<a data-miniprogram-appid="{escape(appid)}" data-miniprogram-path="{escape(path)}">'
+        f"{escape(label, quote=False)}</a>"
+    )

@@ -1,0 +1,142 @@
+"""A small local HTTP API: turns HTTP requests into API Gateway HTTP API (payload 2.0) events for the
+handlers that ``template.yaml`` routes (what ``sam local start-api`` does, without Docker)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from wxloop.local.table import REPO_ROOT, load_template
+
+
+@dataclass
+class Route:
+    method: str
+    template: str
+    pattern: re.Pattern
+    function: str
+    handler: object
+
+
+def load_function(logical_id: str, template: dict | None = None, root: Path = REPO_ROOT):
+    """Import a function's handler (``CodeUri``/``Handler`` from the template) as a module attribute."""
+    template = template or load_template()
+    props = template["Resources"][logical_id]["Properties"]
+    module_name, attr = props["Handler"].rsplit(".", 1)
+    path = root / props["CodeUri"] / f"{module_name}.py"
+    spec = importlib.util.spec_from_file_location(f"wxloop_fn_{logical_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, attr)
+
+
+def routes_from_template(template: dict | None = None) -> list[Route]:
+    template = template or load_template()
+    routes = []
+    for logical_id, res in template["Resources"].items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        events = (res.get("Properties") or {}).get("Events") or {}
+        http = [e["Properties"] for e in events.values() if e.get("Type") == "HttpApi"]
+        if not http:
+            continue
+        handler = load_function(logical_id, template)
+        for ev in http:
+            path = ev["Path"]
+            regex = "^" + re.sub(r"\{(\w+)\+?\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", path) + "$"
+            routes.append(Route(ev.get("Method", "ANY").upper(), path, re.compile(regex), logical_id, handler))
+    return routes
+
+
+class LambdaContext:
+    def __init__(self, name: str, timeout_s: float = 6.0):
+        self.function_name = name
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        self.aws_request_id = secrets.token_hex(8)
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def make_event(method: str, route: Route, path: str, params: dict, query: str, headers: dict, body: bytes) -> dict:
+    text_body = body.decode("utf-8") if body else None
+    is_b64 = False
+    if body:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            text_body, is_b64 = base64.b64encode(body).decode(), True
+    qs = urllib.parse.parse_qs(query, keep_blank_values=True)
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": f"{route.method} {route.template}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {k.lower(): v for k, v in headers.items()},
+        "queryStringParameters": {k: ",".join(v) for k, v in qs.items()} or None,
+        "pathParameters": params or None,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "domainName": "localhost", "stage": "$default",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                     "userAgent": headers.get("User-Agent", "")},
+            "requestId": secrets.token_hex(8), "routeKey": f"{route.method} {route.template}",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
+        },
+        "body": text_body,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def serve(routes: list[Route], host: str = "127.0.0.1", port: int = 3000) -> ThreadingHTTPServer:
+    """Start the gateway in a daemon thread; returns the server (``shutdown()`` stops it)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # the handlers log for themselves
+            pass
+
+        def _dispatch(self):
+            parsed = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            for route in routes:
+                m = route.pattern.match(parsed.path)
+                if m and route.method in ("ANY", self.command):
+                    event = make_event(self.command, route, parsed.path, m.groupdict(), parsed.query,
+                                       dict(self.headers.items()), body)
+                    try:
+                        out = route.handler(event, LambdaContext(route.function))
+                    except Exception as exc:  # what API Gateway does when a function fails
+                        return self._send(500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}',
+                                          note=repr(exc))
+                    payload = out.get("body") or ""
+                    data = base64.b64decode(payload) if out.get("isBase64Encoded") else payload.encode("utf-8")
+                    return self._send(int(out.get("statusCode", 200)), out.get("headers") or {}, data)
+            return self._send(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
+
+        def _send(self, status: int, headers: dict, data: bytes, note: str = ""):
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
+    return server

@@ -1,0 +1,194 @@
+"""Receiving a push from WeChat's servers: URL verification, signatures, safe/compat/plain mode, parsing,
+and sealing the reply. wechatpy does the crypto, signatures, parsing and reply XML; this module adds what
+it leaves to the caller (clock skew, body limits, hostile XML, app-id binding, typed ``Inbound``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import wxloop.protocol  # noqa: F401 - light wechatpy package first
+import xmltodict
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.parser import parse_message
+from wechatpy.utils import check_signature
+
+from wxloop.domain.inbound import Inbound
+from wxloop.protocol import events as _events  # noqa: F401 - registers the events wechatpy lacks
+
+MAX_BODY_BYTES = 64 * 1024
+_HOSTILE = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
+
+
+class PushRejected(Exception):
+    """The request is not from WeChat for this account; answer ``status`` and write nothing."""
+
+    def __init__(self, reason: str, status: int = 403):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Malformed(Exception):
+    """A genuine (signed) push whose payload cannot be read; answer ``success`` and write nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A verified push: its plain XML, and whether the reply must be encrypted."""
+
+    xml: bytes
+    encrypted: bool
+    nonce: str
+    timestamp: str
+
+
+class PushEndpoint:
+    """The push endpoint of one account (token, optional AES key, app id)."""
+
+    def __init__(self, app_id: str, token: str, encoding_aes_key: str | None, *, skew_seconds: int = 300):
+        self.app_id = app_id
+        self.token = token
+        self.skew_seconds = skew_seconds
+        self._crypto = WeChatCrypto(token, encoding_aes_key, app_id) if encoding_aes_key else None
+
+    def _check(self, query: dict, now: float | None) -> None:
+        signature, timestamp, nonce = query.get("signature"), query.get("timestamp"), query.get("nonce")
+        if not (signature and timestamp and nonce):
+            raise PushRejected("missing_signature")
+        try:
+            check_signature(self.token, signature, timestamp, nonce)
+        except InvalidSignatureException:
+            raise PushRejected("bad_signature") from None
+        if self.skew_seconds:
+            try:
+                skew = abs(int(now if now is not None else time.time()) - int(timestamp))
+            except ValueError:
+                raise PushRejected("bad_timestamp") from None
+            if skew > self.skew_seconds:
+                raise PushRejected("clock_skew")
+
+    def verify_url(self, query: dict, *, now: float | None = None) -> str:
+        """GET verification: the ``echostr`` to echo back, or ``PushRejected``."""
+        self._check(query, now)
+        echostr = query.get("echostr")
+        if not echostr:
+            raise PushRejected("missing_echostr", 400)
+        return echostr
+
+    def open(self, query: dict, body: bytes, *, now: float | None = None) -> Opened:
+        """Verify a POST and return its plain XML.
+
+        Always checks ``signature``; in safe and compat mode (``encrypt_type=aes``) also ``msg_signature``
+        and that the app id inside the ciphertext is this account's. Raises ``PushRejected`` (403/413) for
+        requests not from WeChat, ``Malformed`` for a signed body that cannot be read.
+        """
+        if len(body) > MAX_BODY_BYTES:
+            raise PushRejected("too_large", 413)
+        self._check(query, now)
+        if _HOSTILE.search(body):
+            raise Malformed("dtd_or_entity")
+        nonce, timestamp = query["nonce"], query["timestamp"]
+        if (query.get("encrypt_type") or "raw").lower() != "aes":
+            return Opened(body, False, nonce, timestamp)
+        if self._crypto is None:
+            raise PushRejected("no_aes_key")
+        msg_signature = query.get("msg_signature")
+        if not msg_signature:
+            raise PushRejected("missing_msg_signature")
+        envelope = _xml_dict(body)
+        if not envelope.get("Encrypt"):
+            raise Malformed("no_encrypt_field")
+        try:
+            plain = self._crypto.decrypt_message(envelope, msg_signature, timestamp, nonce)
+        except InvalidSignatureException:
+            raise PushRejected("bad_msg_signature") from None
+        except InvalidAppIdException:
+            raise PushRejected("wrong_app_id") from None
+        except Exception:
+            raise Malformed("undecryptable") from None
+        plain_bytes = plain if isinstance(plain, bytes) else plain.encode("utf-8")
+        if _HOSTILE.search(plain_bytes):
+            raise Malformed("dtd_or_entity")
+        return Opened(plain_bytes, True, nonce, timestamp)
+
+    def seal(self, reply_xml: str, opened: Opened) -> str:
+        """The body to answer: the reply, encrypted when the push was."""
+        if not opened.encrypted or self._crypto is None:
+            return reply_xml
+        return self._crypto.encrypt_message(reply_xml, opened.nonce, opened.timestamp)
+
+
+def _xml_dict(body: bytes) -> dict:
+    try:
+        doc = xmltodict.parse(body, disable_entities=True)
+    except Exception:
+        raise Malformed("not_xml") from None
+    root = doc.get("xml") if isinstance(doc, dict) else None
+    if not isinstance(root, dict):
+        raise Malformed("no_xml_root")
+    return root
+
+
+def parse_inbound(xml: bytes) -> Inbound:
+    """The push as an ``Inbound``; ``Malformed`` when it is not a WeChat message.
+
+    wechatpy parses (and types) it; unknown message or event types still come back as an ``Inbound`` whose
+    kind the rest of wxloop does not act on.
+    """
+    try:
+        msg = parse_message(xml.decode("utf-8"))
+    except Exception:
+        raise Malformed("unparsable") from None
+    data = getattr(msg, "_data", None)
+    if not isinstance(data, dict):
+        raise Malformed("unparsable")
+    openid, to_user = data.get("FromUserName"), data.get("ToUserName")
+    msg_type = str(data.get("MsgType") or "").lower()
+    if not (isinstance(openid, str) and openid and isinstance(to_user, str) and msg_type):
+        raise Malformed("missing_fields")
+    try:
+        create_time = int(data.get("CreateTime") or 0)
+    except (TypeError, ValueError):
+        raise Malformed("bad_create_time") from None
+    event = str(data.get("Event") or "").lower() if msg_type == "event" else ""
+    key = data.get("EventKey")
+    key = key if isinstance(key, str) else ""
+    scene = ""
+    if event == "subscribe_scan":  # wechatpy's name for subscribe via a parametric QR code
+        event, scene = "subscribe", key
+        key = f"qrscene_{key}"
+    elif event == "scan":
+        scene = key
+    detail = {k: v for k, v in data.items() if k not in _ENVELOPE and v is not None}
+    if event.startswith("subscribe_msg_"):
+        detail = {"subscriptions": _events.subscriptions(data)}
+    return Inbound(
+        openid=openid,
+        to_user=to_user,
+        msg_type=msg_type,
+        create_time=create_time,
+        event=event,
+        msg_id=str(data.get("MsgId") or data.get("MsgID") or ""),
+        content=str(data.get("Content") or "") if msg_type == "text" else "",
+        event_key=key,
+        scene=scene,
+        detail={k: _flat(v) for k, v in detail.items()},
+    )
+
+
+_ENVELOPE = frozenset({"ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "MsgId", "MsgID",
+                       "Content", "EventKey"})
+
+
+def _flat(value):
+    if isinstance(value, (str, int, float)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_flat(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _flat(v) for k, v in value.items()}
+    return str(value)

@@ -1,0 +1,39 @@
+"""Journey records from the table's stream: each push leaves its event on the identity item (the hot path
+writes nothing else); this turns every new event into a ``USER#{uid}`` / ``EV#…`` item with a TTL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from wxloop.adapters import repository
+from wxloop.settings import settings
+
+
+def new_event(record: Mapping) -> tuple[str, dict] | None:
+    """The (uid, event) a stream record adds, or None (not an identity item, or no new event)."""
+    if record.get("eventName") not in ("INSERT", "MODIFY"):
+        return None
+    change = record.get("dynamodb") or {}
+    new = repository.unmarshal(change.get("NewImage")) or {}
+    if not str(new.get("pk", "")).startswith("ID#") or new.get("sk") != "ID":
+        return None
+    ev, uid = new.get("ev"), new.get("uid")
+    if not isinstance(ev, dict) or not ev.get("id") or not uid:
+        return None
+    old = repository.unmarshal(change.get("OldImage")) or {}
+    if isinstance(old.get("ev"), dict) and old["ev"].get("id") == ev["id"]:
+        return None
+    at = int(ev.get("at") or 0)
+    event = {**ev, "uid": uid, "at_iso": datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return uid, event
+
+
+def record(stream_record: Mapping) -> bool:
+    """Write the journey event a stream record carries, once. True when one was written."""
+    found = new_event(stream_record)
+    if found is None:
+        return False
+    uid, event = found
+    ttl = int(event["at"]) + settings().journey_retention_days * 86400
+    return repository.put_journey_event(uid, event, ttl=ttl)

@@ -1,0 +1,246 @@
+"""Answering an Official Account push: verify, parse, decide the reply, record it on the unified user.
+
+The critical path costs one DynamoDB request for a known user (the identity touch, which also dedupes and
+stores the reply for WeChat's retries) and two for a first contact. Work that needs WeChat's API goes to
+the job queue. When DynamoDB fails or the time budget runs short, the push is queued for the worker to
+record later and WeChat gets ``success``: nothing accepted is lost, and WeChat never waits past its 5 s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger
+
+from wxloop import config as config_mod
+from wxloop.adapters import queue, repository
+from wxloop.domain import rules as rule_engine
+from wxloop.domain.inbound import Inbound
+from wxloop.domain.replies import Reply
+from wxloop.protocol.outbound import SUCCESS, cs_message, passive_xml
+from wxloop.protocol.push import Malformed, PushEndpoint, PushRejected, parse_inbound
+from wxloop.services import rules_cache
+from wxloop.settings import settings
+
+logger = Logger(child=True)
+
+# Pushes that report on the account's own sends, not on a person's action: no touch, no reply.
+SYSTEM_EVENTS = frozenset({"templatesendjobfinish", "masssendjobfinish"})
+# Time kept back for answering once the critical writes are done (render, encrypt, the HTTP hop).
+ANSWER_RESERVE_SECONDS = 0.3
+
+Count = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOut:
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+NOT_FOUND = HttpOut(404, "unknown app")
+OK_SUCCESS = HttpOut(200, SUCCESS)
+
+
+@lru_cache(maxsize=64)
+def _endpoint(app_id: str, token: str, aes_key: str | None, skew: int) -> PushEndpoint:
+    return PushEndpoint(app_id, token, aes_key, skew_seconds=skew)
+
+
+def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
+    """The push endpoint of a configured account of ``kind`` ("oa" or "mp"), or None."""
+    account = config_mod.load_config().account(app_id)
+    if account is None or account.kind != kind:
+        return None
+    aes = account.encoding_aes_key.get_secret_value() if account.encoding_aes_key else None
+    return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds)
+
+
+def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "") -> dict:
+    """What the stream turns into a journey record: type and where it led, never message content."""
+    detail = {k: inb.detail[k] for k in ("Url", "MenuId", "Ticket", "subscriptions") if k in inb.detail}
+    if inb.event_key:
+        detail["event_key"] = inb.event_key
+    if inb.scene:
+        detail["scene"] = inb.scene
+    if rule_id:
+        detail["rule"] = rule_id
+    return {"id": inb.dedupe_key, "type": f"oa.{inb.kind}", "app": app_id, "at": inb.create_time or now,
+            "detail": detail}
+
+
+def handle_get(app_id: str, query: Mapping[str, str], count: Count) -> HttpOut:
+    endpoint = endpoint_for(app_id, "oa")
+    if endpoint is None:
+        return NOT_FOUND
+    try:
+        echostr = endpoint.verify_url(dict(query))
+    except PushRejected as exc:
+        count(f"Rejected_{exc.reason}")
+        return HttpOut(exc.status, "forbidden" if exc.status == 403 else exc.reason)
+    count("Verified")
+    return HttpOut(200, echostr)
+
+
+def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline: float, count: Count) -> HttpOut:
+    """Answer one POSTed push. ``deadline`` is the ``time.monotonic()`` by which WeChat must have it."""
+    endpoint = endpoint_for(app_id, "oa")
+    if endpoint is None:
+        return NOT_FOUND
+    try:
+        opened = endpoint.open(dict(query), body)
+        inb = parse_inbound(opened.xml)
+    except PushRejected as exc:
+        count(f"Rejected_{exc.reason}")
+        logger.info("push rejected", extra={"reason": exc.reason, "app_id": app_id})
+        return HttpOut(exc.status, "forbidden" if exc.status == 403 else exc.reason)
+    except Malformed as exc:
+        count("Malformed")
+        logger.warning("signed push unreadable", extra={"reason": str(exc), "app_id": app_id})
+        return OK_SUCCESS
+    if inb.is_event and inb.event in SYSTEM_EVENTS:
+        count("SystemEvent")
+        return OK_SUCCESS
+    xml = answer(app_id, inb, deadline=deadline, count=count)
+    if xml is None:
+        return OK_SUCCESS
+    return HttpOut(200, endpoint.seal(xml, opened), "application/xml; charset=utf-8")
+
+
+def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str | None:
+    """Decide the reply, record the push on the sender's identity, queue follow-up work.
+
+    Returns the plain reply XML, or None to answer ``success``.
+    """
+    now = int(time.time())
+    rules = rules_cache.current(app_id)
+    trigger = rule_engine.trigger_for(inb)
+    when = datetime.fromtimestamp(now, timezone.utc)
+
+    def decide(first_time: bool):
+        decision = rules.decide(trigger, now=when, first_time=first_time) if trigger else None
+        if decision is None:
+            return None, None
+        if decision.needs:  # rendered after the touch, with the person's values
+            return decision, None
+        return decision, passive_xml(decision.reply, openid=inb.openid, account=inb.to_user, now=now)
+
+    decision, xml = decide(False)
+    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id if decision else "")
+    if time.monotonic() > deadline - ANSWER_RESERVE_SECONDS:
+        return _record_later(app_id, inb, now=now, count=count, reason="deadline")
+    try:
+        touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=xml)
+        if touch.status == "unknown":
+            decision, xml = decide(True)
+            event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id if decision else "")
+            first_touch = {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
+            touch = repository.create_identity(app_id, inb, now=now, event=event, reply=xml,
+                                               first_touch=first_touch)
+    except repository.RepositoryError as exc:
+        logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
+        return _record_later(app_id, inb, now=now, count=count, reason="write_failed")
+    if touch.status == "duplicate":
+        count("Deduped")
+        return touch.stored_reply
+    if decision is not None and decision.needs and xml is None:
+        xml = _render_personal(app_id, inb, decision, touch.uid, now=now, deadline=deadline)
+    _follow_up(app_id, inb, decision.reply if decision else None, count=count)
+    count("Replied" if xml else "Success")
+    return xml
+
+
+def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int, deadline: float) -> str | None:
+    """A reply with placeholders: load the person, render, keep it for retries (best effort)."""
+    if time.monotonic() > deadline - 2 * ANSWER_RESERVE_SECONDS:
+        values: Mapping = {}
+    else:
+        try:
+            person = repository.get_person(uid) or {}
+        except Exception as exc:
+            logger.warning("person read failed", extra={"error": repr(exc)[:200]})
+            person = {}
+        values = placeholder_values(person)
+    reply = rule_engine.render(decision.reply, values)
+    xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now)
+    if xml and time.monotonic() < deadline - 2 * ANSWER_RESERVE_SECONDS:
+        try:
+            repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml)
+        except Exception as exc:  # retries then get "success"; the reply itself still goes out
+            logger.warning("reply not kept for retries", extra={"error": repr(exc)[:200]})
+    return xml
+
+
+def placeholder_values(person: Mapping) -> dict:
+    """The person's fields a reply may show (never openids, unionid or phone)."""
+    return {
+        "points": person.get("points", 0),
+        "invite_code": person.get("invite_code", ""),
+        "nickname": person.get("nickname", ""),
+    }
+
+
+def _follow_up(app_id: str, inb: Inbound, reply: Reply | None, *, count: Count) -> None:
+    """Queue what needs WeChat's API: the unionid of a new follower, a Mini Program card."""
+    jobs = []
+    if inb.is_event and inb.event == "subscribe":
+        jobs.append({"id": f"{inb.dedupe_key}:user_info", "kind": "user_info", "app_id": app_id,
+                     "openid": inb.openid})
+    if reply is not None and not reply.is_passive:
+        message = cs_message(reply)
+        if message:
+            jobs.append({"id": f"{inb.dedupe_key}:cs", "kind": "cs_send", "app_id": app_id,
+                         "openid": inb.openid, "message": message})
+    if not jobs:
+        return
+    try:
+        queue.send_many(jobs)
+        count("JobsQueued")
+    except queue.QueueError as exc:
+        count("JobsLost")
+        logger.error("follow-up jobs not queued", extra={"kinds": [j["kind"] for j in jobs], "error": str(exc)[:200]})
+
+
+def _record_later(app_id: str, inb: Inbound, *, now: int, count: Count, reason: str) -> None:
+    """Queue the push itself so the worker records it; if even that fails, let WeChat retry."""
+    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "app_id": app_id, "inbound": inbound_to_dict(inb),
+           "at": now}
+    try:
+        queue.send(job)
+    except queue.QueueError as exc:
+        count("Error")
+        logger.error("push neither recorded nor queued", extra={"reason": reason, "error": str(exc)[:200]})
+        raise PushNotAccepted(reason) from exc
+    count(f"Queued_{reason}")
+    return None
+
+
+class PushNotAccepted(RuntimeError):
+    """Nothing was kept of this push: answer 500 so WeChat delivers it again."""
+
+
+def inbound_to_dict(inb: Inbound) -> dict:
+    return asdict(inb)
+
+
+def inbound_from_dict(doc: Mapping) -> Inbound:
+    return Inbound(**{k: doc[k] for k in Inbound.__dataclass_fields__ if k in doc})
+
+
+def record_later(job: Mapping) -> str:
+    """Worker side of ``_record_later``: record a queued push (idempotent; no reply is sent)."""
+    app_id, inb = job["app_id"], inbound_from_dict(job["inbound"])
+    now = int(job.get("at") or time.time())
+    event = journey_event(app_id, inb, now=now)
+    touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=None)
+    if touch.status == "unknown":
+        first_touch = {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
+        touch = repository.create_identity(app_id, inb, now=now, event=event, reply=None, first_touch=first_touch)
+    if touch.status == "recorded":
+        _follow_up(app_id, inb, None, count=lambda _name: None)
+    return touch.status

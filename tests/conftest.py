@@ -1,0 +1,169 @@
+"""Shared fixtures: fake AWS credentials, the demo accounts, moto with the template's table, the handlers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import moto  # noqa: F401 - before any AWS client exists
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "layers"))
+
+OA_APP = "wx1234567890abcdef"
+OA_PLAIN_APP = "wx00000000000000aa"
+MP_APP = "wxabcdef1234567890"
+OA_TOKEN = "wxlooptoken"
+OA_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+ACCOUNTS = {
+    "accounts": {
+        OA_APP: {"kind": "oa", "name": "Demo OA", "token": OA_TOKEN, "encoding_aes_key": OA_AES_KEY,
+                 "app_secret": "demo-oa-secret", "linked_mps": [MP_APP]},
+        OA_PLAIN_APP: {"kind": "oa", "name": "Plain OA", "token": "plaintoken"},
+        MP_APP: {"kind": "mp", "name": "Demo MP", "token": "mptoken", "app_secret": "demo-mp-secret",
+                 "push_format": "json"},
+    },
+    "session_keys": ["demo-session-key-0123456789abcdef"],
+}
+
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TABLE_NAME": "wxloop-test",
+    "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/wxloop-jobs",
+    "WECHAT_ACCOUNTS": json.dumps(ACCOUNTS), "POWERTOOLS_SERVICE_NAME": "wxloop",
+    "POWERTOOLS_METRICS_NAMESPACE": "wxloop", "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_DEV": "false",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",  # moto knows the regional endpoints only
+    "WECHAT_CLOCK_SKEW_SECONDS": "300", "RULES_FILE": str(ROOT / "tests" / "fixtures" / "rules.yaml"),
+}
+for _k, _v in _ENV.items():
+    os.environ[_k] = _v
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("WECHAT_ACCOUNTS_SECRET", None)
+
+
+def _reset_caches() -> None:
+    from wxloop import settings
+    from wxloop.adapters import aws
+
+    aws.reset()
+    settings.settings.cache_clear()
+    try:
+        from wxloop.services import rules_cache
+
+        if hasattr(rules_cache, "reset"):
+            rules_cache.reset()
+    except ImportError:
+        pass
+
+
+@dataclass
+class Aws:
+    ddb: object
+    sqs: object
+    table: str
+    queue_url: str
+    dlq_url: str
+    stream_arn: str | None
+
+    def items(self) -> list[dict]:
+        from wxloop.adapters.repository import unmarshal
+
+        out, kwargs = [], {"TableName": self.table}
+        while True:
+            page = self.ddb.scan(**kwargs)
+            out += [unmarshal(i) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def jobs(self) -> list[dict]:
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            msgs = got.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def serialize_dynamodb(monkeypatch) -> None:
+    """DynamoDB applies each request to an item atomically; moto's backend does not lock, so concurrent
+    requests from test threads could interleave inside one conditional write. Serialise them, as the
+    real service does per item, so concurrency tests exercise our conditions and not moto's races."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(self):
+        with lock:
+            return original(self)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", call_action)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's AWS with the template's table and the jobs queue (+DLQ); clients recreated inside."""
+    from moto import mock_aws
+
+    serialize_dynamodb(monkeypatch)
+    with mock_aws():
+        _reset_caches()
+        import boto3
+
+        from wxloop.local.table import create_table
+
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        stream_arn = create_table(ddb, os.environ["TABLE_NAME"])
+        dlq = sqs.create_queue(QueueName="wxloop-jobs-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes={
+            "VisibilityTimeout": "180",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+        })["QueueUrl"]
+        monkeypatch.setenv("QUEUE_URL", queue)
+        yield Aws(ddb, sqs, os.environ["TABLE_NAME"], queue, dlq, stream_arn)
+    _reset_caches()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "wxloop-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:wxloop-test"
+    aws_request_id: str = "req-0001"
+    log_group_name: str = "/aws/lambda/wxloop-test"
+    log_stream_name: str = "stream"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 5000
+
+
+def load_handler(function: str):
+    """``functions/<function>/app.py`` as a module (each function folder has its own app.py)."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"wxloop_fn_{function}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def context():
+    return LambdaContext()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    _reset_caches()
+    yield
