@@ -8,9 +8,9 @@ import pytest
 import xmltodict
 
 from wxloop.domain.replies import Article, Reply, mp_link, truncate_utf8
+from wxloop.local.simulator import Simulator
 from wxloop.protocol.outbound import cs_message, passive_xml
 from wxloop.protocol.push import Malformed, PushEndpoint, PushRejected, parse_inbound
-from wxloop.local.simulator import Simulator
 
 APP, TOKEN, KEY = "wx1234567890abcdef", "wxlooptoken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 

@@ -32,6 +32,13 @@ class RepositoryError(RuntimeError):
 
 
 def _m(value: Any) -> dict:
+    kind = type(value)
+    if kind is str:  # the common cases first: this runs on the hot path
+        return {"S": value}
+    if kind is int:
+        return {"N": str(value)}
+    if kind is dict:
+        return {"M": {str(k): _m(v) for k, v in value.items()}}
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):

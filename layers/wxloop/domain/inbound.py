@@ -30,6 +30,11 @@ class Inbound:
     event_key: str = ""
     scene: str = ""
     detail: Mapping[str, object] = field(default_factory=dict)
+    dedupe_key: str = ""  # computed once (see ``_dedupe_key``); read many times on the hot path
+
+    def __post_init__(self) -> None:
+        if not self.dedupe_key:
+            object.__setattr__(self, "dedupe_key", self._dedupe_key())
 
     @property
     def is_event(self) -> bool:
@@ -40,8 +45,7 @@ class Inbound:
         """``text``, ``image``, … for messages; ``event.<name>`` for events."""
         return f"event.{self.event}" if self.is_event else self.msg_type
 
-    @property
-    def dedupe_key(self) -> str:
+    def _dedupe_key(self) -> str:
         """Stable across WeChat's retries of this push; short, so many fit on one item.
 
         Messages: sender + MsgId. Events: sender + CreateTime + Event + EventKey (MsgId collides across

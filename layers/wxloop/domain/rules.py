@@ -53,7 +53,7 @@ import time
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -123,7 +123,7 @@ SHANGHAI = _shanghai_tz()
 def local_time(now: datetime) -> datetime:
     """``now`` in Asia/Shanghai; a naive ``now`` is taken as UTC (what Lambda clocks give)."""
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return now.astimezone(SHANGHAI)
 
 
@@ -245,10 +245,10 @@ def _fill(template: str, values: Mapping[str, object], mode: str) -> str:
         return template
 
     def sub(m: re.Match) -> str:
-        token = m.group(0)
-        if token == "{{":
+        whole = m.group(0)
+        if whole == "{{":
             return "{"
-        if token == "}}":
+        if whole == "}}":
             return "}"
         value = _lookup(values, m.group(1))
         if value == "":
@@ -481,8 +481,9 @@ def _probe(rx: re.Pattern, seeds: Iterable[str], lengths: Iterable[int]) -> None
 
 
 @lru_cache(maxsize=4096)
-def vet_regex(pattern: str) -> tuple[re.Pattern, str]:
-    """Compile a user pattern after the guard checks; returns (compiled, required literal or "").
+def vet_regex(pattern: str) -> tuple[re.Pattern, str, bool]:
+    """Compile a user pattern after the guard checks; returns (compiled, the literal every match contains
+    or "", whether it can only match at the start of the text).
 
     Raises ValueError with the reason when the pattern is refused.
     """
@@ -502,7 +503,8 @@ def vet_regex(pattern: str) -> tuple[re.Pattern, str]:
     risk = _backtracking_risk(tree, c)
     if risk:
         _probe(rx, _probe_strings(tree, c), _SMALL_STEPS if risk == "alternatives" else _DOUBLING)
-    return rx, _required_literal(tree, c)
+    anchored = bool(tree) and tree[0][0] is c.AT and tree[0][1] in (c.AT_BEGINNING, c.AT_BEGINNING_STRING)
+    return rx, _required_literal(tree, c), anchored
 
 
 # -------------------------------------------------------------------------------------------- rules
@@ -544,7 +546,7 @@ class _Index:
     Regexes with no literal: tried on every text, behind one combined pre-check for the anchored ones.
     """
 
-    __slots__ = ("exact", "needles", "by_char", "key_chars", "always", "anchored_union")
+    __slots__ = ("exact", "needles", "by_char", "key_chars", "always", "anchored_union", "_anchored")
 
     def __init__(self) -> None:
         self.exact: dict[str, list] = {}
@@ -553,8 +555,10 @@ class _Index:
         self.key_chars: frozenset[str] = frozenset()
         self.always: list = []  # regex entries with no required literal
         self.anchored_union: re.Pattern | None = None
+        self._anchored: list[bool] = []
 
-    def add(self, rank: int, rule: Rule, keyword: str, pattern: re.Pattern | None, literal: str) -> None:
+    def add(self, rank: int, rule: Rule, keyword: str, pattern: re.Pattern | None, literal: str,
+            anchored: bool) -> None:
         entry = (rank, rule, pattern)
         if rule.match == "exact":
             self.exact.setdefault(keyword, []).append(entry)
@@ -562,6 +566,7 @@ class _Index:
             self.needles.setdefault(keyword if rule.match == "contains" else literal, []).append(entry)
         else:
             self.always.append(entry)
+            self._anchored.append(anchored)
 
     def freeze(self) -> None:
         for entries in self.exact.values():
@@ -577,8 +582,9 @@ class _Index:
             buckets.setdefault(key, []).append((needle, entries))
         self.by_char = {ch: tuple(b) for ch, b in buckets.items()}
         self.key_chars = frozenset(self.by_char)
+        if self.always and all(self._anchored):
+            self.anchored_union = _anchored_union([p for _, _, p in self.always])
         self.always.sort(key=_RANK)
-        self.anchored_union = _anchored_union([p for _, _, p in self.always])
 
     def candidates(self, value: str) -> list:
         found = self.exact.get(value)
@@ -596,9 +602,9 @@ class _Index:
 
 
 def _anchored_union(patterns: list[re.Pattern]) -> re.Pattern | None:
-    """One pattern that matches at the start of a text whenever any of ``patterns`` could: possible when
-    every pattern starts with ``^`` (then a failed ``match`` rules them all out in one call)."""
-    if len(patterns) < 2 or not all(p.pattern.startswith("^") for p in patterns):
+    """For patterns that can only match at the start of the text (``^…`` with no top-level ``|``): one
+    pattern whose failed ``match`` rules them all out in one call."""
+    if len(patterns) < 2:
         return None
     try:  # vetted patterns have no back-references, so group numbering in the union does not matter
         return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
@@ -609,7 +615,7 @@ def _anchored_union(patterns: list[re.Pattern]) -> re.Pattern | None:
 class RuleSet:
     """A compiled rule set (immutable). Build with :meth:`compile`; ask with :meth:`decide`."""
 
-    __slots__ = ("version", "app_id", "rules", "defaults", "placeholders_needed", "_index", "_doc")
+    __slots__ = ("version", "app_id", "rules", "defaults", "placeholders_needed", "_index", "_doc", "_decisions")
 
     version: str
     app_id: str | None
@@ -678,7 +684,8 @@ class RuleSet:
         if version is None:
             version = content_version(body)
         if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", version):
-            raise RuleError("version", "must be a string of letters, digits, _ . : - (at most 64)")
+            raise RuleError("version", 'must be a string of letters, digits, _ . : - (at most 64); in YAML quote '
+                            'numbers: version: "2"')
         self.version = version
         self._doc = {"version": version, **body}
 
@@ -689,19 +696,23 @@ class RuleSet:
             if rule.apps and effective_app not in rule.apps:
                 continue
             needed |= rule.needs
-            for k, keyword in enumerate(rule.keywords):
-                pattern, literal = None, ""
+            for keyword in rule.keywords:
+                pattern, literal, anchored = None, "", False
                 if rule.match == "regex":
-                    pattern, literal = vet_regex(keyword)  # cached: vetted when the rule was parsed
+                    pattern, literal, anchored = vet_regex(keyword)  # cached: vetted when parsed
                 else:
                     keyword = normalize(keyword)
                 for kind in rule.triggers:
-                    self._index[kind].add(rank, rule, keyword, pattern, literal)
+                    self._index[kind].add(rank, rule, keyword, pattern, literal, anchored)
         for index in self._index.values():
             index.freeze()
         for reply in defaults.values():
             needed |= reply_needs(reply)
         self.placeholders_needed = frozenset(needed)
+        # Decisions are immutable: build each once, not per message.
+        self._decisions = {r.id: Decision(r.id, r.reply, r.needs) for r in rules}
+        for name, reply in defaults.items():
+            self._decisions[DEFAULT_IDS[name]] = Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
         return self
 
     # -- asking
@@ -715,7 +726,7 @@ class RuleSet:
         value = normalize(trigger.value)
         rule = self._first_open(index, value, now) if value else None
         if rule is not None:
-            return Decision(rule.id, rule.reply, rule.needs)
+            return self._decisions[rule.id]
         if kind == "text":
             return self._default("reply")
         if kind == "subscribe":
@@ -742,10 +753,7 @@ class RuleSet:
         return None
 
     def _default(self, name: str) -> Decision | None:
-        reply = self.defaults.get(name)
-        if reply is None:
-            return None
-        return Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
+        return self._decisions.get(DEFAULT_IDS[name])
 
     def explain(self, trigger: Trigger, *, now: datetime) -> list[tuple[str, str]]:
         """For operators (slow): every rule listening to this trigger whose keywords match, with why it did

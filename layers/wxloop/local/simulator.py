@@ -16,9 +16,10 @@ import urllib.request
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-import wxloop.protocol  # noqa: F401
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
+
+import wxloop.protocol  # noqa: F401
 
 MODES = ("plain", "compat", "safe")
 
@@ -181,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     }[args.what]()
     mode = args.mode if sim.aes_key else "plain"
     push = sim.push(xml, mode, openid=args.openid)
-    req = urllib.request.Request(f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body.encode(), method="POST",
-                                 headers={"Content-Type": "text/xml"})
+    req = urllib.request.Request(  # noqa: S310 - the local gateway, http only
+        f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body.encode(), method="POST",
+        headers={"Content-Type": "text/xml"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local gateway
             status, body = r.status, r.read().decode()

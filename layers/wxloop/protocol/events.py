@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-import wxloop.protocol  # noqa: F401
 from wechatpy.events import BaseEvent, register_event
+
+import wxloop.protocol  # noqa: F401
 
 _CONTAINERS = {
     "subscribe_msg_popup_event": "SubscribeMsgPopupEvent",

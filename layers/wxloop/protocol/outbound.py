@@ -3,9 +3,9 @@ reply cannot carry (a Mini Program card), the customer-service message JSON the 
 
 from __future__ import annotations
 
-import wxloop.protocol  # noqa: F401
 from wechatpy import replies as wx
 
+import wxloop.protocol  # noqa: F401
 from wxloop.domain.replies import Reply, truncate_utf8
 
 SUCCESS = "success"

@@ -4,7 +4,7 @@ writes nothing else); this turns every new event into a ``USER#{uid}`` / ``EV#â€
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from wxloop.adapters import repository
 from wxloop.settings import settings
@@ -25,7 +25,7 @@ def new_event(record: Mapping) -> tuple[str, dict] | None:
     if isinstance(old.get("ev"), dict) and old["ev"].get("id") == ev["id"]:
         return None
     at = int(ev.get("at") or 0)
-    event = {**ev, "uid": uid, "at_iso": datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    event = {**ev, "uid": uid, "at_iso": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     return uid, event
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from aws_lambda_powertools import Logger
@@ -120,7 +120,7 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     now = int(time.time())
     rules = rules_cache.current(app_id)
     trigger = rule_engine.trigger_for(inb)
-    when = datetime.fromtimestamp(now, timezone.utc)
+    when = datetime.fromtimestamp(now, UTC)
 
     def decide(first_time: bool):
         decision = rules.decide(trigger, now=when, first_time=first_time) if trigger else None

@@ -10,16 +10,17 @@ named by ``RULES_FILE``, or an empty set (no rules, no replies).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aws_lambda_powertools import Logger
+
 from wxloop.domain.rules import RuleSet
 
-logger = logging.getLogger(__name__)
+logger = Logger(child=True)
 
 DEFAULT_REFRESH_SECONDS = 30.0
 BUILTIN_VERSION = "builtin"
@@ -42,7 +43,7 @@ def builtin_rules(app_id: str | None = None) -> RuleSet:
             rules, _ = load_rule_set(path, app_id=app_id)
             return rules
         except Exception as exc:
-            logger.warning("RULES_FILE %s unusable, using no rules: %s", path, exc)
+            logger.warning("RULES_FILE unusable, using no rules", extra={"path": path, "error": str(exc)[:300]})
     return RuleSet.compile({"rules": []}, version=BUILTIN_VERSION, app_id=app_id)
 
 
@@ -100,11 +101,12 @@ class RulesCache:
                 raise LookupError(f"rule set version {version} of {app_id} is missing")
             stored_version, doc = found
             rules = RuleSet.compile(doc, version=stored_version, app_id=app_id)
-            logger.info("rules %s: version %s loaded (%d rules)", app_id, stored_version, len(rules))
+            logger.info("rules loaded", extra={"app_id": app_id, "version": stored_version, "rules": len(rules)})
             return _Entry(rules, now, True)
         except Exception as exc:
             # Keep answering with what we had; try again after the next interval.
-            logger.warning("rules %s: refresh failed, keeping the last good set: %r", app_id, exc)
+            logger.warning("rules refresh failed, keeping the last good set",
+                           extra={"app_id": app_id, "error": repr(exc)[:300]})
             if entry is not None:
                 return _Entry(entry.rules, now, entry.stored)
             return _Entry(builtin_rules(app_id), now, False)

@@ -1,0 +1,99 @@
+"""(a) Warm CPU per safe-mode text message through the real OA handler, AWS calls stubbed at zero cost,
+beside a bare-wechatpy floor (verify + decrypt + parse + reply + encrypt). Budget: handler <= 1.5x floor."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+
+from benchmarks._env import OA_AES_KEY, OA_APP, OA_TOKEN, setup_env
+
+
+class _StubDynamo:
+    """Answers the identity touch as DynamoDB would for a known user, without any I/O."""
+
+    def __init__(self):
+        from wxloop.adapters.repository import marshal
+
+        self._item = {"Attributes": marshal({"pk": "ID#x", "sk": "ID", "uid": "u1", "last_at": 1})}
+
+    def update_item(self, **_kw):
+        return self._item
+
+    def get_item(self, **_kw):  # the rules cache's version check: no rule set stored
+        return {}
+
+
+def _measure(fn, n: int, repeats: int) -> float:
+    """Median CPU microseconds per call over ``repeats`` runs of ``n`` calls."""
+    samples = []
+    for _ in range(repeats):
+        start = time.process_time_ns()
+        for _ in range(n):
+            fn()
+        samples.append((time.process_time_ns() - start) / n / 1000)
+    return statistics.median(samples)
+
+
+def run(n: int = 2000, repeats: int = 7) -> dict:
+    setup_env()
+    from wechatpy.crypto import WeChatCrypto
+    from wechatpy.parser import parse_message
+    from wechatpy.replies import TextReply
+    from wechatpy.utils import check_signature
+
+    import wxloop.protocol  # noqa: F401
+    from tests.conftest import load_handler  # noqa: F401 - same loader the tests use
+    from wxloop.adapters import aws
+    from wxloop.local.simulator import Simulator, http_event
+
+    sim = Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
+    push = sim.push(sim.text("oBenchUser0000000000000001", "zzz no rule matches"), "safe")
+    query, body = push.query, push.body
+
+    crypto = WeChatCrypto(OA_TOKEN, OA_AES_KEY, OA_APP)
+
+    def floor():
+        check_signature(OA_TOKEN, query["signature"], query["timestamp"], query["nonce"])
+        xml = crypto.decrypt_message(body, query["msg_signature"], query["timestamp"], query["nonce"])
+        msg = parse_message(xml)
+        reply = TextReply(content="Default reply", message=msg).render()
+        return crypto.encrypt_message(reply, query["nonce"], query["timestamp"])
+
+    aws._clients["dynamodb"] = _StubDynamo()
+    handler = load_handler("oa_webhook").lambda_handler
+
+    class Ctx:
+        function_name, memory_limit_in_mb, aws_request_id = "bench", 512, "r"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+
+    event = http_event("POST", OA_APP, query, body)
+    ctx = Ctx()
+
+    def through_handler():
+        event["requestContext"]["timeEpoch"] = int(time.time() * 1000)
+        out = handler(event, ctx)
+        assert out["statusCode"] == 200 and "<Encrypt>" in out["body"], out
+        return out
+
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # EMF metrics go to stdout
+        through_handler()
+        floor()
+        floor_runs, handler_runs = [], []
+        for _ in range(repeats):  # interleaved, so machine noise hits both alike
+            floor_runs.append(_measure(floor, n, 1))
+            handler_runs.append(_measure(through_handler, n, 1))
+        floor_us, handler_us = statistics.median(floor_runs), statistics.median(handler_runs)
+    aws.reset()
+    ratio = handler_us / floor_us
+    return {"name": "webhook_warm_cpu", "unit": "us/message", "handler": round(handler_us, 1),
+            "floor_bare_wechatpy": round(floor_us, 1), "ratio": round(ratio, 2), "budget_ratio": 1.5,
+            "within_budget": ratio <= 1.5, "messages": n * repeats}
+
+
+if __name__ == "__main__":
+    from benchmarks._env import dumps
+
+    print(dumps(run()))

@@ -1,0 +1,33 @@
+"""Job worker: SQS batches of jobs (``wxloop.services.jobs``), with partial batch failure reporting.
+
+A failed record is reported in ``batchItemFailures`` and comes back after the visibility timeout; a poison
+message fails on every receive, so the queue's redrive policy moves it to the DLQ (``maxReceiveCount``).
+"""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from wxloop.services import jobs
+
+logger = Logger()
+metrics = jobs.metrics
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord):
+    try:
+        return str(jobs.handle_message(record.body, message_id=record.message_id))
+    except jobs.PoisonJob:
+        raise  # already logged without its body
+    except Exception as exc:  # SQS retries it; the body holds personal data, so it is not logged
+        logger.warning("job failed, will be retried", extra={"message_id": record.message_id,
+                                                             "error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

@@ -1,0 +1,264 @@
+"""Jobs: work that calls WeChat's API (or that the webhook could not record in time), run by the worker.
+
+A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same piece of work. Kinds:
+
+- ``cs_send``: ``openid``, ``message`` (customer-service body without ``touser``, e.g.
+  ``{"msgtype": "text", "text": {"content": "…"}}``, ``image``, ``news``, ``miniprogrampage``).
+- ``subscribe_send``: ``openid``, ``template_id``, ``data``, ``page``? (MP subscribe message); spends one
+  credit of ``ID#{app_id}#{openid}``/``SUB#{template_id}`` when that counter exists.
+- ``user_info``: ``openid``; fetches OA ``user/info`` and links the ``unionid`` when there is one.
+- ``tag``: ``openid``, ``add``/``remove``: lists of tag ids.
+- ``touch``: ``inbound`` (dict form of ``Inbound``), ``at``; records a push the webhook queued instead of
+  writing (``wxloop.services.oa_push.record_later``).
+
+Each job runs at most once in effect (a claim item ``JOB#{id}``). Outcomes by errcode:
+40001/40014/42001 are handled in the client (compare-and-expire, refresh, one retry); 45015/43101 close the
+channel for that person (no retry); 45009/45047 re-queue the job with a growing delay; HTTP 5xx, timeouts
+and DynamoDB failures raise so SQS retries (then the DLQ); any other errcode is recorded, no retry. A job
+that can never run (not JSON, unknown kind, missing fields) raises ``PoisonJob`` every time, so SQS's
+redrive moves it to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from wxloop.adapters import queue, repository
+
+logger = Logger(child=True)
+metrics = Metrics()  # shared with the worker's handler, which flushes it (log_metrics)
+
+JOB_TTL_SECONDS = 7 * 86400
+CLOSED_CODES = frozenset({45015, 43101})  # out of the CS window / unfollowed; no subscribe credit
+BACKOFF_CODES = frozenset({45009, 45047})  # daily API quota reached; CS message cap reached
+BACKOFF_FIRST_SECONDS = 60
+BACKOFF_MAX_SECONDS = 900  # SQS DelaySeconds cap
+MAX_DEFERRALS = 5
+
+
+class PoisonJob(ValueError):
+    """The message can never run: not JSON, no id/kind/app_id, unknown kind, or missing fields.
+
+    Its message never contains the job body (bodies hold personal data).
+    """
+
+
+class JobBusy(RuntimeError):
+    """Another worker holds this job's claim: try again after the visibility timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What running a job came to: ``ok``, ``duplicate``, ``closed``, ``deferred``, ``gave_up``, ``failed``
+    (an errcode that retrying will not fix). ``errcode`` when WeChat gave one."""
+
+    status: str
+    errcode: int | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.status if self.errcode is None else f"{self.status}:{self.errcode}"
+
+
+def backoff_seconds(deferrals: int) -> int:
+    """Delay before the ``deferrals``-th re-run of a throttled job: 60, 120, 240, 480, 900, 900…"""
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, deferrals))
+
+
+def lease_seconds() -> int:
+    """How long a claim blocks other deliveries; longer than the worker's timeout, shorter than the
+    queue's visibility timeout (so a crashed run is retried by SQS's redelivery)."""
+    return int(os.environ.get("JOB_LEASE_SECONDS", "60"))
+
+
+# -- kinds ---------------------------------------------------------------------------------------------
+
+
+def _client(app_id: str):
+    from wxloop.adapters import wechat  # requests + wechatpy: only when a job calls WeChat
+
+    return wechat.api_client(app_id)
+
+
+def _cs_send(job: Mapping, now: int) -> str:
+    _client(job["app_id"]).post("message/custom/send", data={**job["message"], "touser": job["openid"]})
+    return "sent"
+
+
+def _subscribe_send(job: Mapping, now: int) -> str:
+    body = {"touser": job["openid"], "template_id": job["template_id"], "data": job["data"]}
+    for optional in ("page", "miniprogram_state", "lang"):
+        if job.get(optional):
+            body[optional] = job[optional]
+    _client(job["app_id"]).post("message/subscribe/send", data=body)
+    spent = repository.use_subscribe_credit(job["app_id"], job["openid"], job["template_id"])
+    return "sent" if spent else "sent-uncounted"
+
+
+def _user_info(job: Mapping, now: int) -> str:
+    info = _client(job["app_id"]).user.get(job["openid"])
+    unionid = info.get("unionid") if isinstance(info, Mapping) else None
+    if not unionid:
+        return "no-unionid"
+    uid = repository.link_unionid(job["app_id"], job["openid"], unionid, now)
+    return f"linked:{uid}"
+
+
+def _tag(job: Mapping, now: int) -> str:
+    client = _client(job["app_id"])
+    for tag_id in job.get("add") or ():
+        client.tag.tag_user(int(tag_id), job["openid"])
+    for tag_id in job.get("remove") or ():
+        client.tag.untag_user(int(tag_id), job["openid"])
+    return "tagged"
+
+
+def _touch(job: Mapping, now: int) -> str:
+    try:
+        from wxloop.services import oa_push
+    except ImportError:
+        oa_push = None
+    record_later = getattr(oa_push, "record_later", None)
+    if record_later is None:  # retried, then kept in the DLQ until the recorder ships
+        raise RuntimeError("wxloop.services.oa_push.record_later is not available")
+    return str(record_later(job))
+
+
+def _is_id_list(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, int) or str(v).isdigit() for v in value))
+
+
+# kind → (runner, required fields, channel closed by 45015/43101)
+KINDS: dict[str, tuple[Callable[[Mapping, int], str], tuple[str, ...], Callable[[Mapping], str] | None]] = {
+    "cs_send": (_cs_send, ("openid", "message"), lambda job: "cs"),
+    "subscribe_send": (_subscribe_send, ("openid", "template_id", "data"),
+                       lambda job: f"subscribe:{job['template_id']}"),
+    "user_info": (_user_info, ("openid",), None),
+    "tag": (_tag, ("openid",), None),
+    "touch": (_touch, ("inbound",), None),
+}
+
+
+# -- running -------------------------------------------------------------------------------------------
+
+
+def parse(body: str | bytes) -> dict:
+    """A job from an SQS message body; raises ``PoisonJob`` when it can never run."""
+    try:
+        job = json.loads(body)
+    except (TypeError, ValueError):
+        raise PoisonJob("message body is not JSON") from None
+    validate(job)
+    return job
+
+
+def validate(job: Any) -> None:
+    if not isinstance(job, dict):
+        raise PoisonJob("job is not a JSON object")
+    for name in ("id", "kind", "app_id"):
+        if not isinstance(job.get(name), str) or not job[name]:
+            raise PoisonJob(f"job has no {name}")
+    spec = KINDS.get(job["kind"])
+    if spec is None:
+        raise PoisonJob(f"unknown job kind {job['kind'][:40]!r}")
+    missing = [f for f in spec[1] if job.get(f) in (None, "", {}, [])]
+    if missing:
+        raise PoisonJob(f"{job['kind']} job lacks {', '.join(missing)}")
+    if job["kind"] == "cs_send" and not (isinstance(job["message"], dict) and job["message"].get("msgtype")):
+        raise PoisonJob("cs_send message needs a msgtype")
+    if job["kind"] == "tag" and not (_is_id_list(job.get("add")) and _is_id_list(job.get("remove"))):
+        raise PoisonJob("tag job add/remove must be lists of tag ids")
+
+
+def _count(sink: Metrics | None, name: str) -> None:
+    if sink is not None:
+        sink.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def run(job: Mapping, *, sink: Metrics | None = metrics, now: int | None = None) -> Outcome:
+    """Run one job at most once in effect; returns its outcome, or raises so SQS retries it.
+
+    Raises ``PoisonJob`` (never runnable), ``JobBusy`` (claimed by a running worker), ``WeChatAPIError``
+    (transient: 5xx, timeout, token still refused after one refresh), ``RepositoryError``/``QueueError``.
+    """
+    validate(job)
+    now = int(time.time()) if now is None else int(now)
+    job_id, kind = job["id"], job["kind"]
+    runner, _, channel_of = KINDS[kind]
+    if not repository.claim_job(job_id, now + JOB_TTL_SECONDS, now=now, lease_seconds=lease_seconds()):
+        state = (repository.get_job(job_id) or {}).get("state")
+        if state != "done":
+            raise JobBusy(f"job {job_id} is running elsewhere")
+        _count(sink, f"job.{kind}.duplicate")
+        return Outcome("duplicate")
+    try:
+        detail = runner(job, now)
+    except Exception as exc:
+        try:
+            outcome = _settle_failure(job, exc, channel_of, now)
+        except Exception:
+            outcome = None  # recording the outcome failed: retry the whole job
+        if outcome is None:
+            _release(job_id)
+            _count(sink, f"job.{kind}.retry")
+            raise
+        _count(sink, f"job.{kind}.{outcome.status}")
+        logger.info("job settled", extra={"job_id": job_id, "kind": kind, "outcome": str(outcome)})
+        return outcome
+    repository.finish_job(job_id, "ok", now=now)
+    _count(sink, f"job.{kind}.ok")
+    return Outcome("ok", detail=detail)
+
+
+def _settle_failure(job: Mapping, exc: Exception, channel_of, now: int) -> Outcome | None:
+    """Record the outcome of an errcode that retrying will not fix; None means: let SQS retry."""
+    from wxloop.adapters.wechat import WeChatAPIError  # only loaded when a WeChat call failed
+
+    if not isinstance(exc, WeChatAPIError) or exc.transient:
+        return None
+    code, job_id = exc.errcode, job["id"]
+    if code in CLOSED_CODES:
+        channel = channel_of(job) if channel_of else job["kind"]
+        repository.mark_channel_closed(job["app_id"], job["openid"], channel, code, now)
+        outcome = Outcome("closed", code, channel)
+    elif code in BACKOFF_CODES:
+        deferrals = int(job.get("deferrals") or 0)
+        if deferrals >= MAX_DEFERRALS:
+            outcome = Outcome("gave_up", code)
+        else:
+            # Release first: the re-queued copy (same id) must be able to claim. If the send fails, the
+            # exception propagates and SQS retries this delivery instead.
+            _release(job_id)
+            queue.send({**job, "deferrals": deferrals + 1}, delay_seconds=backoff_seconds(deferrals))
+            return Outcome("deferred", code, f"in {backoff_seconds(deferrals)}s")
+    else:
+        outcome = Outcome("failed", code, exc.errmsg[:100])
+    repository.finish_job(job_id, str(outcome), now=now)
+    return outcome
+
+
+def _release(job_id: str) -> None:
+    try:
+        repository.release_job(job_id)
+    except Exception:  # the claim then expires on its own after lease_seconds()
+        logger.warning("job claim not released", extra={"job_id": job_id})
+
+
+def handle_message(body: str | bytes, *, sink: Metrics | None = metrics, message_id: str = "") -> Outcome:
+    """Parse and run one SQS message (the worker's record handler). Poison messages are counted and
+    logged without their body, then re-raised so that redrive moves them to the DLQ."""
+    try:
+        job = parse(body)
+    except PoisonJob as exc:
+        _count(sink, "job.poison")
+        logger.error("poison job", extra={"message_id": message_id, "reason": str(exc)})
+        raise
+    return run(job, sink=sink)

@@ -1,0 +1,304 @@
+"""The worker handler on SQS events, with moto (table, queue + DLQ) and the fake WeChat API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import MP_APP, OA_APP, load_handler
+from tests.integration.conftest_wechat import new_identity, pump, sqs_event, sqs_record
+
+pytest_plugins = ["tests.integration.conftest_wechat"]  # fixtures: fake_wechat
+
+CS = "/cgi-bin/message/custom/send"
+SUB = "/cgi-bin/message/subscribe/send"
+TEXT = {"msgtype": "text", "text": {"content": "hello"}}
+
+
+@pytest.fixture
+def worker():
+    return load_handler("worker")
+
+
+def cs_job(job_id="j-cs-1", openid="o-oa-1", **extra):
+    return {"id": job_id, "kind": "cs_send", "app_id": OA_APP, "openid": openid, "message": TEXT, **extra}
+
+
+def sub_job(job_id="j-sub-1", openid="o-mp-1", **extra):
+    return {"id": job_id, "kind": "subscribe_send", "app_id": MP_APP, "openid": openid, "template_id": "tpl-1",
+            "page": "pages/index", "data": {"thing1": {"value": "x"}}, **extra}
+
+
+def job_state(job_id):
+    from wxloop.adapters import repository
+
+    return repository.get_job(job_id) or {}
+
+
+def test_cs_send_runs_once_even_when_delivered_twice(aws, fake_wechat, worker, context):
+    out = worker.lambda_handler(sqs_event(cs_job()), context)
+    assert out == {"batchItemFailures": []}
+    sent = fake_wechat.calls(CS)
+    assert len(sent) == 1 and sent[0]["json"] == {"touser": "o-oa-1", **TEXT}
+    assert job_state("j-cs-1")["state"] == "done" and job_state("j-cs-1")["outcome"] == "ok"
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
+    assert len(fake_wechat.calls(CS)) == 1  # the duplicate did nothing
+
+
+def test_45015_closes_the_cs_channel_for_that_person_without_retry(aws, fake_wechat, worker, context):
+    new_identity(OA_APP, "o-oa-1")
+    fake_wechat.fail_next(CS, 45015)
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
+    from wxloop.adapters import repository
+
+    closed = repository.get_identity(OA_APP, "o-oa-1")["closed"]
+    assert closed["cs"]["code"] == 45015 and closed["cs"]["at"] > 0
+    assert job_state("j-cs-1")["outcome"] == "closed:45015"
+    assert aws.jobs() == []  # not re-queued
+    assert len(fake_wechat.calls(CS)) == 1
+
+
+def test_43101_closes_the_subscribe_channel_of_that_template(aws, fake_wechat, worker, context):
+    new_identity(MP_APP, "o-mp-1")
+    new_identity(MP_APP, "o-mp-2")
+    fake_wechat.fail_next(SUB, 43101, times=2)
+    worker.lambda_handler(sqs_event(sub_job(), sub_job("j-sub-2", "o-mp-2", template_id="tpl-2")), context)
+    from wxloop.adapters import repository
+
+    assert repository.get_identity(MP_APP, "o-mp-1")["closed"] == {"subscribe:tpl-1": {"code": 43101, "at": pytest.approx(
+        repository.get_identity(MP_APP, "o-mp-1")["closed"]["subscribe:tpl-1"]["at"])}}
+    assert set(repository.get_identity(MP_APP, "o-mp-2")["closed"]) == {"subscribe:tpl-2"}
+    assert job_state("j-sub-1")["outcome"] == "closed:43101"
+
+
+def test_a_second_closed_channel_joins_the_first(aws, fake_wechat):
+    from wxloop.adapters import repository
+
+    new_identity(OA_APP, "o-oa-1")
+    assert repository.mark_channel_closed(OA_APP, "o-oa-1", "cs", 45015, 100)
+    assert repository.mark_channel_closed(OA_APP, "o-oa-1", "subscribe:t", 43101, 200)
+    assert repository.get_identity(OA_APP, "o-oa-1")["closed"] == {
+        "cs": {"code": 45015, "at": 100}, "subscribe:t": {"code": 43101, "at": 200}}
+    assert repository.mark_channel_closed(OA_APP, "o-nobody", "cs", 45015, 100) is False
+    assert repository.get_identity(OA_APP, "o-nobody") is None
+
+
+def test_subscribe_send_spends_a_credit_when_the_counter_exists(aws, fake_wechat, worker, context):
+    from wxloop.adapters import repository
+
+    aws.ddb.put_item(TableName=aws.table, Item=repository.marshal(
+        {"pk": f"ID#{MP_APP}#o-mp-1", "sk": "SUB#tpl-1", "remaining": 2}))
+    worker.lambda_handler(sqs_event(sub_job(), sub_job("j-sub-2", "o-mp-2")), context)
+    sent = fake_wechat.calls(SUB)
+    assert [c["json"]["touser"] for c in sent] == ["o-mp-1", "o-mp-2"]
+    assert sent[0]["json"] == {"touser": "o-mp-1", "template_id": "tpl-1", "data": {"thing1": {"value": "x"}},
+                               "page": "pages/index"}
+    item = aws.ddb.get_item(TableName=aws.table, Key={"pk": {"S": f"ID#{MP_APP}#o-mp-1"}, "sk": {"S": "SUB#tpl-1"}})
+    assert item["Item"]["remaining"] == {"N": "1"}
+    no_counter = aws.ddb.get_item(TableName=aws.table, Key={"pk": {"S": f"ID#{MP_APP}#o-mp-2"}, "sk": {"S": "SUB#tpl-1"}})
+    assert "Item" not in no_counter  # no counter is invented
+
+
+@pytest.mark.parametrize("errcode", [45009, 45047])
+def test_quota_errors_requeue_the_job_with_a_growing_delay(aws, fake_wechat, worker, context, monkeypatch, errcode):
+    from wxloop.services import jobs
+
+    sent = []
+    real_send = jobs.queue.send
+    monkeypatch.setattr(jobs.queue, "send", lambda job, delay_seconds=0: (sent.append((job, delay_seconds)),
+                                                                          real_send(job, delay_seconds=delay_seconds)))
+    fake_wechat.fail_next(CS, errcode, times=2)
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
+    assert worker.lambda_handler(sqs_event(sent[0][0]), context) == {"batchItemFailures": []}
+    assert [(job["deferrals"], delay) for job, delay in sent] == [(1, 60), (2, 120)]
+    attrs = aws.sqs.get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessagesDelayed"] == "2"  # moto honours DelaySeconds
+    # the claim was released, so the delayed copy runs when it arrives
+    assert worker.lambda_handler(sqs_event(sent[1][0]), context) == {"batchItemFailures": []}
+    assert job_state("j-cs-1")["outcome"] == "ok" and len(fake_wechat.calls(CS)) == 3
+
+
+def test_a_job_deferred_too_often_gives_up(aws, fake_wechat, worker, context):
+    from wxloop.services import jobs
+
+    fake_wechat.fail_next(CS, 45009)
+    worker.lambda_handler(sqs_event(cs_job(deferrals=jobs.MAX_DEFERRALS)), context)
+    assert job_state("j-cs-1")["outcome"] == "gave_up:45009"
+    assert aws.jobs() == []
+    assert jobs.backoff_seconds(10) == 900
+
+
+@pytest.mark.parametrize("failure", ["http_502", "timeout"])
+def test_5xx_and_timeouts_report_the_record_for_sqs_retry_then_succeed(aws, fake_wechat, worker, context, failure):
+    if failure == "http_502":
+        fake_wechat.fail_next(CS, status=502)
+    else:
+        fake_wechat.slow_next(CS, 0.8)  # the fixture sets WECHAT_API_TIMEOUT=0.5
+    event = sqs_event(cs_job())
+    message_id = event["Records"][0]["messageId"]
+    # one record that fails is the whole batch failing: Powertools raises, and SQS retries it
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(event, context)
+    assert job_state("j-cs-1")["state"] == "running" and job_state("j-cs-1")["lease_until"] == 0  # released
+    good = sqs_record(json.dumps(cs_job("j-cs-2")))
+    fake_wechat.fail_next(CS, status=502)
+    out = worker.lambda_handler({"Records": [event["Records"][0], good]}, context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    assert worker.lambda_handler(event, context) == {"batchItemFailures": []}
+    assert job_state("j-cs-1")["outcome"] == "ok"
+
+
+def test_an_unknown_errcode_is_recorded_and_not_retried(aws, fake_wechat, worker, context):
+    fake_wechat.fail_next(CS, 40003)
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
+    assert job_state("j-cs-1")["outcome"] == "failed:40003"
+    assert len(fake_wechat.calls(CS)) == 1
+
+
+def test_partial_batch_failure_reports_only_the_bad_message(aws, fake_wechat, worker, context):
+    bad = sqs_record("{not json", message_id="m-bad")
+    good = sqs_record(json.dumps(cs_job()), message_id="m-good")
+    out = worker.lambda_handler({"Records": [bad, good]}, context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+    assert len(fake_wechat.calls(CS)) == 1
+
+
+def test_a_job_claimed_by_a_running_worker_is_retried_later_not_dropped(aws, fake_wechat, worker, context):
+    import time
+
+    from wxloop.adapters import repository
+
+    assert repository.claim_job("j-cs-1", int(time.time()) + 3600, lease_seconds=60)
+    out = worker.lambda_handler({"Records": [sqs_record(json.dumps(cs_job()), message_id="m1"),
+                                             sqs_record(json.dumps(cs_job("j-cs-2")), message_id="m2")]}, context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert [c["json"]["touser"] for c in fake_wechat.calls(CS)] == ["o-oa-1"]  # only j-cs-2 ran
+
+
+def test_poison_messages_end_in_the_dlq_after_max_receives_and_their_body_is_not_logged(
+        aws, fake_wechat, worker, context, capsys, caplog):
+    """moto applies the redrive policy (maxReceiveCount 3) when a message is received too often; ``pump``
+    plays the event source mapping (failed records become visible again at once)."""
+    secret_body = '{"id": "p1", "kind": "launch_rockets", "app_id": "wx1234567890abcdef", "phone": "13900001111"}'
+    for body in ("definitely not json 13900001111", secret_body):
+        aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
+    aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(cs_job()))
+    responses = pump(aws, worker.lambda_handler, context)
+    assert len(responses) == 3  # three receives of the poison pair, the good job ran on the first
+    dead = aws.sqs.receive_message(QueueUrl=aws.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in dead) == sorted(["definitely not json 13900001111", secret_body])
+    assert aws.sqs.receive_message(QueueUrl=aws.queue_url).get("Messages") is None
+    assert len(fake_wechat.calls(CS)) == 1
+    poison_logs = [r for r in caplog.records if r.getMessage() == "poison job"]
+    assert len(poison_logs) == 6
+    assert all("13900001111" not in str(r.__dict__) for r in caplog.records)
+    assert '"job.poison"' in capsys.readouterr().out  # EMF metric
+
+
+def test_a_subscribe_ends_with_the_unionid_linked(aws, fake_wechat, worker, context):
+    from wxloop.adapters import repository
+
+    uid = new_identity(OA_APP, "o-oa-1")
+    fake_wechat.add_user(OA_APP, "o-oa-1", unionid="un-1")
+    job = {"id": "sub-evt:user_info", "kind": "user_info", "app_id": OA_APP, "openid": "o-oa-1"}
+    assert worker.lambda_handler(sqs_event(job), context) == {"batchItemFailures": []}
+    union = repository.unmarshal(aws.ddb.get_item(TableName=aws.table, Key=repository.union_key("un-1"))["Item"])
+    assert union["uid"] == uid
+    assert repository.get_person(uid)["unionid"] == "un-1"
+    assert repository.get_identity(OA_APP, "o-oa-1")["unionid"] == "un-1"
+    assert job_state("sub-evt:user_info")["outcome"] == "ok"
+
+
+def test_a_follower_without_unionid_is_fine(aws, fake_wechat, worker, context):
+    new_identity(OA_APP, "o-oa-1")
+    job = {"id": "j-ui", "kind": "user_info", "app_id": OA_APP, "openid": "o-oa-1"}
+    assert worker.lambda_handler(sqs_event(job), context) == {"batchItemFailures": []}
+    assert not [i for i in aws.items() if i["pk"].startswith("UNION#")]
+
+
+def test_user_info_before_the_identity_exists_is_retried(aws, fake_wechat, worker, context):
+    fake_wechat.add_user(OA_APP, "o-late", unionid="un-2")
+    job = {"id": "j-ui", "kind": "user_info", "app_id": OA_APP, "openid": "o-late"}
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(sqs_event(job), context)
+    new_identity(OA_APP, "o-late")
+    assert worker.lambda_handler(sqs_event(job), context) == {"batchItemFailures": []}
+
+
+def test_a_unionid_seen_on_the_oa_merges_the_follower_into_the_mini_program_person(aws, fake_wechat, worker, context):
+    """Given an MP user already linked to unionid U, when the same person follows the OA (a new person) and
+    user/info returns U, then the OA identity resolves to the MP person, which gains the OA openid, and the
+    OA-only person is marked merged. Running it again changes nothing."""
+    from wxloop.adapters import repository
+
+    mp_uid = new_identity(MP_APP, "o-mp-1", now=1000)
+    assert repository.link_unionid(MP_APP, "o-mp-1", "un-1", 1001) == mp_uid  # claim
+    oa_uid = new_identity(OA_APP, "o-oa-1", now=2000)
+    fake_wechat.add_user(OA_APP, "o-oa-1", unionid="un-1")
+    worker.lambda_handler(sqs_event({"id": "j-ui", "kind": "user_info", "app_id": OA_APP, "openid": "o-oa-1"}),
+                          context)
+    assert repository.get_identity(OA_APP, "o-oa-1")["uid"] == mp_uid
+    survivor, loser = repository.get_person(mp_uid), repository.get_person(oa_uid)
+    assert survivor["openids"] == {MP_APP: "o-mp-1", OA_APP: "o-oa-1"} and survivor["unionid"] == "un-1"
+    assert survivor["first_touch"]["app_id"] == MP_APP  # the MP touched first
+    assert loser["merged_into"] == mp_uid
+    before = aws.items()
+    assert repository.link_unionid(OA_APP, "o-oa-1", "un-1", 3000) == mp_uid
+    assert aws.items() == before
+
+
+def test_merge_keeps_the_earliest_first_touch(aws, fake_wechat):
+    from wxloop.adapters import repository
+
+    oa_uid = new_identity(OA_APP, "o-oa-1", now=500)
+    mp_uid = new_identity(MP_APP, "o-mp-1", now=1000)
+    repository.link_unionid(MP_APP, "o-mp-1", "un-1", 1001)
+    assert repository.link_unionid(OA_APP, "o-oa-1", "un-1", 1002) == mp_uid
+    assert repository.get_person(mp_uid)["first_touch"]["app_id"] == OA_APP
+    assert repository.get_person(oa_uid)["merged_into"] == mp_uid
+
+
+def test_tag_job(aws, fake_wechat, worker, context):
+    job = {"id": "j-tag", "kind": "tag", "app_id": OA_APP, "openid": "o-oa-1", "add": [100, 101], "remove": [7]}
+    assert worker.lambda_handler(sqs_event(job), context) == {"batchItemFailures": []}
+    tagged = fake_wechat.calls("/cgi-bin/tags/members/batchtagging")
+    assert [c["json"] for c in tagged] == [{"tagid": 100, "openid_list": ["o-oa-1"]},
+                                           {"tagid": 101, "openid_list": ["o-oa-1"]}]
+    assert fake_wechat.calls("/cgi-bin/tags/members/batchuntagging")[0]["json"] == {"tagid": 7, "openid_list": ["o-oa-1"]}
+
+
+def test_touch_job_hands_the_push_to_the_recorder_once(aws, fake_wechat, worker, context, monkeypatch):
+    from wxloop.services import oa_push
+
+    seen = []
+    monkeypatch.setattr(oa_push, "record_later", lambda job: seen.append(job["id"]) or "recorded")
+    job = {"id": "k1:touch", "kind": "touch", "app_id": OA_APP, "at": 1700000000,
+           "inbound": {"openid": "o-oa-1", "to_user": "gh_x", "msg_type": "text", "create_time": 1700000000,
+                       "msg_id": "1", "content": "hi"}}
+    assert worker.lambda_handler(sqs_event(job), context) == {"batchItemFailures": []}
+    assert worker.lambda_handler(sqs_event(job), context) == {"batchItemFailures": []}
+    assert seen == ["k1:touch"]
+    assert fake_wechat.calls() == []  # no WeChat call, no token fetch
+
+
+@pytest.mark.parametrize("body", [
+    "[]", '{"kind": "cs_send"}', '{"id": "x", "kind": "cs_send", "app_id": "wx1"}',
+    '{"id": "x", "kind": "cs_send", "app_id": "wx1", "openid": "o", "message": {"text": "no msgtype"}}',
+    '{"id": "x", "kind": "tag", "app_id": "wx1", "openid": "o", "add": ["vip"]}',
+])
+def test_malformed_jobs_are_poison(body):
+    from wxloop.services import jobs
+
+    with pytest.raises(jobs.PoisonJob):
+        jobs.parse(body)
+
+
+def test_a_token_that_cannot_be_fetched_keeps_the_job_for_retry(aws, fake_wechat, worker, context):
+    """40164 (caller IP not on the OA's allow-list) on the token fetch is not the job's fault: SQS keeps it."""
+    fake_wechat.fail_next("/cgi-bin/stable_token", 40164)
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(sqs_event(cs_job()), context)
+    assert fake_wechat.calls(CS) == [] and job_state("j-cs-1")["lease_until"] == 0
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
+    assert job_state("j-cs-1")["outcome"] == "ok"
