@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import sys
 import time
@@ -149,13 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
     p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify"])
     p.add_argument("value", nargs="?", default="", help="text content, QR scene, menu key or URL")
-    p.add_argument("--url", default="http://127.0.0.1:3000", help="base URL of the local gateway")
+    p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_PORT', '3000')}", help="base URL of the local gateway")
     p.add_argument("--app", default=None, help="app id (default: the first OA in WECHAT_ACCOUNTS)")
     p.add_argument("--openid", default="oDemoUser000000000000000001")
     p.add_argument("--mode", choices=MODES, default="safe")
     args = p.parse_args(argv)
-    import os
-
     from wxloop.local.table import REPO_ROOT
 
     raw = os.environ.get("WECHAT_ACCOUNTS") or (REPO_ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8")
@@ -169,14 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     url = f"{args.url.rstrip('/')}/wechat/oa/{app_id}"
     if args.what == "verify":
         q = sim.verify_query()
-        with urllib.request.urlopen(f"{url}?{urllib.parse.urlencode(q)}", timeout=10) as r:  # noqa: S310
-            print(r.status, r.read().decode())
+        try:
+            with urllib.request.urlopen(f"{url}?{urllib.parse.urlencode(q)}", timeout=10) as r:  # noqa: S310
+                print(r.status, r.read().decode())
+        except urllib.error.URLError as err:
+            print(f"cannot reach {url}: {err.reason}", file=sys.stderr)
+            return 2
         return 0
     xml = {
         "text": lambda: sim.text(args.openid, args.value or "hello"),
         "subscribe": lambda: sim.subscribe(args.openid, args.value or None),
         "scan": lambda: sim.event(args.openid, "SCAN", key=args.value or "demo"),
-        "click": lambda: sim.event(args.openid, "CLICK", key=args.value or "MENU_NEWS"),
+        "click": lambda: sim.event(args.openid, "CLICK", key=args.value or "ABOUT_US"),
         "view": lambda: sim.event(args.openid, "VIEW", key=args.value or "https://example.com/"),
         "unsubscribe": lambda: sim.event(args.openid, "unsubscribe", key=""),
     }[args.what]()
@@ -191,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             status, body = r.status, r.read().decode()
     except urllib.error.HTTPError as err:
         status, body = err.code, err.read().decode()
+    except urllib.error.URLError as err:
+        print(f"cannot reach {url}: {err.reason} (is `make run` running on that port?)", file=sys.stderr)
+        return 2
     print(f"HTTP {status} ({mode} mode)")
     print(sim.open_reply(body, push) if status == 200 else body)
     return 0 if status == 200 else 1

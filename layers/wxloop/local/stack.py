@@ -16,12 +16,14 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from wxloop.local.table import REPO_ROOT
 
 DEMO_ACCOUNTS = REPO_ROOT / "config" / "demo-accounts.json"
 DEMO_RULES = REPO_ROOT / "rules" / "example.yaml"
+DEMO_MENU = REPO_ROOT / "rules" / "menu.yaml"
 
 
 def free_port() -> int:
@@ -34,11 +36,13 @@ class LocalStack:
     """Everything ``make run`` starts; usable from tests as a context manager."""
 
     def __init__(self, *, port: int = 3000, accounts_file: Path = DEMO_ACCOUNTS, rules_file: Path | None = DEMO_RULES,
-                 table: str = "wxloop-local", quiet: bool = False):
-        self.port, self.accounts_file, self.rules_file, self.table, self.quiet = port, accounts_file, rules_file, table, quiet
+                 menu_file: Path | None = DEMO_MENU, table: str = "wxloop-local", quiet: bool = False):
+        self.port, self.accounts_file, self.table, self.quiet = port, accounts_file, table, quiet
+        self.rules_file, self.menu_file = rules_file, menu_file
         self.stop_event = threading.Event()
         self._moto = self._gateway = self._fake = None
         self.urls: dict[str, str] = {}
+        self.route_paths: list[str] = []
 
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
@@ -60,14 +64,11 @@ class LocalStack:
             os.environ["WECHAT_ACCOUNTS"] = self.accounts_file.read_text(encoding="utf-8")
         accounts = json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
 
-        try:
-            from wxloop.local.fake_wechat import FakeWeChat
+        from wxloop.local.fake_wechat import FakeWeChat
 
-            self._fake = FakeWeChat({k: v.get("app_secret", "") for k, v in accounts.items()})
-            os.environ["WECHAT_API_BASE"] = self._fake.start()
-            self.urls["wechat_api"] = os.environ["WECHAT_API_BASE"]
-        except ImportError:
-            pass
+        self._fake = FakeWeChat({k: v.get("app_secret", "") for k, v in accounts.items()})
+        os.environ["WECHAT_API_BASE"] = self._fake.start()
+        self.urls["wechat_api"] = os.environ["WECHAT_API_BASE"]
 
         import boto3
 
@@ -85,15 +86,16 @@ class LocalStack:
         os.environ["QUEUE_URL"] = queue
         self.urls.update(aws=aws_url, queue=queue, dlq=dlq)
 
-        if self.rules_file and self.rules_file.exists():
-            self._push_rules(accounts)
+        self._publish_rules_and_menu(accounts)
 
         from wxloop.local.gateway import load_function, routes_from_template, serve
         from wxloop.local.pumps import pump_queue, pump_stream
         from wxloop.local.table import load_template
 
         template = load_template()
-        self._gateway = serve(routes_from_template(template), port=self.port)
+        routes = routes_from_template(template)
+        self.route_paths = [r.template for r in routes]
+        self._gateway = serve(routes, port=self.port)
         self.port = self._gateway.server_address[1]
         self.urls["gateway"] = f"http://127.0.0.1:{self.port}"
         resources = template["Resources"]
@@ -104,18 +106,23 @@ class LocalStack:
                         self.stop_event)
         return self
 
-    def _push_rules(self, accounts: dict) -> None:
-        try:
-            from wxloop import rulesfile
-            from wxloop.adapters import repository
-            from wxloop.domain.rules import RuleSet
-        except ImportError:
-            return
-        doc = rulesfile.load_rules(self.rules_file)
-        for app_id, acct in accounts.items():
-            if acct.get("kind") == "oa":
-                compiled = RuleSet.compile(doc, version=str(doc.get("version") or "local"))
-                repository.put_rule_set(app_id, doc, compiled.version)
+    def _publish_rules_and_menu(self, accounts: dict) -> None:
+        """Publish the rule file as the current rule set of the account it names (of every OA when it names
+        none), and the menu file to each OA through the fake API, as an operator would with the CLI."""
+        from wxloop.adapters import repository
+        from wxloop.adapters.wechat import api_client
+        from wxloop.rulesfile import load_menu_model, load_rule_set
+
+        oas = [app_id for app_id, acct in accounts.items() if acct.get("kind") == "oa"]
+        if self.rules_file:
+            named = load_rule_set(self.rules_file)[0].app_id
+            for app_id in [named] if named else oas:
+                rules, _ = load_rule_set(self.rules_file, app_id=app_id)
+                repository.put_rule_set(app_id, rules.to_doc(), rules.version)
+        if self.menu_file:
+            menu, _ = load_menu_model(self.menu_file)
+            for app_id in oas:
+                api_client(app_id).menu.create(menu.to_wechat_json())
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -136,23 +143,28 @@ class LocalStack:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wxloop-local", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("WXLOOP_PORT", "3000")))
-    parser.add_argument("--rules", type=Path, default=DEMO_RULES)
+    parser.add_argument("--rules", type=Path, default=DEMO_RULES, help="rule file to publish (default: the demo)")
+    parser.add_argument("--menu", type=Path, default=DEMO_MENU, help="menu file to publish (default: the demo)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    stack = LocalStack(port=args.port, rules_file=args.rules).start()
+    stack = LocalStack(port=args.port, rules_file=args.rules, menu_file=args.menu).start()
     accounts = json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
     gw = stack.urls["gateway"]
     print("wxloop is running locally. Ctrl-C stops everything.\n")
     for app_id, acct in accounts.items():
-        print(f"  {acct['kind'].upper()} {acct.get('name', '')}: {gw}/wechat/{acct['kind']}/{app_id}")
+        route = f"/wechat/{acct['kind']}/{{app_id}}"
+        if route in stack.route_paths:
+            print(f"  {acct['kind'].upper()} {acct.get('name', '')}: {gw}{route.format(app_id=app_id)}")
     print(f"\n  embedded AWS (moto):  {stack.urls['aws']}   table: {stack.table}")
-    if "wechat_api" in stack.urls:
-        print(f"  fake WeChat API:      {stack.urls['wechat_api']}   (calls: {stack.urls['wechat_api']}/__fake/calls)")
+    print(f"  fake WeChat API:      {stack.urls['wechat_api']}   (calls: {stack.urls['wechat_api']}/__fake/calls)")
+    print(f"  rules: {args.rules.name}   menu: {args.menu.name}")
     print("\nSend a message as WeChat would (signed, encrypted), in another terminal:")
     print("  .venv/bin/python -m wxloop.local.simulator text shop")
-    print("  .venv/bin/python -m wxloop.local.simulator subscribe spring")
-    print("  .venv/bin/python -m wxloop.local.simulator click MENU_NEWS")
+    print("  .venv/bin/python -m wxloop.local.simulator subscribe store_12")
+    print("  .venv/bin/python -m wxloop.local.simulator click ABOUT_US")
     sys.stdout.flush()
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())
