@@ -45,8 +45,8 @@ def run(n: int = 2000, repeats: int = 7) -> dict:
     from wechatpy.utils import check_signature
 
     import wxloop.protocol  # noqa: F401
-    from tests.conftest import load_handler  # noqa: F401 - same loader the tests use
     from wxloop.adapters import aws
+    from wxloop.local.gateway import LambdaContext, load_function
     from wxloop.local.simulator import Simulator, http_event
 
     sim = Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
@@ -63,14 +63,9 @@ def run(n: int = 2000, repeats: int = 7) -> dict:
         return crypto.encrypt_message(reply, query["nonce"], query["timestamp"])
 
     aws._clients["dynamodb"] = _StubDynamo()
-    handler = load_handler("oa_webhook").lambda_handler
-
-    class Ctx:
-        function_name, memory_limit_in_mb, aws_request_id = "bench", 512, "r"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-
+    handler = load_function("OaWebhookFunction")
     event = http_event("POST", OA_APP, query, body)
-    ctx = Ctx()
+    ctx = LambdaContext("bench")
 
     def through_handler():
         event["requestContext"]["timeEpoch"] = int(time.time() * 1000)
