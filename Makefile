@@ -3,16 +3,17 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # The Lambda runtime is python3.13: use it when the machine has it (on PATH or through pyenv), else python3.
-PY313 := $(shell for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -rV); do \
+PY313_FOUND := $(shell for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -rV); do \
 	  PYENV_VERSION=$$v pyenv which python3.13 2>/dev/null && exit 0; done; \
 	  p=$$(command -v python3.13) && $$p -c 'import sys' >/dev/null 2>&1 && echo $$p)
-PYTHON_BOOT := $(if $(PY313),$(PY313),python3)
+PYTHON_BOOT := $(if $(PY313_FOUND),$(PY313_FOUND),python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
-export PY313
+# The function and layer Makefiles (sam build) compile .pyc with it: never empty.
+export PY313 := $(PYTHON_BOOT)
 
 .PHONY: help venv run test test-unit test-py311 bench lint validate build clean
 
@@ -24,7 +25,7 @@ help:
 	@echo "make lint       ruff"
 
 $(VENV)/.stamp: pyproject.toml
-	@test -n "$(PY313)" || echo "warning: python3.13 not found, using $$(python3 --version)"
+	@test -n "$(PY313_FOUND)" || echo "warning: python3.13 not found, using $$(python3 --version)"
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

@@ -6,19 +6,19 @@ No event-handler resolver here: one route, and its import costs ~60 ms of cold s
 import base64
 import time
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
+from wxloop.metrics import OutcomeMetrics
 from wxloop.services import oa_push
 from wxloop.settings import settings
 
 logger = Logger()
-metrics = Metrics()
+metrics = OutcomeMetrics()
 GATEWAY_MAX_WAIT_SECONDS = 30.0  # an HTTP API's longest integration timeout
 
 
 def _count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name, "Count", 1)
 
 
 def _deadline(time_epoch_ms) -> float:

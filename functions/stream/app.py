@@ -1,20 +1,20 @@
 """Table stream consumer: derives journey records (partial batch failures; the failed rest is retried,
 then goes to the on-failure destination, so no event is dropped)."""
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from wxloop.metrics import OutcomeMetrics
 from wxloop.services import journey
 
 logger = Logger()
-metrics = Metrics()
+metrics = OutcomeMetrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def _handle(record) -> None:
     if journey.record(record.raw_event):
-        metrics.add_metric(name="JourneyEvents", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="JourneyEvents", unit="Count", value=1)
 
 
 @logger.inject_lambda_context

@@ -4,14 +4,14 @@ It takes the same DynamoDB lease as the worker, so it never fetches in parallel 
 fixed egress IP (VPC + NAT) when OA accounts have an IP allow-list, which token fetches require (40164).
 """
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from wxloop.adapters import wechat
 from wxloop.config import load_config
+from wxloop.metrics import OutcomeMetrics
 
 logger = Logger()
-metrics = Metrics()
+metrics = OutcomeMetrics()
 
 
 @logger.inject_lambda_context
@@ -27,5 +27,5 @@ def lambda_handler(event: dict, context) -> dict:
         except Exception as exc:  # one account's failure must not stop the others; alarm on the metric
             result[app_id] = "failed"
             logger.error("token refresh failed", extra={"app_id": app_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
-        metrics.add_metric(name=f"token.{result[app_id]}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=f"token.{result[app_id]}", unit="Count", value=1)
     return {"accounts": result}

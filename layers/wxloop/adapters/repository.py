@@ -186,8 +186,9 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
     sets, names, values = _touch_parts(inb, now=now, event=event, reply=reply)
     current = _dedupe_set(inb.create_time)
     names["#seen"] = f"dd{current}"
-    values[":key"] = inb.dedupe_key
-    values[":keys"] = {inb.dedupe_key}
+    typed = {placeholder: _m(value) for placeholder, value in values.items()}
+    typed[":key"] = {"S": inb.dedupe_key}
+    typed[":keys"] = {"SS": [inb.dedupe_key]}
     expr = "SET " + ", ".join(sets) + " ADD #seen :keys"
     stale = _dedupe_set(now // DEDUPE_PERIOD_SECONDS * DEDUPE_PERIOD_SECONDS + DEDUPE_PERIOD_SECONDS)
     if stale != current:
@@ -200,7 +201,7 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
             UpdateExpression=expr,
             ConditionExpression="attribute_exists(uid) AND NOT contains(#seen, :key)",
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues=marshal(values),
+            ExpressionAttributeValues=typed,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
@@ -530,7 +531,7 @@ def link_unionid(app_id: str, openid: str, unionid: str, now: int) -> str:
     for _ in range(4):  # each lost race re-reads and decides again
         identity = get_identity(app_id, openid)
         if not identity or not identity.get("uid"):
-            raise IdentityNotFound(f"no identity for {app_id}/{openid}")
+            raise IdentityNotFound(f"no identity for this openid of {app_id}")  # openids stay out of logs
         uid = identity["uid"]
         union = unmarshal(
             ddb().get_item(TableName=table, Key=union_key(unionid), ConsistentRead=True).get("Item")
@@ -573,7 +574,7 @@ def link_unionid(app_id: str, openid: str, unionid: str, now: int) -> str:
         except Exception as exc:
             raise RepositoryError(repr(exc)) from exc
         return survivor
-    raise RepositoryError(f"unionid link for {app_id}/{openid} kept losing races")
+    raise RepositoryError(f"unionid link for an openid of {app_id} kept losing races")
 
 
 def _merge_items(table: str, plan, now: int, *, survivor_has_openids: bool) -> list[dict]:

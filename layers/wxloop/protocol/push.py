@@ -36,8 +36,19 @@ class _PrpCrypto(PrpCrypto):
 
 
 class _Crypto(WeChatCrypto):
+    """wechatpy's message crypto with one cipher per account: wechatpy builds a new AES cipher object for
+    every message; ours is stateless (a fresh encryptor/decryptor per call), so it is built once."""
+
+    def __init__(self, token: str, encoding_aes_key: str, app_id: str):
+        super().__init__(token, encoding_aes_key, app_id)
+        prp = _PrpCrypto(self.key)
+        self._prp = lambda _key: prp
+
     def encrypt_message(self, msg, nonce, timestamp=None):
-        return self._encrypt_message(msg, nonce, timestamp, _PrpCrypto)
+        return self._encrypt_message(msg, nonce, timestamp, self._prp)
+
+    def decrypt_message(self, msg, signature, timestamp, nonce):
+        return self._decrypt_message(msg, signature, timestamp, nonce, self._prp)
 
 
 class PushRejected(Exception):

@@ -28,13 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from wxloop.adapters import queue, repository
+from wxloop.metrics import OutcomeMetrics
 
 logger = Logger(child=True)
-metrics = Metrics()  # shared with the worker's handler, which flushes it (log_metrics)
+metrics = OutcomeMetrics()  # shared with the worker's handler, which flushes it (log_metrics)
 
 JOB_TTL_SECONDS = 7 * 86400
 CLOSED_CODES = frozenset({45015, 43101})  # out of the CS window / unfollowed; no subscribe credit
@@ -178,12 +178,12 @@ def validate(job: Any) -> None:
         raise PoisonJob("tag job add/remove must be lists of tag ids")
 
 
-def _count(sink: Metrics | None, name: str) -> None:
+def _count(sink: OutcomeMetrics | None, name: str) -> None:
     if sink is not None:
-        sink.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        sink.add_metric(name=name, unit="Count", value=1)
 
 
-def run(job: Mapping, *, sink: Metrics | None = metrics, now: int | None = None) -> Outcome:
+def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None = None) -> Outcome:
     """Run one job at most once in effect; returns its outcome, or raises so SQS retries it.
 
     Raises ``PoisonJob`` (never runnable), ``JobBusy`` (claimed by a running worker), ``WeChatAPIError``
@@ -252,7 +252,7 @@ def _release(job_id: str) -> None:
         logger.warning("job claim not released", extra={"job_id": job_id})
 
 
-def handle_message(body: str | bytes, *, sink: Metrics | None = metrics, message_id: str = "") -> Outcome:
+def handle_message(body: str | bytes, *, sink: OutcomeMetrics | None = metrics, message_id: str = "") -> Outcome:
     """Parse and run one SQS message (the worker's record handler). Poison messages are counted and
     logged without their body, then re-raised so that redrive moves them to the DLQ."""
     try:
