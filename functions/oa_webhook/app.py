@@ -8,12 +8,14 @@ import time
 
 from aws_lambda_powertools import Logger
 
+from wxloop.config import load_config
 from wxloop.metrics import OutcomeMetrics
 from wxloop.services import oa_push
 from wxloop.settings import settings
 
 logger = Logger()
 metrics = OutcomeMetrics()
+load_config()  # at INIT: a wrong accounts config fails the start, naming the field
 GATEWAY_MAX_WAIT_SECONDS = 30.0  # an HTTP API's longest integration timeout
 
 

@@ -12,6 +12,7 @@ from wxloop.metrics import OutcomeMetrics
 
 logger = Logger()
 metrics = OutcomeMetrics()
+load_config()  # at INIT: a wrong accounts config fails the start, naming the field
 
 
 @logger.inject_lambda_context

@@ -8,11 +8,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from wxloop.config import load_config
 from wxloop.services import jobs
 
 logger = Logger()
 metrics = jobs.metrics
 processor = BatchProcessor(event_type=EventType.SQS)
+load_config()  # at INIT: a wrong accounts config fails the start, naming the field
 
 
 def record_handler(record: SQSRecord):

@@ -430,3 +430,17 @@ def test_given_the_time_budget_is_spent_then_success_now_and_the_push_is_queued(
     assert out["statusCode"] == 200 and out["body"] == "success"
     assert [j["kind"] for j in aws.jobs()] == ["touch"]
     assert identities(aws) == []
+
+
+@pytest.mark.parametrize("function", ["oa_webhook", "worker", "token_refresher"])
+@pytest.mark.parametrize("bad,field", [
+    ('{"accounts": {"wx1234567890abcdef": {"kind": "oa", "name": "x", "tokn": "t"}}}', "tokn"),
+    ('{"accounts": {"wx1234567890abcdef": {"kind": "oa", "name": "x"}}}', "token"),
+    ('{"accounts": {"wx1234567890abcdef": {"kind": "xx", "name": "x", "token": "t"}}}', "kind"),
+])
+def test_a_wrong_accounts_config_fails_the_start_naming_the_field(monkeypatch, function, bad, field):
+    from wxloop.config import ConfigError
+
+    monkeypatch.setenv("WECHAT_ACCOUNTS", bad)
+    with pytest.raises(ConfigError, match=rf"wx1234567890abcdef\.{field}"):
+        load_handler(function)
