@@ -100,8 +100,8 @@ def test_subscribe_send_spends_a_credit_when_the_counter_exists(aws, fake_wechat
     assert "Item" not in no_counter  # no counter is invented
 
 
-@pytest.mark.parametrize("errcode", [45009, 45047])
-def test_quota_errors_requeue_the_job_with_a_growing_delay(aws, fake_wechat, worker, context, monkeypatch, errcode):
+@pytest.mark.parametrize("errcode", [45047])
+def test_cap_errors_requeue_the_job_with_a_growing_delay(aws, fake_wechat, worker, context, monkeypatch, errcode):
     from wxloop.services import jobs
 
     sent = []
@@ -122,11 +122,40 @@ def test_quota_errors_requeue_the_job_with_a_growing_delay(aws, fake_wechat, wor
 def test_a_job_deferred_too_often_gives_up(aws, fake_wechat, worker, context):
     from wxloop.services import jobs
 
-    fake_wechat.fail_next(CS, 45009)
+    fake_wechat.fail_next(CS, 45047)
     worker.lambda_handler(sqs_event(cs_job(deferrals=jobs.MAX_DEFERRALS)), context)
-    assert job_state("j-cs-1")["outcome"] == "gave_up:45009"
+    assert job_state("j-cs-1")["outcome"] == "gave_up:45047"
     assert aws.jobs() == []
     assert jobs.backoff_seconds(10) == 900
+
+
+def test_45009_stops_that_api_until_the_quota_resets_and_loses_no_job(aws, fake_wechat, monkeypatch):
+    from wxloop.services import jobs
+
+    sent = []
+    monkeypatch.setattr(jobs.queue, "send", lambda job, delay_seconds=0: sent.append((dict(job), delay_seconds)))
+    now = 1_700_000_000  # 2023-11-14 22:13:20 UTC = 06:13:20 on the 15th in China
+    midnight_china = 1_700_064_000  # 2023-11-16 00:00 China time
+    assert jobs.quota_reset_after(now) == midnight_china
+    fake_wechat.fail_next(CS, 45009)
+
+    first = jobs.run(cs_job("j-a"), now=now, sink=None)
+    assert (first.status, first.errcode) == ("deferred", 45009)
+    assert sent == [(cs_job("j-a"), 900)] and len(fake_wechat.calls(CS)) == 1
+    # another job for the same API waits without calling WeChat; other APIs are not blocked
+    second = jobs.run(cs_job("j-b"), now=now + 60, sink=None)
+    assert second.status == "deferred" and len(fake_wechat.calls(CS)) == 1
+    assert sent[1] == (cs_job("j-b"), 900)
+    close = jobs.run(cs_job("j-c"), now=midnight_china - 100, sink=None)
+    assert close.status == "deferred" and sent[2] == (cs_job("j-c"), 100)
+    fake_wechat.add_user(OA_APP, "o-oa-9")
+    new_identity(OA_APP, "o-oa-9")
+    assert jobs.run({"id": "j-u", "kind": "user_info", "app_id": OA_APP, "openid": "o-oa-9"},
+                    now=now + 60, sink=None).status == "ok"
+    # after the reset the re-queued copies run (the first one's claim was released)
+    assert jobs.run(cs_job("j-a"), now=midnight_china + 1, sink=None).status == "ok"
+    assert jobs.run(cs_job("j-b"), now=midnight_china + 2, sink=None).status == "ok"
+    assert len(fake_wechat.calls(CS)) == 3
 
 
 @pytest.mark.parametrize("failure", ["http_502", "timeout"])

@@ -505,6 +505,31 @@ def get_job(job_id: str) -> dict | None:
     return unmarshal(out.get("Item"))
 
 
+# --- daily API quotas (45009) ------------------------------------------------------------------------
+
+
+def quota_key(app_id: str, api: str) -> dict:
+    return {"pk": {"S": f"QUOTA#{app_id}"}, "sk": {"S": f"API#{api}"}}
+
+
+def block_quota(app_id: str, api: str, until: int) -> None:
+    """WeChat said 45009 (daily quota of ``api`` used up): no call to it for ``app_id`` before ``until``."""
+    ddb().update_item(
+        TableName=table_name(),
+        Key=quota_key(app_id, api),
+        UpdateExpression="SET #until = :until, #ttl = :ttl",
+        ExpressionAttributeNames={"#until": "until", "#ttl": "ttl"},
+        ExpressionAttributeValues=marshal({":until": int(until), ":ttl": int(until) + 86400}),
+    )
+
+
+def quota_blocked_until(app_id: str, api: str) -> int:
+    """Until when ``api`` of ``app_id`` is out of daily quota (0: not blocked, or no longer known)."""
+    out = ddb().get_item(TableName=table_name(), Key=quota_key(app_id, api), ProjectionExpression="#u",
+                         ExpressionAttributeNames={"#u": "until"})
+    return int((unmarshal(out.get("Item")) or {}).get("until") or 0)
+
+
 class IdentityNotFound(RepositoryError):
     """The (app_id, openid) identity does not exist (yet): the caller may retry later."""
 

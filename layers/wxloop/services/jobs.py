@@ -13,7 +13,10 @@ A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same p
 
 Each job runs at most once in effect (a claim item ``JOB#{id}``). Outcomes by errcode:
 40001/40014/42001 are handled in the client (compare-and-expire, refresh, one retry); 45015/43101 close the
-channel for that person (no retry); 45009/45047 re-queue the job with a growing delay; HTTP 5xx, timeouts
+channel for that person (no retry); 45047 (a person's message cap) re-queues the job with a growing delay;
+45009 (the account's daily quota of that API is used up: WeChat says stop for the day) blocks the API until
+the quota resets at midnight China time, and every job for it waits in the queue (re-queued at the
+longest delay, without calling WeChat) until then, so nothing is dropped; HTTP 5xx, timeouts
 and DynamoDB failures raise so SQS retries (then the DLQ); any other errcode is recorded, no retry. A job
 that can never run (not JSON, unknown kind, missing fields) raises ``PoisonJob`` every time, so SQS's
 redrive moves it to the DLQ.
@@ -38,7 +41,10 @@ metrics = OutcomeMetrics()  # shared with the worker's handler, which flushes it
 
 JOB_TTL_SECONDS = 7 * 86400
 CLOSED_CODES = frozenset({45015, 43101})  # out of the CS window / unfollowed; no subscribe credit
-BACKOFF_CODES = frozenset({45009, 45047})  # daily API quota reached; CS message cap reached
+QUOTA_CODE = 45009  # the daily quota of this API is used up: no call until it resets
+BACKOFF_CODES = frozenset({45047})  # the person's customer-service message cap is reached
+CALLS_WECHAT = frozenset({"cs_send", "subscribe_send", "user_info", "tag"})  # one WeChat API each
+CHINA_UTC_OFFSET = 8 * 3600  # WeChat's daily quotas reset at midnight China time (no DST)
 BACKOFF_FIRST_SECONDS = 60
 BACKOFF_MAX_SECONDS = 900  # SQS DelaySeconds cap
 MAX_DEFERRALS = 5
@@ -71,6 +77,11 @@ class Outcome:
 def backoff_seconds(deferrals: int) -> int:
     """Delay before the ``deferrals``-th re-run of a throttled job: 60, 120, 240, 480, 900, 900…"""
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** max(0, deferrals))
+
+
+def quota_reset_after(now: int) -> int:
+    """The next midnight in China (UTC+8) after ``now``: when WeChat's daily API quotas reset."""
+    return ((now + CHINA_UTC_OFFSET) // 86400 + 1) * 86400 - CHINA_UTC_OFFSET
 
 
 def lease_seconds() -> int:
@@ -193,6 +204,12 @@ def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None 
     now = int(time.time()) if now is None else int(now)
     job_id, kind = job["id"], job["kind"]
     runner, _, channel_of = KINDS[kind]
+    if kind in CALLS_WECHAT:
+        blocked_until = repository.quota_blocked_until(job["app_id"], kind)
+        if blocked_until > now:  # wait for the quota, without calling WeChat and without losing the job
+            queue.send(dict(job), delay_seconds=min(BACKOFF_MAX_SECONDS, blocked_until - now))
+            _count(sink, f"job.{kind}.quota_wait")
+            return Outcome("deferred", QUOTA_CODE, f"quota until {blocked_until}")
     if not repository.claim_job(job_id, now + JOB_TTL_SECONDS, now=now, lease_seconds=lease_seconds()):
         state = (repository.get_job(job_id) or {}).get("state")
         if state != "done":
@@ -225,6 +242,12 @@ def _settle_failure(job: Mapping, exc: Exception, channel_of, now: int) -> Outco
     if not isinstance(exc, WeChatAPIError) or exc.transient:
         return None
     code, job_id = exc.errcode, job["id"]
+    if code == QUOTA_CODE:
+        until = quota_reset_after(now)
+        repository.block_quota(job["app_id"], job["kind"], until)
+        _release(job_id)  # the re-queued copy (same id) must be able to claim
+        queue.send(dict(job), delay_seconds=BACKOFF_MAX_SECONDS)
+        return Outcome("deferred", code, f"quota until {until}")
     if code in CLOSED_CODES:
         channel = channel_of(job) if channel_of else job["kind"]
         repository.mark_channel_closed(job["app_id"], job["openid"], channel, code, now)
