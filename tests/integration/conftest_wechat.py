@@ -151,3 +151,19 @@ def new_identity(app_id: str, openid: str, *, now: int | None = None) -> str:
     touch = repository.create_identity(app_id, inb, now=now, event={"type": "test"}, reply=None,
                                        first_touch={"channel": "test", "app_id": app_id, "at": now})
     return touch.uid
+
+
+def user_message(app_id: str, openid: str, *, now: int | None = None, msg_id: int = 1) -> str:
+    """Record a text message from ``openid`` as the webhook does (creating the person on first contact),
+    which opens the 48-hour customer-service window; returns the uid."""
+    from wxloop.adapters import repository
+    from wxloop.domain.inbound import Inbound
+
+    now = now or int(time.time())
+    inb = Inbound(openid=openid, to_user="gh_test", msg_type="text", create_time=now, msg_id=str(msg_id),
+                  content="hi")
+    touch = repository.touch_identity(app_id, inb, now=now, event={"type": "test"}, reply=None)
+    if touch.status == "unknown":
+        touch = repository.create_identity(app_id, inb, now=now, event={"type": "test"}, reply=None,
+                                           first_touch={"channel": "test", "app_id": app_id, "at": now})
+    return touch.uid

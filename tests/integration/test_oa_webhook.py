@@ -335,6 +335,8 @@ def test_given_an_existing_follower_scans_a_scene_then_scene_reply_without_new_p
     out, push = post(app, context, sim, sim.event(OPENID, "SCAN", key="spring", extra={"Ticket": "t"}))
     assert reply_of(sim, out, push)["Content"] == "Spring sale welcome"
     assert len(people(aws)) == 1
+    [ident] = identities(aws)
+    assert ident["last_scene"] == "spring" and ident["following"] is True
 
 
 # --- dedupe --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import MP_APP, OA_APP, load_handler
-from tests.integration.conftest_wechat import new_identity, pump, sqs_event, sqs_record
+from tests.integration.conftest_wechat import new_identity, pump, sqs_event, sqs_record, user_message
 
 pytest_plugins = ["tests.integration.conftest_wechat"]  # fixtures: fake_wechat
 
@@ -37,6 +37,7 @@ def job_state(job_id):
 
 
 def test_cs_send_runs_once_even_when_delivered_twice(aws, fake_wechat, worker, context):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     out = worker.lambda_handler(sqs_event(cs_job()), context)
     assert out == {"batchItemFailures": []}
     sent = fake_wechat.calls(CS)
@@ -102,6 +103,7 @@ def test_subscribe_send_spends_a_credit_when_the_counter_exists(aws, fake_wechat
 
 @pytest.mark.parametrize("errcode", [45047])
 def test_cap_errors_requeue_the_job_with_a_growing_delay(aws, fake_wechat, worker, context, monkeypatch, errcode):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     from wxloop.services import jobs
 
     sent = []
@@ -120,6 +122,7 @@ def test_cap_errors_requeue_the_job_with_a_growing_delay(aws, fake_wechat, worke
 
 
 def test_a_job_deferred_too_often_gives_up(aws, fake_wechat, worker, context):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     from wxloop.services import jobs
 
     fake_wechat.fail_next(CS, 45047)
@@ -138,6 +141,7 @@ def test_45009_stops_that_api_until_the_quota_resets_and_loses_no_job(aws, fake_
     midnight_china = 1_700_064_000  # 2023-11-16 00:00 China time
     assert jobs.quota_reset_after(now) == midnight_china
     fake_wechat.fail_next(CS, 45009)
+    user_message(OA_APP, "o-oa-1", now=now)  # 48-hour window: still open after the reset
 
     first = jobs.run(cs_job("j-a"), now=now, sink=None)
     assert (first.status, first.errcode) == ("deferred", 45009)
@@ -158,8 +162,40 @@ def test_45009_stops_that_api_until_the_quota_resets_and_loses_no_job(aws, fake_
     assert len(fake_wechat.calls(CS)) == 3
 
 
+def test_cs_send_spends_the_windows_and_sends_nothing_outside_them(aws, fake_wechat):
+    from wxloop.adapters import repository
+    from wxloop.services import jobs
+
+    now = 1_700_000_000
+    assert jobs.run(cs_job("j-none"), now=now, sink=None).status == "closed"  # never wrote to us
+    assert job_state("j-none")["outcome"] == "closed:window"
+    new_identity(OA_APP, "o-oa-1", now=now)  # a follow: 3 messages within a minute
+    user_message(OA_APP, "o-oa-1", now=now + 10)  # and a message: 5 within 48 hours
+    outcomes = [jobs.run(cs_job(f"j-{i}"), now=now + 20, sink=None).detail for i in range(9)]
+    assert outcomes == ["sent:evt"] * 3 + ["sent:msg"] * 5 + ["window"]
+    assert len(fake_wechat.calls(CS)) == 8
+    identity = repository.get_identity(OA_APP, "o-oa-1")
+    assert (identity["win_evt_sent"], identity["win_msg_sent"]) == (3, 5)
+    user_message(OA_APP, "o-oa-1", now=now + 100, msg_id=2)  # a new message reopens the 48 hours
+    assert jobs.run(cs_job("j-again"), now=now + 110, sink=None).detail == "sent:msg"
+    assert jobs.run(cs_job("j-late"), now=now + 100 + 48 * 3600, sink=None).status == "closed"
+    assert len(fake_wechat.calls(CS)) == 9
+
+
+def test_the_last_message_of_a_window_goes_to_one_of_two_concurrent_senders(aws):
+    from wxloop.adapters import repository
+
+    user_message(OA_APP, "o-oa-1", now=1000)
+    for _ in range(4):
+        assert repository.spend_cs_window(OA_APP, "o-oa-1", "msg", 1000, 5)
+    assert repository.spend_cs_window(OA_APP, "o-oa-1", "msg", 1000, 5)
+    assert not repository.spend_cs_window(OA_APP, "o-oa-1", "msg", 1000, 5)  # used up
+    assert not repository.spend_cs_window(OA_APP, "o-oa-1", "msg", 999, 5)  # a window opened before
+
+
 @pytest.mark.parametrize("failure", ["http_502", "timeout"])
 def test_5xx_and_timeouts_report_the_record_for_sqs_retry_then_succeed(aws, fake_wechat, worker, context, failure):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     if failure == "http_502":
         fake_wechat.fail_next(CS, status=502)
     else:
@@ -179,6 +215,7 @@ def test_5xx_and_timeouts_report_the_record_for_sqs_retry_then_succeed(aws, fake
 
 
 def test_an_unknown_errcode_is_recorded_and_not_retried(aws, fake_wechat, worker, context):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     fake_wechat.fail_next(CS, 40003)
     assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
     assert job_state("j-cs-1")["outcome"] == "failed:40003"
@@ -186,6 +223,7 @@ def test_an_unknown_errcode_is_recorded_and_not_retried(aws, fake_wechat, worker
 
 
 def test_partial_batch_failure_reports_only_the_bad_message(aws, fake_wechat, worker, context):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     bad = sqs_record("{not json", message_id="m-bad")
     good = sqs_record(json.dumps(cs_job()), message_id="m-good")
     out = worker.lambda_handler({"Records": [bad, good]}, context)
@@ -194,6 +232,7 @@ def test_partial_batch_failure_reports_only_the_bad_message(aws, fake_wechat, wo
 
 
 def test_a_job_claimed_by_a_running_worker_is_retried_later_not_dropped(aws, fake_wechat, worker, context):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     import time
 
     from wxloop.adapters import repository
@@ -212,6 +251,7 @@ def test_poison_messages_end_in_the_dlq_after_max_receives_and_their_body_is_not
     secret_body = '{"id": "p1", "kind": "launch_rockets", "app_id": "wx1234567890abcdef", "phone": "13900001111"}'
     for body in ("definitely not json 13900001111", secret_body):
         aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(cs_job()))
     responses = pump(aws, worker.lambda_handler, context)
     assert len(responses) == 3  # three receives of the poison pair, the good job ran on the first
@@ -324,6 +364,7 @@ def test_malformed_jobs_are_poison(body):
 
 
 def test_a_token_that_cannot_be_fetched_keeps_the_job_for_retry(aws, fake_wechat, worker, context):
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
     """40164 (caller IP not on the OA's allow-list) on the token fetch is not the job's fault: SQS keeps it."""
     fake_wechat.fail_next("/cgi-bin/stable_token", 40164)
     with pytest.raises(Exception, match="All records failed"):

@@ -170,6 +170,10 @@ def _touch_parts(inb: Inbound, *, now: int, event: Mapping, reply: str | None) -
         sets += ["following = :true", "followed_at = :now", "last_scene = :scene"]
         values[":true"] = True
         values[":scene"] = inb.scene
+    elif inb.is_event and inb.event == "scan":  # only followers can scan into a SCAN event
+        sets += ["following = :true", "last_scene = :scene"]
+        values[":true"] = True
+        values[":scene"] = inb.scene
     elif inb.is_event and inb.event == "unsubscribe":
         sets += ["following = :false", "unfollowed_at = :now"]
         values[":false"] = False
@@ -277,6 +281,19 @@ def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str) -> None:
 def get_identity(app_id: str, openid: str) -> dict | None:
     out = ddb().get_item(TableName=table_name(), Key=identity_key(app_id, openid), ConsistentRead=True)
     return unmarshal(out.get("Item"))
+
+
+def spend_cs_window(app_id: str, openid: str, window: str, opened_at: int, cap: int) -> bool:
+    """Take one message of the customer-service window ``window`` (``msg``/``evt``) opened at ``opened_at``;
+    False when it has been reopened since, or is used up (a concurrent send took the last one)."""
+    out = _conditional_update(
+        Key=identity_key(app_id, openid),
+        UpdateExpression="SET #sent = if_not_exists(#sent, :zero) + :one",
+        ConditionExpression="#at = :opened AND (attribute_not_exists(#sent) OR #sent < :cap)",
+        ExpressionAttributeNames={"#at": f"win_{window}_at", "#sent": f"win_{window}_sent"},
+        ExpressionAttributeValues=marshal({":opened": int(opened_at), ":cap": int(cap), ":zero": 0, ":one": 1}),
+    )
+    return out is not None
 
 
 def get_person(uid: str) -> dict | None:

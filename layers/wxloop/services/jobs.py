@@ -3,7 +3,8 @@
 A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same piece of work. Kinds:
 
 - ``cs_send``: ``openid``, ``message`` (customer-service body without ``touser``, e.g.
-  ``{"msgtype": "text", "text": {"content": "…"}}``, ``image``, ``news``, ``miniprogrampage``).
+  ``{"msgtype": "text", "text": {"content": "…"}}``, ``image``, ``news``, ``miniprogrampage``); sent only
+  within an open customer-service window, one of whose messages it spends first (else ``closed:window``).
 - ``subscribe_send``: ``openid``, ``template_id``, ``data``, ``page``? (MP subscribe message); spends one
   credit of ``ID#{app_id}#{openid}``/``SUB#{template_id}`` when that counter exists.
 - ``user_info``: ``openid``; fetches OA ``user/info`` and links the ``unionid`` when there is one.
@@ -34,6 +35,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from wxloop.adapters import queue, repository
+from wxloop.domain import reach
 from wxloop.metrics import OutcomeMetrics
 
 logger = Logger(child=True)
@@ -99,9 +101,19 @@ def _client(app_id: str):
     return wechat.api_client(app_id)
 
 
+class WindowClosed(RuntimeError):
+    """No customer-service window is open for the person: sending would only earn 45015/45047."""
+
+
 def _cs_send(job: Mapping, now: int) -> str:
-    _client(job["app_id"]).post("message/custom/send", data={**job["message"], "touser": job["openid"]})
-    return "sent"
+    """Spend a message of an open customer-service window (``wxloop.domain.reach``), then send."""
+    app_id, openid = job["app_id"], job["openid"]
+    for open_window in reach.open_cs_windows(repository.get_identity(app_id, openid), now):
+        window = open_window.window
+        if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
+            _client(app_id).post("message/custom/send", data={**job["message"], "touser": openid})
+            return f"sent:{window.name}"
+    raise WindowClosed("no customer-service window open")
 
 
 def _subscribe_send(job: Mapping, now: int) -> str:
@@ -239,6 +251,10 @@ def _settle_failure(job: Mapping, exc: Exception, channel_of, now: int) -> Outco
     """Record the outcome of an errcode that retrying will not fix; None means: let SQS retry."""
     from wxloop.adapters.wechat import WeChatAPIError  # only loaded when a WeChat call failed
 
+    if isinstance(exc, WindowClosed):  # nothing was sent: WeChat would refuse it
+        outcome = Outcome("closed", None, "window")
+        repository.finish_job(job["id"], "closed:window", now=now)
+        return outcome
     if not isinstance(exc, WeChatAPIError) or exc.transient:
         return None
     code, job_id = exc.errcode, job["id"]

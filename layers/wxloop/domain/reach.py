@@ -1,0 +1,55 @@
+"""Reachability: which customer-service window lets wxloop message a person now (pure; no I/O).
+
+WeChat's rules for an Official Account (a Mini Program's are the same shape):
+- a message from the person opens a window of 48 hours for up to 5 customer-service messages;
+- a menu click, scancode push, follow or QR scan opens a window of 1 minute for up to 3.
+Outside both, a send fails with 45015; over a cap with 45047. The identity item keeps, per window, when it
+opened (``win_msg_at`` / ``win_evt_at``) and how many messages it has carried (``win_*_sent``); the webhook
+opens them, the worker spends them (``repository.spend_cs_window``) before each send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    name: str  # the attribute infix: win_{name}_at, win_{name}_sent
+    seconds: int
+    cap: int
+
+
+SHORT = Window("evt", 60, 3)
+MESSAGE = Window("msg", 48 * 3600, 5)
+WINDOWS = (SHORT, MESSAGE)  # the one that closes first is spent first
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWindow:
+    window: Window
+    opened_at: int
+    sent: int
+
+    @property
+    def left(self) -> int:
+        return self.window.cap - self.sent
+
+
+def open_cs_windows(identity: Mapping | None, now: int) -> list[OpenWindow]:
+    """The windows still open at ``now`` with messages left, the one closing first first."""
+    out: list[OpenWindow] = []
+    for window in WINDOWS:
+        opened = _int((identity or {}).get(f"win_{window.name}_at"))
+        sent = _int((identity or {}).get(f"win_{window.name}_sent"))
+        if opened and opened <= now < opened + window.seconds and sent < window.cap:
+            out.append(OpenWindow(window, opened, sent))
+    return sorted(out, key=lambda w: w.opened_at + w.window.seconds)
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value or 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
