@@ -93,7 +93,7 @@ def _sample(code: str, env: dict) -> dict:
 
 
 def run(build_dir: str | Path = ROOT / ".aws-sam" / "build", samples: int = 15) -> dict:
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()  # the samples run in another working directory
     function = build_dir / "OaWebhookFunction"
     if not (function / "app.py").exists():
         return {"name": "cold_start_init", "skipped": f"no built artifact in {build_dir}: run `make build`"}
