@@ -446,3 +446,20 @@ def test_a_wrong_accounts_config_fails_the_start_naming_the_field(monkeypatch, f
     monkeypatch.setenv("WECHAT_ACCOUNTS", bad)
     with pytest.raises(ConfigError, match=rf"wx1234567890abcdef\.{field}"):
         load_handler(function)
+
+
+def test_the_webhook_module_loads_no_http_client_stack_and_no_boto3():
+    """Cold start: the webhook never calls WeChat or uses boto3's resources, so it must not import them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import app; "
+            "print(sorted(m for m in ('requests', 'wechatpy.client', 'wechatpy.pay', 'boto3') if m in sys.modules))")
+    env = {**os.environ, "WECHAT_ACCOUNTS": (ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8")}
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "functions" / "oa_webhook"), str(ROOT / "layers")],
+                         env=env, capture_output=True, text=True, check=True, cwd=ROOT / "tests")
+    assert json.loads(out.stdout.strip().replace("'", '"')) == []
