@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import moto  # noqa: F401 - before any AWS client exists
@@ -70,6 +70,7 @@ class Aws:
     queue_url: str
     dlq_url: str
     stream_arn: str | None
+    streamed: set = field(default_factory=set)
 
     def items(self) -> list[dict]:
         from wxloop.adapters.repository import unmarshal
@@ -82,7 +83,35 @@ class Aws:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def stream_records(self) -> list[dict]:
+        """Every record of the table's stream so far, shaped as Lambda receives them."""
+        import boto3
+
+        from wxloop.local.pumps import _jsonable
+
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        out = []
+        for shard in streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]:
+            it = streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard["ShardId"],
+                                            ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            out += streams.get_records(ShardIterator=it, Limit=1000)["Records"]
+        for r in out:
+            r["eventSourceARN"] = self.stream_arn
+        return _jsonable(out)
+
+    def run_stream(self) -> None:
+        """Feed the stream records not fed yet to the stream's service (journey records, outbox jobs)."""
+        from wxloop.services import journey
+
+        for record in self.stream_records():
+            seq = record["dynamodb"]["SequenceNumber"]
+            if seq not in self.streamed:
+                journey.record(record)
+                self.streamed.add(seq)
+
     def jobs(self) -> list[dict]:
+        """The queued jobs (taken off the queue), after the stream has queued the ones pushes left."""
+        self.run_stream()
         out = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)

@@ -4,41 +4,27 @@ No event-handler resolver here: one route, and its import costs ~60 ms of cold s
 """
 
 import base64
-import time
 
 from aws_lambda_powertools import Logger
 
 from wxloop.config import load_config
 from wxloop.metrics import OutcomeMetrics
 from wxloop.services import oa_push
-from wxloop.settings import settings
 
 logger = Logger()
 metrics = OutcomeMetrics()
 load_config()  # at INIT: a wrong accounts config fails the start, naming the field
-GATEWAY_MAX_WAIT_SECONDS = 30.0  # an HTTP API's longest integration timeout
 
 
 def _count(name: str) -> None:
     metrics.add_metric(name, "Count", 1)
 
 
-def _deadline(time_epoch_ms) -> float:
-    """The ``time.monotonic()`` by which WeChat must have its answer: the budget counts from when API Gateway
-    received the request. API Gateway waits 30 s at most, so an older ``timeEpoch`` is no live request but a
-    replayed or sample event (``sam local invoke -e events/...``): for it, as for a future one (clock drift)
-    or none, the budget counts from now."""
-    waited = time.time() - time_epoch_ms / 1000 if isinstance(time_epoch_ms, int | float) else 0.0
-    if not 0.0 <= waited <= GATEWAY_MAX_WAIT_SECONDS:
-        waited = 0.0
-    return time.monotonic() + settings().push_budget_seconds - waited
-
-
 @logger.inject_lambda_context  # correlation id set below: the JMESPath option costs 15 us a request
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    deadline = _deadline((event.get("requestContext") or {}).get("timeEpoch"))
+    deadline = oa_push.deadline_for((event.get("requestContext") or {}).get("timeEpoch"))
     method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
     app_id = (event.get("pathParameters") or {}).get("app_id", "")
     query = event.get("queryStringParameters") or {}

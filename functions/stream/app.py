@@ -13,8 +13,11 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def _handle(record) -> None:
-    if journey.record(record.raw_event):
+    written, jobs = journey.record(record.raw_event)
+    if written:
         metrics.add_metric(name="JourneyEvents", unit="Count", value=1)
+    if jobs:
+        metrics.add_metric(name="JobsQueued", unit="Count", value=jobs)
 
 
 @logger.inject_lambda_context

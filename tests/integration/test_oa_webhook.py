@@ -418,6 +418,68 @@ def test_given_dynamodb_fails_then_push_is_queued_and_the_worker_records_it(aws,
     assert ident["following"] is True and people(aws)[0]["first_touch"]["scene"] == "spring"
 
 
+def test_a_queued_push_recorded_after_a_newer_one_keeps_the_newer_state(aws, app, context, sim, monkeypatch):
+    post(app, context, sim, sim.text(OPENID, "hi", create_time=int(time.time()) - 20))
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    out, _ = post(app, context, sim, sim.subscribe(OPENID, "spring", create_time=int(time.time()) - 10))
+    assert out["body"] == "success"
+    monkeypatch.setenv("TABLE_NAME", aws.table)
+    [job] = aws.jobs()
+    assert job["kind"] == "touch" and job["inbound"]["content"] == "" and job["jobs"][0]["kind"] == "user_info"
+    post(app, context, sim, sim.event(OPENID, "unsubscribe", key=""))  # recorded directly, after
+    job["at"] = int(time.time()) - 10  # the queued push is older than the unsubscribe just recorded
+    from wxloop.services.oa_push import record_later
+
+    assert record_later(job) == "recorded"
+    [ident] = identities(aws)
+    assert ident["following"] is False, "the late subscribe must not undo the newer unsubscribe"
+    assert ident["ev"]["type"] == "oa.event.subscribe"  # but the push itself is recorded (journey, jobs)
+    assert [j["kind"] for j in aws.jobs()] == ["user_info"]
+    assert record_later(job) == "duplicate"
+
+
+def test_a_queued_text_never_carries_what_the_person_wrote(aws, app, context, sim, monkeypatch):
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    post(app, context, sim, sim.text(OPENID, "my phone is 13900001111"))
+    monkeypatch.setenv("TABLE_NAME", aws.table)
+    [job] = aws.jobs()
+    assert "13900001111" not in str(job)
+
+
+def test_the_webhook_makes_no_sqs_request_its_follow_ups_ride_on_the_write(aws, app, context, sim, monkeypatch):
+    from wxloop.adapters import queue
+
+    def no_sqs(*_a, **_k):
+        raise queue.QueueError("SQS is down")
+
+    monkeypatch.setattr(queue, "send", no_sqs)
+    monkeypatch.setattr(queue, "send_many", no_sqs)
+    out, push = post(app, context, sim, sim.subscribe(OPENID, "spring"))
+    assert out["statusCode"] == 200 and reply_of(sim, out, push)["Content"]
+    monkeypatch.undo()
+    assert [j["kind"] for j in aws.jobs()] == ["user_info"]  # queued from the stream
+
+
+def test_the_stream_retries_a_record_whose_jobs_could_not_be_queued(aws, app, context, sim, monkeypatch):
+    from wxloop.adapters import queue
+
+    stream = load_handler("stream")
+    post(app, context, sim, sim.subscribe(OPENID, "spring"))
+    records = [r for r in aws.stream_records() if r["dynamodb"]["Keys"]["sk"]["S"] == "ID"]
+
+    def down(*_a, **_k):
+        raise queue.QueueError("SQS is down")
+
+    monkeypatch.setattr(queue, "send_many", down)
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: Lambda retries it
+        stream.lambda_handler({"Records": records}, context)
+    monkeypatch.undo()
+    assert stream.lambda_handler({"Records": records}, context) == {"batchItemFailures": []}
+    assert {(j["kind"], j["id"]) for j in aws.jobs()} == {("user_info", records[0]["dynamodb"]["NewImage"]["ev"]["M"]["jobs"]["L"][0]["M"]["id"]["S"])}
+
+
 def test_given_dynamodb_and_sqs_both_fail_then_500_so_wechat_retries(aws, app, context, sim, monkeypatch):
     monkeypatch.setenv("TABLE_NAME", "no-such-table")
     monkeypatch.setenv("QUEUE_URL", aws.queue_url + "-missing")

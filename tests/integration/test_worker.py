@@ -61,14 +61,18 @@ def test_45015_closes_the_cs_channel_for_that_person_without_retry(aws, fake_wec
 
 
 def test_43101_closes_the_subscribe_channel_of_that_template(aws, fake_wechat, worker, context):
+    import time
+
     new_identity(MP_APP, "o-mp-1")
     new_identity(MP_APP, "o-mp-2")
     fake_wechat.fail_next(SUB, 43101, times=2)
+    before = int(time.time())
     worker.lambda_handler(sqs_event(sub_job(), sub_job("j-sub-2", "o-mp-2", template_id="tpl-2")), context)
     from wxloop.adapters import repository
 
-    assert repository.get_identity(MP_APP, "o-mp-1")["closed"] == {"subscribe:tpl-1": {"code": 43101, "at": pytest.approx(
-        repository.get_identity(MP_APP, "o-mp-1")["closed"]["subscribe:tpl-1"]["at"])}}
+    closed = repository.get_identity(MP_APP, "o-mp-1")["closed"]
+    assert set(closed) == {"subscribe:tpl-1"} and closed["subscribe:tpl-1"]["code"] == 43101
+    assert before <= closed["subscribe:tpl-1"]["at"] <= int(time.time())
     assert set(repository.get_identity(MP_APP, "o-mp-2")["closed"]) == {"subscribe:tpl-2"}
     assert job_state("j-sub-1")["outcome"] == "closed:43101"
 
@@ -364,11 +368,28 @@ def test_malformed_jobs_are_poison(body):
 
 
 def test_a_token_that_cannot_be_fetched_keeps_the_job_for_retry(aws, fake_wechat, worker, context):
+    """40164 (caller IP not on the OA's allow-list) on the token fetch is not the job's fault: SQS keeps it,
+    and the failed attempts do not use up the person's customer-service window."""
+    from wxloop.adapters import repository
+
     user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
-    """40164 (caller IP not on the OA's allow-list) on the token fetch is not the job's fault: SQS keeps it."""
-    fake_wechat.fail_next("/cgi-bin/stable_token", 40164)
-    with pytest.raises(Exception, match="All records failed"):
-        worker.lambda_handler(sqs_event(cs_job()), context)
+    fake_wechat.fail_next("/cgi-bin/stable_token", 40164, times=6)
+    for _ in range(6):
+        with pytest.raises(Exception, match="All records failed"):
+            worker.lambda_handler(sqs_event(cs_job()), context)
     assert fake_wechat.calls(CS) == [] and job_state("j-cs-1")["lease_until"] == 0
+    assert repository.get_identity(OA_APP, "o-oa-1")["win_msg_sent"] == 0
     assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
     assert job_state("j-cs-1")["outcome"] == "ok"
+    assert repository.get_identity(OA_APP, "o-oa-1")["win_msg_sent"] == 1
+
+
+def test_a_sent_message_whose_done_mark_fails_is_not_sent_again(aws, fake_wechat, worker, context, monkeypatch):
+    from wxloop.adapters import repository
+
+    user_message(OA_APP, "o-oa-1")
+    real = repository.finish_job
+    monkeypatch.setattr(repository, "finish_job", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("ddb down")))
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}  # SQS deletes it
+    monkeypatch.setattr(repository, "finish_job", real)
+    assert len(fake_wechat.calls(CS)) == 1

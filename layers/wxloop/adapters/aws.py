@@ -31,7 +31,8 @@ def client(service: str):
             import botocore.config
             import botocore.session
 
-            tuning = _TUNING.get(service, {"connect_timeout": 2, "read_timeout": 10, "attempts": 3})
+            tuning = {**_TUNING.get(service, {"connect_timeout": 2, "read_timeout": 10, "attempts": 3}),
+                      **_overrides()}
             cfg = botocore.config.Config(
                 connect_timeout=tuning["connect_timeout"],
                 read_timeout=tuning["read_timeout"],
@@ -42,6 +43,23 @@ def client(service: str):
             found = botocore.session.get_session().create_client(service, region_name=region, config=cfg)
             _clients[service] = found
     return found
+
+
+def _overrides() -> dict:
+    """``WXLOOP_AWS_CONNECT_TIMEOUT`` / ``WXLOOP_AWS_READ_TIMEOUT`` (seconds) / ``WXLOOP_AWS_MAX_ATTEMPTS``:
+    a function's own bounds for every AWS call, e.g. the webhook's, which must answer WeChat in time and has
+    its own fallback (the queue), so it makes one attempt with short timeouts."""
+    out: dict = {}
+    for name, key, kind in (("WXLOOP_AWS_CONNECT_TIMEOUT", "connect_timeout", float),
+                            ("WXLOOP_AWS_READ_TIMEOUT", "read_timeout", float),
+                            ("WXLOOP_AWS_MAX_ATTEMPTS", "attempts", int)):
+        raw = os.environ.get(name)
+        if raw:
+            try:
+                out[key] = kind(raw)
+            except ValueError:
+                raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+    return out
 
 
 def reset() -> None:

@@ -7,6 +7,7 @@ README ("Data"). Uses the low-level botocore client (see ``wxloop.adapters.aws``
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -180,12 +181,15 @@ def _touch_parts(inb: Inbound, *, now: int, event: Mapping, reply: str | None) -
     return sets, names, values
 
 
-def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply: str | None) -> Touch:
+def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply: str | None,
+                   replay: bool = False) -> Touch:
     """Record a push on its sender's identity in ONE conditional UpdateItem.
 
     At once: dedupes on the push's key, stamps the last interaction and the customer-service windows, sets
-    follow state, leaves ``event`` on the item (the stream turns it into a journey record) and stores
-    ``reply`` for WeChat's retries. Raises ``RepositoryError`` when DynamoDB fails.
+    follow state, leaves ``event`` on the item (the stream turns it into a journey record and queues the
+    jobs it carries) and stores ``reply`` for WeChat's retries. ``replay``: a push recorded late (by the
+    worker); when the identity has seen a newer push since, only the push itself is recorded (its dedupe
+    key and event), not its now-stale state. Raises ``RepositoryError`` when DynamoDB fails.
     """
     sets, names, values = _touch_parts(inb, now=now, event=event, reply=reply)
     current = _dedupe_set(inb.create_time)
@@ -194,16 +198,20 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
     typed[":key"] = {"S": inb.dedupe_key}
     typed[":keys"] = {"SS": [inb.dedupe_key]}
     expr = "SET " + ", ".join(sets) + " ADD #seen :keys"
-    stale = _dedupe_set(now // DEDUPE_PERIOD_SECONDS * DEDUPE_PERIOD_SECONDS + DEDUPE_PERIOD_SECONDS)
+    clock = int(time.time())  # the set to clear is the one of the hour to come, whatever the push's age
+    stale = _dedupe_set(clock // DEDUPE_PERIOD_SECONDS * DEDUPE_PERIOD_SECONDS + DEDUPE_PERIOD_SECONDS)
     if stale != current:
         names["#stale"] = f"dd{stale}"
         expr += " REMOVE #stale"
+    condition = "attribute_exists(uid) AND NOT contains(#seen, :key)"
+    if replay:
+        condition += " AND (attribute_not_exists(last_at) OR last_at <= :now)"
     try:
         out = ddb().update_item(
             TableName=table_name(),
             Key=identity_key(app_id, inb.openid),
             UpdateExpression=expr,
-            ConditionExpression="attribute_exists(uid) AND NOT contains(#seen, :key)",
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=typed,
             ReturnValues="ALL_NEW",
@@ -215,6 +223,8 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
         old = unmarshal(exc.response.get("Item"))
         if not old or "uid" not in old:
             return Touch("unknown")
+        if replay and inb.dedupe_key not in (old.get(f"dd{current}") or ()):
+            return _record_push_only(app_id, inb, event, current, old)
         last = old.get("last_reply") or {}
         stored = last.get("body") if last.get("k") == inb.dedupe_key else None
         return Touch("duplicate", uid=old["uid"], identity=old, stored_reply=stored)
@@ -222,6 +232,27 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
         raise RepositoryError(repr(exc)) from exc
     item = unmarshal(out["Attributes"]) or {}
     return Touch("recorded", uid=item["uid"], identity=item)
+
+
+def _record_push_only(app_id: str, inb: Inbound, event: Mapping, current: int, old: Mapping) -> Touch:
+    """A late push on an identity that has seen a newer one: keep its key and event, not its state."""
+    try:
+        ddb().update_item(
+            TableName=table_name(),
+            Key=identity_key(app_id, inb.openid),
+            UpdateExpression="SET ev = :ev ADD #seen :keys",
+            ConditionExpression="attribute_exists(uid) AND NOT contains(#seen, :key)",
+            ExpressionAttributeNames={"#seen": f"dd{current}"},
+            ExpressionAttributeValues={":ev": _m(dict(event)), ":key": {"S": inb.dedupe_key},
+                                       ":keys": {"SS": [inb.dedupe_key]}},
+        )
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            return Touch("duplicate", uid=old["uid"], identity=old)
+        raise RepositoryError(str(exc)) from exc
+    except Exception as exc:
+        raise RepositoryError(repr(exc)) from exc
+    return Touch("recorded", uid=old["uid"], identity=old)
 
 
 def create_identity(
@@ -294,6 +325,21 @@ def spend_cs_window(app_id: str, openid: str, window: str, opened_at: int, cap: 
         ExpressionAttributeValues=marshal({":opened": int(opened_at), ":cap": int(cap), ":zero": 0, ":one": 1}),
     )
     return out is not None
+
+
+def refund_cs_window(app_id: str, openid: str, window: str, opened_at: int) -> None:
+    """Give back a message taken by ``spend_cs_window`` whose send failed (best effort: a refund that
+    fails only leaves the window one message shorter)."""
+    try:
+        _conditional_update(
+            Key=identity_key(app_id, openid),
+            UpdateExpression="SET #sent = #sent - :one",
+            ConditionExpression="#at = :opened AND #sent > :zero",
+            ExpressionAttributeNames={"#at": f"win_{window}_at", "#sent": f"win_{window}_sent"},
+            ExpressionAttributeValues=marshal({":opened": int(opened_at), ":zero": 0, ":one": 1}),
+        )
+    except Exception:  # noqa: S110 - see the docstring
+        pass
 
 
 def get_person(uid: str) -> dict | None:
@@ -474,8 +520,6 @@ def claim_job(job_id: str, ttl: int, *, now: int | None = None, lease_seconds: i
     The claim is a lease: a worker that dies mid-job (timeout, crash) leaves a claim that expires after
     ``lease_seconds``, so SQS's redelivery can run it. ``ttl`` is the epoch at which the item is dropped.
     """
-    import time
-
     now = int(time.time()) if now is None else int(now)
     out = _conditional_update(
         Key=job_key(job_id),
@@ -504,8 +548,6 @@ def release_job(job_id: str) -> None:
 
 def finish_job(job_id: str, outcome: str, *, now: int | None = None) -> None:
     """Mark a claimed job done with its outcome (``ok``, ``closed:45015``, ``failed:40003``…)."""
-    import time
-
     _conditional_update(
         Key=job_key(job_id),
         UpdateExpression="SET #state = :done, outcome = :outcome, finished_at = :now",
@@ -709,8 +751,6 @@ def put_rule_set(app_id: str, doc: dict, version: str) -> None:
     Pushing the same version with the same content again is a no-op that re-points CURRENT at it; the same
     version with different content raises ``RuleVersionConflict`` and changes nothing.
     """
-    import time
-
     body, sha = _rules_body(doc)
     now = int(time.time())
     version_item = {"version": version, "sha": sha, "stored_at": now, **body}

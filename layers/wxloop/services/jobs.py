@@ -111,7 +111,11 @@ def _cs_send(job: Mapping, now: int) -> str:
     for open_window in reach.open_cs_windows(repository.get_identity(app_id, openid), now):
         window = open_window.window
         if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
-            _client(app_id).post("message/custom/send", data={**job["message"], "touser": openid})
+            try:
+                _client(app_id).post("message/custom/send", data={**job["message"], "touser": openid})
+            except Exception:  # not sent (or not known to be): give the message back for the retry
+                repository.refund_cs_window(app_id, openid, window.name, open_window.opened_at)
+                raise
             return f"sent:{window.name}"
     raise WindowClosed("no customer-service window open")
 
@@ -145,14 +149,9 @@ def _tag(job: Mapping, now: int) -> str:
 
 
 def _touch(job: Mapping, now: int) -> str:
-    try:
-        from wxloop.services import oa_push
-    except ImportError:
-        oa_push = None
-    record_later = getattr(oa_push, "record_later", None)
-    if record_later is None:  # retried, then kept in the DLQ until the recorder ships
-        raise RuntimeError("wxloop.services.oa_push.record_later is not available")
-    return str(record_later(job))
+    from wxloop.services import oa_push
+
+    return str(oa_push.record_later(job))
 
 
 def _is_id_list(value: Any) -> bool:
@@ -242,7 +241,10 @@ def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None 
         _count(sink, f"job.{kind}.{outcome.status}")
         logger.info("job settled", extra={"job_id": job_id, "kind": kind, "outcome": str(outcome)})
         return outcome
-    repository.finish_job(job_id, "ok", now=now)
+    try:
+        repository.finish_job(job_id, "ok", now=now)
+    except Exception as exc:  # it was done: a retry would do it again (the claim expires on its own)
+        logger.warning("job done but not marked done", extra={"job_id": job_id, "error": repr(exc)[:200]})
     _count(sink, f"job.{kind}.ok")
     return Outcome("ok", detail=detail)
 

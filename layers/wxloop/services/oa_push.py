@@ -32,8 +32,15 @@ logger = Logger(child=True)
 SYSTEM_EVENTS = frozenset({"templatesendjobfinish", "masssendjobfinish"})
 # Time kept back for answering once the critical writes are done (render, encrypt, the HTTP hop).
 ANSWER_RESERVE_SECONDS = 0.3
+GATEWAY_MAX_WAIT_SECONDS = 30.0  # an HTTP API's longest integration timeout
+# Latest start of a write before the budget's end: with the webhook's client (WXLOOP_AWS_* in the template:
+# one attempt, 0.3 s connect, 0.8 s read) a write takes 1.1 s at worst and so does the fallback queue send,
+# so a write started 1.7 s before a 4 s budget ends still answers by 4.6 s, inside WeChat's 5 s.
+WRITE_RESERVE_SECONDS = 1.7
 
 Count = Callable[[str], None]
+# The push fields a journey record keeps (where the push led); never what the person wrote.
+JOURNEY_DETAIL = ("Url", "MenuId", "Ticket", "subscriptions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +68,31 @@ def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
     return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds)
 
 
-def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "") -> dict:
+def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "", jobs: list | None = None) -> dict:
     """What the stream turns into a journey record: type and where it led, never message content."""
-    detail = {k: inb.detail[k] for k in ("Url", "MenuId", "Ticket", "subscriptions") if k in inb.detail}
+    detail = {k: inb.detail[k] for k in JOURNEY_DETAIL if k in inb.detail}
     if inb.event_key:
         detail["event_key"] = inb.event_key
     if inb.scene:
         detail["scene"] = inb.scene
     if rule_id:
         detail["rule"] = rule_id
-    return {"id": inb.dedupe_key, "type": f"oa.{inb.kind}", "app": app_id, "at": inb.create_time or now,
-            "detail": detail}
+    event = {"id": inb.dedupe_key, "type": f"oa.{inb.kind}", "app": app_id, "at": inb.create_time or now,
+             "detail": detail}
+    if jobs:
+        event["jobs"] = jobs  # queued by the stream, not kept on the journey record
+    return event
+
+
+def deadline_for(time_epoch_ms) -> float:
+    """The ``time.monotonic()`` by which WeChat must have its answer: the budget counts from when API Gateway
+    received the request. API Gateway waits 30 s at most, so an older ``timeEpoch`` is no live request but a
+    replayed or sample event (``sam local invoke -e events/...``): for it, as for a future one (clock drift)
+    or none, the budget counts from now."""
+    waited = time.time() - time_epoch_ms / 1000 if isinstance(time_epoch_ms, int | float) else 0.0
+    if not 0.0 <= waited <= GATEWAY_MAX_WAIT_SECONDS:
+        waited = 0.0
+    return time.monotonic() + settings().push_budget_seconds - waited
 
 
 def handle_get(app_id: str, query: Mapping[str, str], count: Count) -> HttpOut:
@@ -113,9 +134,12 @@ def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline:
 
 
 def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str | None:
-    """Decide the reply, record the push on the sender's identity, queue follow-up work.
+    """Decide the reply, record the push on the sender's identity with its follow-up jobs.
 
-    Returns the plain reply XML, or None to answer ``success``.
+    Returns the plain reply XML, or None to answer ``success``. Follow-up jobs (the unionid of a new
+    follower, a Mini Program card) ride on the event the write leaves on the identity item; the table's
+    stream queues them (``wxloop.services.journey``), so none is lost when SQS fails and the webhook makes
+    no SQS request of its own.
     """
     now = int(time.time())
     rules = rules_cache.current(app_id)
@@ -125,38 +149,46 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     def decide(first_time: bool):
         decision = rules.decide(trigger, now=when, first_time=first_time) if trigger else None
         if decision is None:
-            return None, None
-        if decision.needs:  # rendered after the touch, with the person's values
-            return decision, None
-        return decision, passive_xml(decision.reply, openid=inb.openid, account=inb.to_user, now=now)
+            return None, None, journey_event(app_id, inb, now=now, jobs=follow_up_jobs(app_id, inb, None))
+        # a reply with placeholders is rendered after the write, with the person's values
+        reply = None if decision.needs else decision.reply
+        event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
+                              jobs=follow_up_jobs(app_id, inb, reply))
+        xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
+        return decision, xml, event
 
-    decision, xml = decide(False)
-    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id if decision else "")
-    if time.monotonic() > deadline - ANSWER_RESERVE_SECONDS:
-        return _record_later(app_id, inb, now=now, count=count, reason="deadline")
+    decision, xml, event = decide(False)
+    if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
+        return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
     try:
         touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=xml)
         if touch.status == "unknown":
-            decision, xml = decide(True)
-            event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id if decision else "")
-            first_touch = {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
+            decision, xml, event = decide(True)
+            if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
+                return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
             touch = repository.create_identity(app_id, inb, now=now, event=event, reply=xml,
-                                               first_touch=first_touch)
+                                               first_touch=first_touch(app_id, inb, now))
     except repository.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
-        return _record_later(app_id, inb, now=now, count=count, reason="write_failed")
+        return _record_later(app_id, inb, event, now=now, count=count, reason="write_failed")
     if touch.status == "duplicate":
         count("Deduped")
         return touch.stored_reply
-    if decision is not None and decision.needs and xml is None:
-        xml = _render_personal(app_id, inb, decision, touch.uid, now=now, deadline=deadline)
-    _follow_up(app_id, inb, decision.reply if decision else None, count=count)
+    if decision is not None and decision.needs:
+        xml = _render_personal(app_id, inb, decision, touch.uid, now=now, deadline=deadline, count=count)
     count("Replied" if xml else "Success")
     return xml
 
 
-def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int, deadline: float) -> str | None:
-    """A reply with placeholders: load the person, render, keep it for retries (best effort)."""
+def first_touch(app_id: str, inb: Inbound, now: int) -> dict:
+    """Where a person was first met: kept on the person for attribution."""
+    return {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
+
+
+def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int, deadline: float,
+                     count: Count) -> str | None:
+    """A reply with placeholders: load the person, render, keep it for retries (best effort); a Mini
+    Program card among them is queued rendered."""
     if time.monotonic() > deadline - 2 * ANSWER_RESERVE_SECONDS:
         values: Mapping = {}
     else:
@@ -173,6 +205,13 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
             repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml)
         except Exception as exc:  # retries then get "success"; the reply itself still goes out
             logger.warning("reply not kept for retries", extra={"error": repr(exc)[:200]})
+    jobs = [j for j in follow_up_jobs(app_id, inb, reply) if j["kind"] == "cs_send"]
+    if jobs:  # rendered only now, so not on the recorded event: queued directly
+        try:
+            queue.send_many(jobs)
+        except queue.QueueError as exc:
+            count("JobsLost")
+            logger.error("personal card not queued", extra={"app_id": app_id, "error": str(exc)[:200]})
     return xml
 
 
@@ -185,8 +224,9 @@ def placeholder_values(person: Mapping) -> dict:
     }
 
 
-def _follow_up(app_id: str, inb: Inbound, reply: Reply | None, *, count: Count) -> None:
-    """Queue what needs WeChat's API: the unionid of a new follower, a Mini Program card."""
+def follow_up_jobs(app_id: str, inb: Inbound, reply: Reply | None) -> list[dict]:
+    """What needs WeChat's API after this push: the unionid of a (new or returning) follower, and a Mini
+    Program card (which a passive reply cannot carry). Job ids derive from the push, so a repeat is a no-op."""
     jobs = []
     if inb.is_event and inb.event == "subscribe":
         jobs.append({"id": f"{inb.dedupe_key}:user_info", "kind": "user_info", "app_id": app_id,
@@ -196,20 +236,14 @@ def _follow_up(app_id: str, inb: Inbound, reply: Reply | None, *, count: Count) 
         if message:
             jobs.append({"id": f"{inb.dedupe_key}:cs", "kind": "cs_send", "app_id": app_id,
                          "openid": inb.openid, "message": message})
-    if not jobs:
-        return
-    try:
-        queue.send_many(jobs)
-        count("JobsQueued")
-    except queue.QueueError as exc:
-        count("JobsLost")
-        logger.error("follow-up jobs not queued", extra={"kinds": [j["kind"] for j in jobs], "error": str(exc)[:200]})
+    return jobs
 
 
-def _record_later(app_id: str, inb: Inbound, *, now: int, count: Count, reason: str) -> None:
-    """Queue the push itself so the worker records it; if even that fails, let WeChat retry."""
+def _record_later(app_id: str, inb: Inbound, event: Mapping, *, now: int, count: Count, reason: str) -> None:
+    """Queue the push itself (with its decided follow-ups) so the worker records it; if even that fails,
+    let WeChat retry."""
     job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "app_id": app_id, "inbound": inbound_to_dict(inb),
-           "at": now}
+           "at": now, "jobs": list(event.get("jobs") or [])}
     try:
         queue.send(job)
     except queue.QueueError as exc:
@@ -225,7 +259,11 @@ class PushNotAccepted(RuntimeError):
 
 
 def inbound_to_dict(inb: Inbound) -> dict:
-    return asdict(inb)
+    """What a queued push needs to be recorded later: no message content (it is never recorded)."""
+    doc = asdict(inb)
+    doc["content"] = ""
+    doc["detail"] = {k: v for k, v in inb.detail.items() if k in JOURNEY_DETAIL}
+    return doc
 
 
 def inbound_from_dict(doc: Mapping) -> Inbound:
@@ -233,14 +271,14 @@ def inbound_from_dict(doc: Mapping) -> Inbound:
 
 
 def record_later(job: Mapping) -> str:
-    """Worker side of ``_record_later``: record a queued push (idempotent; no reply is sent)."""
+    """Worker side of ``_record_later``: record a queued push (idempotent; no reply is sent). A newer push
+    recorded meanwhile keeps its state; this one adds its key and event (and so its jobs)."""
     app_id, inb = job["app_id"], inbound_from_dict(job["inbound"])
     now = int(job.get("at") or time.time())
-    event = journey_event(app_id, inb, now=now)
-    touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=None)
+    jobs = job.get("jobs")
+    event = journey_event(app_id, inb, now=now, jobs=jobs if jobs is not None else follow_up_jobs(app_id, inb, None))
+    touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
     if touch.status == "unknown":
-        first_touch = {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
-        touch = repository.create_identity(app_id, inb, now=now, event=event, reply=None, first_touch=first_touch)
-    if touch.status == "recorded":
-        _follow_up(app_id, inb, None, count=lambda _name: None)
+        touch = repository.create_identity(app_id, inb, now=now, event=event, reply=None,
+                                           first_touch=first_touch(app_id, inb, now))
     return touch.status
