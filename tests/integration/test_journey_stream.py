@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import time
 
-import boto3
-
 from tests.conftest import OA_AES_KEY, OA_APP, OA_TOKEN, load_handler
-from wxloop.local.pumps import _jsonable
 from wxloop.local.simulator import Simulator, http_event
-
-
-def stream_records(aws) -> list[dict]:
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
-    out = []
-    for shard in streams.describe_stream(StreamArn=aws.stream_arn)["StreamDescription"]["Shards"]:
-        it = streams.get_shard_iterator(StreamArn=aws.stream_arn, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        out += streams.get_records(ShardIterator=it, Limit=1000)["Records"]
-    for r in out:
-        r["eventSourceARN"] = aws.stream_arn
-    return _jsonable(out)
 
 
 def test_given_pushes_when_the_stream_is_processed_then_one_journey_record_each(aws, context):
@@ -33,7 +18,7 @@ def test_given_pushes_when_the_stream_is_processed_then_one_journey_record_each(
         push = sim.push(xml, "safe")
         hook.lambda_handler(http_event("POST", OA_APP, push.query, push.body), context)
         hook.lambda_handler(http_event("POST", OA_APP, push.query, push.body), context)  # WeChat's retry
-    records = stream_records(aws)
+    records = aws.stream_records()
     out = stream.lambda_handler({"Records": records}, context)
     assert out == {"batchItemFailures": []}
     uid = next(i["uid"] for i in aws.items() if i["pk"].startswith("ID#"))
@@ -56,7 +41,7 @@ def test_given_a_failing_record_then_only_it_is_reported_for_retry(aws, context,
     for i, who in enumerate(["oA", "oB"]):
         push = sim.push(sim.text(who, "hello"), "plain")
         hook.lambda_handler(http_event("POST", OA_APP, push.query, push.body), context)
-    records = [r for r in stream_records(aws) if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["sk"]["S"] == "ID"]
+    records = [r for r in aws.stream_records() if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["sk"]["S"] == "ID"]
     assert len(records) == 2
     from wxloop.adapters import repository
 

@@ -135,6 +135,18 @@ def test_given_mp_card_rule_then_passive_text_and_a_customer_service_card_job(aw
         "title": "Shop", "appid": "wxabcdef1234567890", "pagepath": "pages/index/index", "thumb_media_id": "THUMB1"}}
 
 
+def test_a_personalised_card_is_queued_rendered_never_with_raw_placeholders(aws, app, context, sim):
+    post(app, context, sim, sim.text(OPENID, "hi"))
+    person = next(i for i in aws.items() if i["sk"] == "PROFILE")
+    aws.ddb.update_item(TableName=aws.table, Key={"pk": {"S": person["pk"]}, "sk": {"S": "PROFILE"}},
+                        UpdateExpression="SET points = :p", ExpressionAttributeValues={":p": {"N": "120"}})
+    out, push = post(app, context, sim, sim.text(OPENID, "my card"))
+    assert reply_of(sim, out, push)["Content"] == "You have 120 points"
+    [job] = [j for j in aws.jobs() if j["kind"] == "cs_send"]
+    card = job["message"]["miniprogrampage"]
+    assert card["title"] == "120 points" and card["pagepath"] == "pages/points/index?p=120"
+
+
 # --- rejections write nothing -------------------------------------------------------------------------
 
 
