@@ -42,28 +42,34 @@ def run() -> dict:
         handler = load_function("OaWebhookFunction")
         sim = Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
         calls: Counter = Counter()
+        answered: Counter = Counter()  # bytes of DynamoDB's answers (what botocore then parses)
 
         def hook(model, **_kw):
             calls[f"{model.service_model.service_name}.{model.name}"] += 1
 
+        def answer_size(http_response, **_kw):
+            answered["bytes"] += len(http_response.content or b"")
+
         aws.client("dynamodb").meta.events.register("before-call", hook)
+        aws.client("dynamodb").meta.events.register("after-call", answer_size)
         aws.client("sqs").meta.events.register("before-call", hook)
 
-        def post(xml: str) -> tuple[dict, dict]:
+        def post(xml: str) -> tuple[dict, dict, int]:
             calls.clear()
+            answered.clear()
             push = sim.push(xml, "safe")
             out = handler(http_event("POST", OA_APP, push.query, push.body), LambdaContext("bench"))
             assert out["statusCode"] == 200, out
             ddb = {k.split(".", 1)[1]: v for k, v in calls.items() if k.startswith("dynamodb.")}
             sqs = {k.split(".", 1)[1]: v for k, v in calls.items() if k.startswith("sqs.")}
-            return ddb, sqs
+            return ddb, sqs, answered["bytes"]
 
-        def _row(found: tuple[dict, dict]) -> dict:
-            return {"dynamodb": found[0], "sqs": found[1]}
+        def _row(found: tuple[dict, dict, int]) -> dict:
+            return {"dynamodb": found[0], "sqs": found[1], "answer_bytes": found[2]}
 
         results: dict[str, dict] = {}
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # EMF metrics
-            warm, _ = post(sim.text("oWarmUp", "hello"))  # a first contact that also loads the rule set
+            warm, _, _ = post(sim.text("oWarmUp", "hello"))  # a first contact that also loads the rule set
             results["rules_version_check_once_per_interval"] = {"dynamodb": {"GetItem": warm.get("GetItem", 0)}}
             results["text_first_contact"] = _row(post(sim.text("oNew", "hello")))
             results["text_repeat_user"] = _row(post(sim.text("oNew", "hello again")))
@@ -82,6 +88,8 @@ def run() -> dict:
     for case, found in results.items():
         n = sum(found["dynamodb"].values())
         row = {"dynamodb_requests": n, "operations": found["dynamodb"], "sqs_requests": found.get("sqs", {})}
+        if "answer_bytes" in found:
+            row["dynamodb_answer_bytes"] = found["answer_bytes"]
         if case in BUDGET:
             row["budget"] = BUDGET[case]
             within = within and n <= BUDGET[case]

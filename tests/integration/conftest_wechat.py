@@ -162,7 +162,8 @@ def user_message(app_id: str, openid: str, *, now: int | None = None, msg_id: in
     now = now or int(time.time())
     inb = Inbound(openid=openid, to_user="gh_test", msg_type="text", create_time=now, msg_id=str(msg_id),
                   content="hi")
-    touch = repository.touch_identity(app_id, inb, now=now, event={"type": "test"}, reply=None)
+    touch = repository.touch_identity(app_id, inb, now=now, event={"type": "test"}, reply=None,
+                                      want_uid=True)
     if touch.status == "unknown":
         touch = repository.create_identity(app_id, inb, now=now, event={"type": "test"}, reply=None,
                                            first_touch={"channel": "test", "app_id": app_id, "at": now})

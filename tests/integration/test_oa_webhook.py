@@ -126,6 +126,25 @@ def test_given_a_placeholder_rule_then_reply_shows_the_persons_points(aws, app, 
     assert reply_of(sim, again, push)["Content"] == "You have 42 points"
 
 
+def test_a_repeat_users_write_asks_nothing_back_unless_the_reply_needs_the_person(aws, app, context, sim):
+    from wxloop.adapters import aws as aws_clients
+
+    asked: list[tuple[str, str]] = []
+
+    def spy(params, model, **_kw):
+        if model.name == "UpdateItem":
+            asked.append((params["Key"]["pk"]["S"], params.get("ReturnValues", "NONE")))
+
+    post(app, context, sim, sim.text(OPENID, "hello"))  # first contact: creates the person
+    aws_clients.client("dynamodb").meta.events.register("provide-client-params.dynamodb.UpdateItem", spy)
+    post(app, context, sim, sim.text(OPENID, "hello again"))
+    assert asked == [(f"ID#{OA_APP}#{OPENID}", "NONE")]  # the item (with its dedupe sets) stays put
+    asked.clear()
+    out, push = post(app, context, sim, sim.text(OPENID, "my points please"))
+    assert asked[0] == (f"ID#{OA_APP}#{OPENID}", "ALL_NEW")  # the uid, to read the person's points
+    assert reply_of(sim, out, push)["Content"] == "You have 0 points"
+
+
 def test_given_mp_card_rule_then_passive_text_and_a_customer_service_card_job(aws, app, context, sim):
     out, push = post(app, context, sim, sim.text(OPENID, "card"))
     assert reply_of(sim, out, push)["Content"] == "A card is on its way"

@@ -140,7 +140,8 @@ class Touch:
     """Outcome of recording one push on the sender's identity.
 
     ``status``: ``recorded`` (first delivery, written), ``duplicate`` (seen before: ``stored_reply`` is the
-    reply the first delivery stored, if it finished) or ``unknown`` (no identity yet: create one).
+    reply the first delivery stored, if it finished) or ``unknown`` (no identity yet: create one). ``uid``
+    and ``identity`` are empty for a ``recorded`` touch that did not ask for them (``want_uid``).
     """
 
     status: str
@@ -182,14 +183,16 @@ def _touch_parts(inb: Inbound, *, now: int, event: Mapping, reply: str | None) -
 
 
 def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply: str | None,
-                   replay: bool = False) -> Touch:
+                   replay: bool = False, want_uid: bool = False) -> Touch:
     """Record a push on its sender's identity in ONE conditional UpdateItem.
 
     At once: dedupes on the push's key, stamps the last interaction and the customer-service windows, sets
     follow state, leaves ``event`` on the item (the stream turns it into a journey record and queues the
     jobs it carries) and stores ``reply`` for WeChat's retries. ``replay``: a push recorded late (by the
     worker); when the identity has seen a newer push since, only the push itself is recorded (its dedupe
-    key and event), not its now-stale state. Raises ``RepositoryError`` when DynamoDB fails.
+    key and event), not its now-stale state. ``want_uid``: return the written item (and so the person's uid);
+    without it DynamoDB sends nothing back, which keeps the common answer small (the item carries the
+    dedupe sets). Raises ``RepositoryError`` when DynamoDB fails.
     """
     sets, names, values = _touch_parts(inb, now=now, event=event, reply=reply)
     current = _dedupe_set(inb.create_time)
@@ -214,7 +217,7 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=typed,
-            ReturnValues="ALL_NEW",
+            ReturnValues="ALL_NEW" if want_uid else "NONE",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
@@ -230,6 +233,8 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
         return Touch("duplicate", uid=old["uid"], identity=old, stored_reply=stored)
     except Exception as exc:  # timeouts, connection errors
         raise RepositoryError(repr(exc)) from exc
+    if not want_uid:
+        return Touch("recorded")
     item = unmarshal(out["Attributes"]) or {}
     return Touch("recorded", uid=item["uid"], identity=item)
 
@@ -289,7 +294,7 @@ def create_identity(
         if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
             reasons = exc.response.get("CancellationReasons") or []
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                retry = touch_identity(app_id, inb, now=now, event=event, reply=reply)
+                retry = touch_identity(app_id, inb, now=now, event=event, reply=reply, want_uid=True)
                 if retry.status != "unknown":
                     return retry
         raise RepositoryError(str(exc)) from exc
