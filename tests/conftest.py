@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -196,3 +198,101 @@ def context():
 def _fresh_caches():
     _reset_caches()
     yield
+
+
+# --- no network: tests talk to loopback only ------------------------------------------------------
+
+
+class NetworkAccessBlocked(RuntimeError):
+    """A test tried to reach a host that is not this machine's loopback (the real WeChat API, AWS, ...).
+
+    Not an ``OSError``, so that code treating network errors as transient does not quietly retry it; and
+    the guard fails the test at teardown even when the code under test swallowed it."""
+
+
+_REAL_CONNECT = socket.socket.connect
+_REAL_CONNECT_EX = socket.socket.connect_ex
+_REAL_CREATE_CONNECTION = socket.create_connection
+_REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def is_loopback_host(host) -> bool:
+    """``localhost`` or an address in 127.0.0.0/8 or ::1 (also IPv4-mapped)."""
+    if isinstance(host, bytes | bytearray):
+        host = bytes(host).decode("ascii", "replace")
+    host = str(host).strip().strip("[]").split("%", 1)[0]
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+class NetworkGuard:
+    """What the autouse guard blocked during the current test (``blocked``: ``host:port`` strings)."""
+
+    def __init__(self) -> None:
+        self.blocked: list[str] = []
+
+    def check(self, family, address) -> None:
+        if family not in (socket.AF_INET, socket.AF_INET6):  # AF_UNIX and the like stay on this machine
+            return
+        host, port = (address[0], address[1]) if isinstance(address, tuple) and len(address) >= 2 else (address, "?")
+        if is_loopback_host(host):
+            return
+        self._block(f"{host}:{port}", "a connection to")
+
+    def check_lookup(self, host, port) -> None:
+        """Name lookups go out to DNS: only loopback names, address literals and this machine's name pass."""
+        if host in (None, "", b"") or is_loopback_host(host):
+            return
+        name = bytes(host).decode("ascii", "replace") if isinstance(host, bytes | bytearray) else str(host)
+        try:
+            ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+            return  # a literal needs no DNS; connecting to it is checked by connect()
+        except ValueError:
+            pass
+        if name.lower() == socket.gethostname().lower():
+            return
+        self._block(f"{name}:{port}", "a name lookup of")
+
+    def _block(self, where: str, what: str) -> None:
+        self.blocked.append(where)
+        raise NetworkAccessBlocked(f"tests may only reach loopback; blocked {what} {where}")
+
+
+@pytest.fixture(autouse=True)
+def network_guard():
+    """Make any connection to a non-loopback address (and any DNS lookup of another host) fail loudly (moto
+    runs in-process; the fake WeChat API and the local stack listen on 127.0.0.1). Request the fixture to inspect ``blocked``. Its own
+    MonkeyPatch, so a test's ``monkeypatch.undo()`` keeps the guard."""
+    guard = NetworkGuard()
+
+    def connect(sock, address):
+        guard.check(sock.family, address)
+        return _REAL_CONNECT(sock, address)
+
+    def connect_ex(sock, address):
+        guard.check(sock.family, address)
+        return _REAL_CONNECT_EX(sock, address)
+
+    def create_connection(address, *args, **kwargs):
+        guard.check(socket.AF_INET, address)  # before any name lookup
+        return _REAL_CREATE_CONNECTION(address, *args, **kwargs)
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        guard.check_lookup(host, port)
+        return _REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        patch.setattr(socket, "create_connection", create_connection)
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield guard
+    if guard.blocked:
+        pytest.fail(f"the test tried to reach the network (not loopback): {', '.join(guard.blocked)}")

@@ -1,7 +1,8 @@
 """Job worker: SQS batches of jobs (``wxloop.services.jobs``), with partial batch failure reporting.
 
-A failed record is reported in ``batchItemFailures`` and comes back after the visibility timeout; a poison
-message fails on every receive, so the queue's redrive policy moves it to the DLQ (``maxReceiveCount``).
+A failed record is reported in ``batchItemFailures`` and hidden for a delay that grows with its receive count
+(``jobs.delay_retry``: 30 s, 60 s, … 900 s) before it comes back; a poison message fails on every receive, so
+the queue's redrive policy moves it to the DLQ (``maxReceiveCount``).
 """
 
 from aws_lambda_powertools import Logger
@@ -20,11 +21,11 @@ load_config()  # at INIT: a wrong accounts config fails the start, naming the fi
 def record_handler(record: SQSRecord):
     try:
         return str(jobs.handle_message(record.body, message_id=record.message_id))
-    except jobs.PoisonJob:
-        raise  # already logged without its body
     except Exception as exc:  # SQS retries it; the body holds personal data, so it is not logged
-        logger.warning("job failed, will be retried", extra={"message_id": record.message_id,
-                                                             "error": f"{type(exc).__name__}: {exc}"[:300]})
+        if not isinstance(exc, jobs.PoisonJob):  # a poison job is already logged without its body
+            logger.warning("job failed, will be retried", extra={"message_id": record.message_id,
+                                                                 "error": f"{type(exc).__name__}: {exc}"[:300]})
+        jobs.delay_retry(record.raw_event)
         raise
 
 

@@ -6,6 +6,8 @@ path in the message. Secrets (token, AES key, app secret) are ``SecretStr``: the
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -35,8 +37,17 @@ class Account(BaseModel):
     @field_validator("encoding_aes_key")
     @classmethod
     def _aes_key_length(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and len(v.get_secret_value()) != 43:
+        if v is None:
+            return v
+        key = v.get_secret_value()
+        if len(key) != 43:
             raise ValueError("encoding_aes_key must be 43 characters")
+        try:  # WeChat's key is base64 of the 32-byte AES key, without its trailing "="
+            raw = base64.b64decode(key + "=", validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("encoding_aes_key must be the console's 43 base64 characters")
         return v
 
     @field_validator("linked_mps")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,11 +23,15 @@ from pathlib import Path
 import pytest
 
 from wxloop.local.simulator import Simulator
-from wxloop.local.stack import free_port
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = json.loads((ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8"))["accounts"]
 OA = next(app for app, acct in ACCOUNTS.items() if acct["kind"] == "oa")
+STARTUP_SECONDS = 60  # a cold start imports moto, boto3 and wechatpy: seconds, not minutes
+STARTUP_ATTEMPTS = 3  # the stack picks its embedded AWS port itself: another process may take it first
+BANNER_END = "simulator click"  # the last line the stack prints once everything is up
 
 
 def _http(url: str, body: bytes | None = None, *, method: str | None = None) -> tuple[int, str]:
@@ -37,36 +43,106 @@ def _http(url: str, body: bytes | None = None, *, method: str | None = None) -> 
         return err.code, err.read().decode()
 
 
+class _Output:
+    """Everything a child process prints, read by a thread so that no read can block the tests."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.ended = False  # the process closed its output (it exited)
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:
+        for line in iter(stream.readline, ""):
+            self.lines.put(line)
+        self.lines.put(None)  # end of output: the process closed it (exited)
+
+    def wait_for(self, marker: str, deadline: float) -> bool:
+        """True once a printed line contains ``marker``; False at the end of the output or the deadline."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                self.ended = True
+                return False
+            self.seen.append(line)
+            if marker in line:
+                return True
+
+    def text(self) -> str:
+        return "".join(self.seen)
+
+    def drain(self, timeout: float) -> str:
+        """All output so far (after the process ended: all of it)."""
+        self._thread.join(timeout)
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return self.text()
+            if line is not None:
+                self.seen.append(line)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=15)
+
+
+def _start_stack(command: tuple[str, ...] = (sys.executable, "-m", "wxloop.local.stack"),
+                 startup_seconds: float = STARTUP_SECONDS) -> tuple[subprocess.Popen, _Output, str]:
+    """Start the stack on a port the OS picks (``WXLOOP_PORT=0``; the stack prints the URL it bound); kill it
+    and fail with its output when it does not come up in time; retry when a port it picked was taken."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "TABLE_", "QUEUE_"))}
+    env.update(WXLOOP_PORT="0", PYTHONUNBUFFERED="1")
+    report = ""
+    for attempt in range(1, STARTUP_ATTEMPTS + 1):
+        proc = subprocess.Popen(list(command), cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = _Output(proc.stdout)
+        if out.wait_for(BANNER_END, time.monotonic() + startup_seconds) and proc.poll() is None:
+            return proc, out, out.text()
+        if out.ended:  # it closed its output: give it a moment to exit (threads of its own may linger)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        _stop(proc)
+        printed = out.drain(timeout=5)
+        why = f"exit code {proc.returncode}" if out.ended else f"no banner within {startup_seconds} s: killed"
+        report += f"--- attempt {attempt} ({why}):\n{printed}\n"
+        if "Address already in use" not in printed:
+            break
+    pytest.fail(f"the local stack did not start:\n{report}")
+
+
 @pytest.fixture(scope="module")
 def stack():
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "TABLE_", "QUEUE_"))}
-    env.update(WXLOOP_PORT=str(port), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "wxloop.local.stack"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Ctrl-C" in line:
-            break
-    printed = "".join(lines)
-    while time.monotonic() < deadline and "simulator click" not in printed:
-        printed += proc.stdout.readline()
-    if proc.poll() is not None or "fake WeChat API" not in printed:
-        proc.kill()
-        pytest.fail(f"the local stack did not start:\n{printed}{proc.stdout.read() if proc.stdout else ''}")
-    fake = re.search(r"fake WeChat API:\s+(http://\S+)", printed).group(1)
-    aws = re.search(r"embedded AWS \(moto\):\s+(http://\S+)", printed).group(1)
-    yield {"url": f"http://127.0.0.1:{port}/wechat/oa/{OA}", "fake": fake, "aws": aws, "printed": printed}
-    proc.terminate()
+    proc, out, printed = _start_stack()
     try:
-        assert proc.wait(timeout=15) == 0, "Ctrl-C/SIGTERM must stop the stack cleanly"
+        gateway = re.search(rf"(http://127\.0\.0\.1:\d+)/wechat/oa/{OA}\b", printed)
+        fake = re.search(r"fake WeChat API:\s+(http://\S+)", printed)
+        aws = re.search(r"embedded AWS \(moto\):\s+(http://\S+)", printed)
+        if not (gateway and fake and aws):
+            pytest.fail(f"the local stack printed no URLs:\n{printed}")
+        yield {"url": f"{gateway.group(1)}/wechat/oa/{OA}", "fake": fake.group(1), "aws": aws.group(1),
+               "printed": printed}
     finally:
-        proc.kill()
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            code = None
+        _stop(proc)
+        rest = out.drain(timeout=5)
+    assert code == 0, f"Ctrl-C/SIGTERM must stop the stack cleanly (exit code {code}):\n{rest}"
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +215,22 @@ def test_menu_click_answers_news(stack, sim):
     assert status == 200 and "<MsgType><![CDATA[news]]></MsgType>" in reply
 
 
-def test_forged_push_is_rejected_and_stores_nothing(stack, sim):
-    xml = sim.text("oE2E-forged", "shop")
-    status, _ = _post(stack, sim, xml, token="not-the-token")
-    assert status == 403
+def _identity(stack, openid: str) -> dict | None:
     import boto3
 
     ddb = boto3.client("dynamodb", endpoint_url=stack["aws"], region_name="us-east-1",
                        aws_access_key_id="local", aws_secret_access_key="local")
-    item = ddb.get_item(TableName="wxloop-local", Key={"pk": {"S": f"ID#{OA}#oE2E-forged"}, "sk": {"S": "ID"}})
-    assert "Item" not in item
-    assert "Item" in ddb.get_item(TableName="wxloop-local",
-                                  Key={"pk": {"S": f"ID#{OA}#oE2E-safe"}, "sk": {"S": "ID"}})
+    out = ddb.get_item(TableName="wxloop-local", Key={"pk": {"S": f"ID#{OA}#{openid}"}, "sk": {"S": "ID"}},
+                       ConsistentRead=True)
+    return out.get("Item")
+
+
+def test_forged_push_is_rejected_and_stores_nothing(stack, sim):
+    xml = sim.text("oE2E-forged", "shop")
+    status, _ = _post(stack, sim, xml, token="not-the-token")
+    assert status == 403
+    assert _identity(stack, "oE2E-forged") is None
+    # the same push, signed with the account's token, is stored where the forged one was looked for
+    status, _ = _post(stack, sim, xml)
+    assert status == 200
+    assert _identity(stack, "oE2E-forged") is not None

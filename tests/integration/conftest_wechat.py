@@ -42,7 +42,7 @@ def fake_wechat(monkeypatch):
 
     fake = FakeWeChat(account_secrets())
     monkeypatch.setenv("WECHAT_API_BASE", fake.start())
-    monkeypatch.setenv("WECHAT_API_TIMEOUT", "0.5")
+    monkeypatch.setenv("WECHAT_API_TIMEOUT", "2")  # roomy on a loaded machine
     _forget_clients()
     try:
         yield fake

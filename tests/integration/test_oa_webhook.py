@@ -6,43 +6,14 @@ import threading
 import time
 
 import pytest
-import xmltodict
 
 from tests.conftest import OA_AES_KEY, OA_APP, OA_PLAIN_APP, OA_TOKEN, load_handler
+from tests.integration.oa_webhook_kit import identities, people, post, reply_of
 from wxloop.local.simulator import Simulator, http_event
 
+pytest_plugins = ["tests.integration.oa_webhook_kit"]  # fixtures: app, sim
+
 OPENID = "oUserA000000000000000000001"
-
-
-@pytest.fixture
-def app():
-    return load_handler("oa_webhook")
-
-
-@pytest.fixture
-def sim():
-    return Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
-
-
-def post(app, context, sim, xml, mode="plain", **kw):
-    push = sim.push(xml, mode, **kw)
-    out = app.lambda_handler(http_event("POST", sim.app_id, push.query, push.body), context)
-    return out, push
-
-
-def reply_of(sim, out, push) -> dict | None:
-    body = out["body"]
-    if body == "success":
-        return None
-    return xmltodict.parse(sim.open_reply(body, push))["xml"]
-
-
-def identities(aws):
-    return [i for i in aws.items() if i["pk"].startswith("ID#")]
-
-
-def people(aws):
-    return [i for i in aws.items() if i["sk"] == "PROFILE"]
 
 
 # --- GET verification -------------------------------------------------------------------------------
@@ -166,6 +137,52 @@ def test_a_personalised_card_is_queued_rendered_never_with_raw_placeholders(aws,
     assert card["title"] == "120 points" and card["pagepath"] == "pages/points/index?p=120"
 
 
+def test_a_personalised_card_rides_on_the_reply_write_so_sqs_being_down_loses_nothing(aws, app, context, sim,
+                                                                                      monkeypatch):
+    from wxloop.adapters import queue
+
+    def sqs_down(*_a, **_k):
+        raise queue.QueueError("SQS is down")
+
+    post(app, context, sim, sim.text(OPENID, "hi"))
+    monkeypatch.setattr(queue, "send", sqs_down)
+    monkeypatch.setattr(queue, "send_many", sqs_down)
+    out, push = post(app, context, sim, sim.text(OPENID, "my card"))
+    assert reply_of(sim, out, push)["Content"] == "You have 0 points"
+    monkeypatch.undo()
+    cards = [j for j in aws.jobs() if j["kind"] == "cs_send"]  # queued by the stream, from the outbox event
+    assert [c["message"]["miniprogrampage"]["title"] for c in cards] == ["0 points"]
+    person = next(i for i in aws.items() if i["sk"] == "PROFILE")
+    kinds = [e["type"] for e in aws.items() if e["pk"] == person["pk"] and e["sk"].startswith("EV#")]
+    assert "outbox" not in kinds and kinds.count("oa.text") == 2  # the outbox is no journey record
+
+
+def test_a_late_personal_reply_never_overwrites_the_reply_kept_for_a_newer_push(aws, app, context, sim):
+    from wxloop.adapters import repository
+    from wxloop.protocol.push import parse_inbound
+
+    post(app, context, sim, sim.text(OPENID, "hi"))
+    older = parse_inbound(sim.text(OPENID, "my points please", msg_id=900).encode())
+    repository.touch_identity(OA_APP, older, now=older.create_time, event={"id": older.dedupe_key}, reply="")
+    post(app, context, sim, sim.text(OPENID, "shop", msg_id=901))  # a newer push, its reply kept
+    newer_reply = identities(aws)[0]["last_reply"]
+    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+        repository.store_reply(OA_APP, OPENID, older.dedupe_key, "<xml>late</xml>")
+    assert identities(aws)[0]["last_reply"] == newer_reply
+
+
+def test_a_retry_while_a_personal_reply_is_being_rendered_gets_success(aws, app, context, sim):
+    from wxloop.adapters import repository
+    from wxloop.protocol.push import parse_inbound
+
+    post(app, context, sim, sim.text(OPENID, "hi"))
+    xml = sim.text(OPENID, "my points please", msg_id=902)
+    inb = parse_inbound(xml.encode())
+    repository.touch_identity(OA_APP, inb, now=inb.create_time, event={"id": inb.dedupe_key}, reply="")
+    out, _ = post(app, context, sim, xml, "safe")  # WeChat's retry arrives before the reply was kept
+    assert out["statusCode"] == 200 and out["body"] == "success"
+
+
 # --- rejections write nothing -------------------------------------------------------------------------
 
 
@@ -235,6 +252,27 @@ def test_given_hostile_xml_inside_the_ciphertext_then_success_and_no_write(aws, 
 def test_given_an_unknown_message_type_then_success(aws, app, context, sim):
     out, _ = post(app, context, sim, sim.message(OPENID, "hologram", {"Foo": "bar"}))
     assert out["statusCode"] == 200 and out["body"] == "success"
+
+
+def test_given_a_base64_encoded_body_then_it_is_decoded_and_answered(aws, app, context, sim):
+    import base64
+
+    push = sim.push(sim.text(OPENID, "hello"), "safe")
+    event = http_event("POST", OA_APP, push.query, base64.b64encode(push.body.encode()).decode())
+    event["isBase64Encoded"] = True
+    out = app.lambda_handler(event, context)
+    assert out["statusCode"] == 200 and reply_of(sim, out, push)["Content"]
+    assert len(identities(aws)) == 1
+
+
+@pytest.mark.parametrize("body", ["abc", "not base64 at all!", "无效"])
+def test_given_a_body_flagged_base64_that_is_not_then_400_and_no_write(aws, app, context, sim, body):
+    push = sim.push(sim.text(OPENID, "hello"), "plain")
+    event = http_event("POST", OA_APP, push.query, body)
+    event["isBase64Encoded"] = True
+    out = app.lambda_handler(event, context)
+    assert out["statusCode"] == 400
+    assert aws.items() == []
 
 
 def test_given_other_http_method_then_405(aws, app, context, sim):
@@ -455,7 +493,8 @@ def test_a_queued_push_recorded_after_a_newer_one_keeps_the_newer_state(aws, app
     out, _ = post(app, context, sim, sim.subscribe(OPENID, "spring", create_time=int(time.time()) - 10))
     assert out["body"] == "success"
     monkeypatch.setenv("TABLE_NAME", aws.table)
-    [job] = aws.jobs()
+    first_contact, job = sorted(aws.jobs(), key=lambda j: j["kind"] == "touch")
+    assert first_contact["kind"] == "user_info"  # the text met the person: their unionid is looked up
     assert job["kind"] == "touch" and job["inbound"]["content"] == "" and job["jobs"][0]["kind"] == "user_info"
     post(app, context, sim, sim.event(OPENID, "unsubscribe", key=""))  # recorded directly, after
     job["at"] = int(time.time()) - 10  # the queued push is older than the unsubscribe just recorded
@@ -475,6 +514,24 @@ def test_a_queued_text_never_carries_what_the_person_wrote(aws, app, context, si
     monkeypatch.setenv("TABLE_NAME", aws.table)
     [job] = aws.jobs()
     assert "13900001111" not in str(job)
+
+
+def test_a_first_contact_looks_up_the_unionid_of_someone_who_followed_before(aws, app, context, sim):
+    post(app, context, sim, sim.text(OPENID, "hello"))  # no subscribe was ever seen for this person
+    post(app, context, sim, sim.text(OPENID, "hello again"))
+    assert [(j["kind"], j["openid"]) for j in aws.jobs()] == [("user_info", OPENID)]  # once, not per message
+
+
+def test_a_first_contact_recorded_late_by_the_worker_also_looks_up_the_unionid(aws, app, context, sim, monkeypatch):
+    from wxloop.services.oa_push import record_later
+
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    post(app, context, sim, sim.event(OPENID, "CLICK", key="ABOUT_US"))
+    monkeypatch.setenv("TABLE_NAME", aws.table)
+    [job] = aws.jobs()
+    assert job["kind"] == "touch" and job["jobs"] == []
+    assert record_later(job) == "recorded"
+    assert [j["kind"] for j in aws.jobs()] == ["user_info"]
 
 
 def test_the_webhook_makes_no_sqs_request_its_follow_ups_ride_on_the_write(aws, app, context, sim, monkeypatch):
@@ -532,6 +589,8 @@ def test_given_the_time_budget_is_spent_then_success_now_and_the_push_is_queued(
     ('{"accounts": {"wx1234567890abcdef": {"kind": "oa", "name": "x", "tokn": "t"}}}', "tokn"),
     ('{"accounts": {"wx1234567890abcdef": {"kind": "oa", "name": "x"}}}', "token"),
     ('{"accounts": {"wx1234567890abcdef": {"kind": "xx", "name": "x", "token": "t"}}}', "kind"),
+    ('{"accounts": {"wx1234567890abcdef": {"kind": "oa", "token": "tok", "encoding_aes_key": "%s"}}}'
+     % ("*" * 43), "encoding_aes_key"),
 ])
 def test_a_wrong_accounts_config_fails_the_start_naming_the_field(monkeypatch, function, bad, field):
     from wxloop.config import ConfigError

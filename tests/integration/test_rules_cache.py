@@ -9,7 +9,7 @@ import moto  # noqa: F401 - before any AWS client exists
 import pytest
 
 from wxloop.adapters import repository
-from wxloop.domain.rules import RuleSet, Trigger
+from wxloop.domain.rules import RuleError, RuleSet, Trigger
 from wxloop.services import rules_cache
 from wxloop.services.rules_cache import RulesCache
 
@@ -105,6 +105,38 @@ def test_given_a_stored_document_that_does_not_compile_when_refreshing_then_the_
     assert cache.current(APP, now_monotonic=31.0) is good
     push("three", "r3")
     assert reply_text(cache.current(APP, now_monotonic=62.0)) == "three"
+
+
+
+def test_given_a_pushed_set_over_the_regex_budget_when_refreshing_then_the_last_good_set_serves_and_it_is_not_refetched(
+        aws, cache, counting):
+    push("one", "r1")
+    good = cache.current(APP, now_monotonic=0.0)
+    slow = [{"id": f"slow{n}", "match": "regex", "keywords": [rf"[a-z]+\d{{1,{n}}}$"], "reply": {"text": "x"}}
+            for n in range(1, 101)]  # each is fine alone; together they are over the set's budget
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile({"rules": slow})
+    assert "tried on every message" in err.value.message
+    repository.put_rule_set(APP, {"version": "r2", "rules": slow}, "r2")
+    assert cache.current(APP, now_monotonic=31.0) is good
+    assert cache.current(APP, now_monotonic=62.0) is good
+    assert cache.current(APP, now_monotonic=93.0) is good
+    assert counting.doc_reads == 2  # r1 once, r2 once: a version that did not compile is not fetched again
+    push("three", "r3")
+    assert reply_text(cache.current(APP, now_monotonic=124.0)) == "three"
+    assert counting.doc_reads == 3
+
+
+def test_given_the_first_stored_set_does_not_compile_when_asked_then_the_builtin_set_serves_until_a_good_push(
+        aws, cache, counting, monkeypatch):
+    monkeypatch.delenv("RULES_FILE", raising=False)
+    bad = {"version": "r1", "rules": [{"id": "x", "match": "regex", "keywords": ["(a|aa)+$"], "reply": {"text": "x"}}]}
+    repository.put_rule_set(APP, bad, "r1")
+    assert cache.current(APP, now_monotonic=0.0).version == rules_cache.BUILTIN_VERSION
+    assert cache.current(APP, now_monotonic=31.0).version == rules_cache.BUILTIN_VERSION
+    assert counting.doc_reads == 1
+    push("two", "r2")
+    assert reply_text(cache.current(APP, now_monotonic=62.0)) == "two"
 
 
 def test_given_nothing_stored_when_asked_then_the_builtin_set_from_rules_file_answers(aws, cache, monkeypatch):

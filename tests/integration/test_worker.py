@@ -203,7 +203,7 @@ def test_5xx_and_timeouts_report_the_record_for_sqs_retry_then_succeed(aws, fake
     if failure == "http_502":
         fake_wechat.fail_next(CS, status=502)
     else:
-        fake_wechat.slow_next(CS, 0.8)  # the fixture sets WECHAT_API_TIMEOUT=0.5
+        fake_wechat.slow_next(CS, 2.5)  # the fixture sets WECHAT_API_TIMEOUT=2
     event = sqs_event(cs_job())
     message_id = event["Records"][0]["messageId"]
     # one record that fails is the whole batch failing: Powertools raises, and SQS retries it
@@ -384,7 +384,8 @@ def test_a_token_that_cannot_be_fetched_keeps_the_job_for_retry(aws, fake_wechat
     assert repository.get_identity(OA_APP, "o-oa-1")["win_msg_sent"] == 1
 
 
-def test_a_sent_message_whose_done_mark_fails_is_not_sent_again(aws, fake_wechat, worker, context, monkeypatch):
+def test_a_sent_message_whose_done_mark_fails_is_acknowledged_not_retried(aws, fake_wechat, worker, context,
+                                                                          monkeypatch):
     from wxloop.adapters import repository
 
     user_message(OA_APP, "o-oa-1")
@@ -393,3 +394,256 @@ def test_a_sent_message_whose_done_mark_fails_is_not_sent_again(aws, fake_wechat
     assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}  # SQS deletes it
     monkeypatch.setattr(repository, "finish_job", real)
     assert len(fake_wechat.calls(CS)) == 1
+    # a copy of the job delivered while the claim's lease runs is not sent either
+    with pytest.raises(Exception, match="All records failed"):  # busy (the claim's lease): SQS retries later
+        worker.lambda_handler(sqs_event(cs_job()), context)
+    assert len(fake_wechat.calls(CS)) == 1
+
+
+def test_a_done_mark_that_fails_once_is_tried_again(aws, fake_wechat, worker, context, monkeypatch):
+    from wxloop.adapters import repository
+
+    user_message(OA_APP, "o-oa-1")
+    real, calls = repository.finish_job, []
+
+    def flaky(*a, **k):
+        calls.append(a)
+        if len(calls) == 1:
+            raise RuntimeError("throttled")
+        return real(*a, **k)
+
+    monkeypatch.setattr(repository, "finish_job", flaky)
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}
+    assert len(calls) == 2 and repository.get_job(cs_job()["id"])["state"] == "done"
+    assert worker.lambda_handler(sqs_event(cs_job()), context) == {"batchItemFailures": []}  # a duplicate
+    assert len(fake_wechat.calls(CS)) == 1
+
+
+# --- customer-service windows: a window reopened mid-job, unfollowed people ----------------------------------
+
+
+def unfollow(app_id, openid, *, now):
+    from wxloop.adapters import repository
+    from wxloop.domain.inbound import Inbound
+
+    inb = Inbound(openid=openid, to_user="gh_test", msg_type="event", create_time=now, event="unsubscribe")
+    assert repository.touch_identity(app_id, inb, now=now, event={"type": "test"}, reply=None).status == "recorded"
+
+
+def test_a_window_reopened_between_the_read_and_the_spend_is_read_again_and_spent(aws, fake_wechat, monkeypatch):
+    """Given a person who messaged at T, and a job that read the identity before the person wrote again at
+    T+50 (which moved the window's open time), when the job runs at T+60, then it sends once."""
+    from wxloop.adapters import repository
+    from wxloop.services import jobs
+
+    t = 1_700_000_000
+    user_message(OA_APP, "o-oa-1", now=t)
+    before = repository.get_identity(OA_APP, "o-oa-1")
+    user_message(OA_APP, "o-oa-1", now=t + 50, msg_id=2)
+    real, reads = repository.get_identity, []
+
+    def get_identity(app_id, openid):  # the first read is the one made before the second message
+        reads.append(openid)
+        return before if len(reads) == 1 else real(app_id, openid)
+
+    monkeypatch.setattr(repository, "get_identity", get_identity)
+    outcome = jobs.run(cs_job(), now=t + 60, sink=None)
+    assert (outcome.status, outcome.detail) == ("ok", "sent:msg") and len(reads) == 2
+    assert len(fake_wechat.calls(CS)) == 1
+    identity = real(OA_APP, "o-oa-1")
+    assert (identity["win_msg_at"], identity["win_msg_sent"]) == (t + 50, 1)
+
+
+def test_the_window_is_read_again_a_bounded_number_of_times(aws, fake_wechat, monkeypatch):
+    from wxloop.adapters import repository
+    from wxloop.services import jobs
+
+    t = 1_700_000_000
+    user_message(OA_APP, "o-oa-1", now=t)
+    stale = repository.get_identity(OA_APP, "o-oa-1")
+    user_message(OA_APP, "o-oa-1", now=t + 50, msg_id=2)
+    reads = []
+    monkeypatch.setattr(repository, "get_identity", lambda app_id, openid: reads.append(1) or stale)
+    assert str(jobs.run(cs_job(), now=t + 60, sink=None)) == "closed"
+    assert len(reads) == jobs.CS_SPEND_TRIES and job_state("j-cs-1")["outcome"] == "closed:window"
+    assert fake_wechat.calls(CS) == []
+
+
+def test_a_person_who_unfollowed_gets_no_cs_message_and_keeps_the_window(aws, fake_wechat, worker, context):
+    from wxloop.adapters import repository
+
+    t = 1_700_000_000
+    user_message(OA_APP, "o-oa-1", now=t)  # the window is open (48 h)...
+    unfollow(OA_APP, "o-oa-1", now=t + 10)  # ...but the person has left
+    from wxloop.services import jobs
+
+    outcome = jobs.run(cs_job(), now=t + 20, sink=None)
+    assert (outcome.status, outcome.detail) == ("closed", "unsubscribed")
+    assert job_state("j-cs-1")["outcome"] == "closed:unsubscribed"
+    assert fake_wechat.calls() == []  # not even a token fetch
+    identity = repository.get_identity(OA_APP, "o-oa-1")
+    assert identity["following"] is False and identity["win_msg_sent"] == 0
+    assert aws.jobs() == []  # not re-queued
+
+
+# --- transient failures: retried with a growing delay -------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["errcode_-1", "html_200", "html_502"])
+def test_system_busy_and_answers_that_are_not_json_are_retried(aws, fake_wechat, worker, context, answer):
+    from wxloop.adapters import repository
+
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
+    if answer == "errcode_-1":
+        fake_wechat.fail_next(CS, -1)
+    else:
+        page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+        fake_wechat.fail_next(CS, status=int(answer[-3:]), body=page)
+    event = sqs_event(cs_job())
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(event, context)
+    state = job_state("j-cs-1")
+    assert state["state"] == "running" and state["lease_until"] == 0 and "outcome" not in state  # released
+    assert repository.get_identity(OA_APP, "o-oa-1")["win_msg_sent"] == 0  # the message was given back
+    assert len(fake_wechat.calls(CS)) == 1
+    assert worker.lambda_handler(event, context) == {"batchItemFailures": []}
+    assert job_state("j-cs-1")["outcome"] == "ok" and len(fake_wechat.calls(CS)) == 2
+
+
+def test_the_retry_delay_grows_with_the_receive_count():
+    from wxloop.services import jobs
+
+    assert [jobs.retry_delay_seconds(n) for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
+    assert jobs.retry_delay_seconds("3") == 120
+    assert jobs.retry_delay_seconds(None) == jobs.retry_delay_seconds("x") == jobs.retry_delay_seconds(0) == 30
+    assert jobs.retry_delay_seconds(10_000) == 900
+
+
+def test_a_failed_record_is_hidden_for_the_delay_of_its_receive_count(aws, fake_wechat, worker, context):
+    """The failed record's visibility is changed on the queue it came from (QueueUrl from its
+    eventSourceARN): moto then keeps it hidden, though it was received with no visibility timeout at all."""
+    from wxloop.adapters import aws as clients
+
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
+    aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=json.dumps(cs_job()))
+    [msg] = aws.sqs.receive_message(QueueUrl=aws.queue_url, VisibilityTimeout=0)["Messages"]
+    record = dict(sqs_record(msg["Body"], message_id=msg["MessageId"], receive_count=3),
+                  receiptHandle=msg["ReceiptHandle"])
+    seen = []
+    clients.client("sqs").meta.events.register(
+        "provide-client-params.sqs.ChangeMessageVisibility", lambda params, **_: seen.append(dict(params)))
+    fake_wechat.fail_next(CS, status=503)
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler({"Records": [record]}, context)
+    assert seen == [{"QueueUrl": aws.queue_url, "ReceiptHandle": msg["ReceiptHandle"], "VisibilityTimeout": 120}]
+    assert aws.sqs.receive_message(QueueUrl=aws.queue_url).get("Messages") is None  # hidden for 120 s
+
+
+def test_a_failure_to_delay_the_retry_is_logged_and_the_record_still_reported(aws, fake_wechat, worker, context,
+                                                                              caplog):
+    from wxloop.adapters import aws as clients
+
+    def refuse(**_):
+        raise RuntimeError("sqs is down")
+
+    clients.client("sqs").meta.events.register("before-call.sqs.ChangeMessageVisibility", refuse)
+    user_message(OA_APP, "o-oa-1")  # opens the 48-hour customer-service window
+    fake_wechat.fail_next(CS, status=502)
+    bad, good = sqs_record(json.dumps(cs_job()), message_id="m-bad"), sqs_record(json.dumps(cs_job("j-2")))
+    assert worker.lambda_handler({"Records": [bad, good]}, context) == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+    assert [r for r in caplog.records if r.getMessage() == "retry delay not set"]
+
+
+def test_the_queue_url_comes_from_the_records_source(aws, monkeypatch):
+    from wxloop.services import jobs
+
+    assert jobs.queue_url_of("arn:aws:sqs:us-east-1:123456789012:wxloop-jobs") == aws.queue_url
+    monkeypatch.setenv("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/other")
+    assert jobs.queue_url_of("arn:aws:sqs:us-east-1:123456789012:wxloop-jobs") == \
+        "https://sqs.us-east-1.amazonaws.com/123456789012/wxloop-jobs"
+    assert jobs.queue_url_of("arn:aws:dynamodb:us-east-1:123456789012:table/x") is None
+    assert jobs.queue_url_of("") is None
+
+
+# --- subscribe-message credits ------------------------------------------------------------------------------
+
+
+def put_credit(aws, remaining, openid="o-mp-1", template_id="tpl-1"):
+    from wxloop.adapters import repository
+
+    aws.ddb.put_item(TableName=aws.table, Item=repository.marshal(
+        {"pk": f"ID#{MP_APP}#{openid}", "sk": f"SUB#{template_id}", "remaining": remaining}))
+
+
+def credit(aws, openid="o-mp-1", template_id="tpl-1"):
+    from wxloop.adapters import repository
+
+    got = aws.ddb.get_item(TableName=aws.table, Key={"pk": {"S": f"ID#{MP_APP}#{openid}"},
+                                                     "sk": {"S": f"SUB#{template_id}"}})
+    return repository.unmarshal(got.get("Item"))
+
+
+@pytest.fixture
+def credit_at_send(aws, monkeypatch):
+    """The ``remaining`` of the person's credit each time WeChat's subscribe/send is called."""
+    from wxloop.services import jobs
+
+    real_client, seen = jobs._client, []
+
+    class Watching:
+        def __init__(self, app_id):
+            self.inner = real_client(app_id)
+
+        def post(self, *args, **kwargs):
+            seen.append((credit(aws) or {}).get("remaining"))
+            return self.inner.post(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "_client", Watching)
+    return seen
+
+
+def test_a_subscribe_credit_is_spent_before_the_send_and_none_left_means_no_send(aws, fake_wechat, worker, context,
+                                                                                credit_at_send):
+    put_credit(aws, 1)
+    assert worker.lambda_handler(sqs_event(sub_job()), context) == {"batchItemFailures": []}
+    assert credit_at_send == [0] and job_state("j-sub-1")["outcome"] == "ok"
+    # no credit left: closed without calling WeChat
+    assert worker.lambda_handler(sqs_event(sub_job("j-sub-2")), context) == {"batchItemFailures": []}
+    assert job_state("j-sub-2")["outcome"] == "closed:credit"
+    assert len(fake_wechat.calls(SUB)) == 1 and credit(aws)["remaining"] == 0
+
+
+def test_a_subscribe_credit_is_given_back_when_the_send_fails_transiently(aws, fake_wechat, worker, context,
+                                                                         credit_at_send):
+    put_credit(aws, 1)
+    fake_wechat.fail_next(SUB, status=502)
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(sqs_event(sub_job()), context)
+    assert credit_at_send == [0]  # spent for the call...
+    assert credit(aws)["remaining"] == 1 and "outcome" not in job_state("j-sub-1")  # ...and given back
+    assert worker.lambda_handler(sqs_event(sub_job()), context) == {"batchItemFailures": []}
+    assert credit_at_send == [0, 0] and credit(aws)["remaining"] == 0 and job_state("j-sub-1")["outcome"] == "ok"
+    assert len(fake_wechat.calls(SUB)) == 2
+
+
+def test_a_refund_does_not_undo_a_reset_made_meanwhile(aws):
+    from wxloop.adapters import repository
+
+    put_credit(aws, 2)
+    state, gen = repository.spend_subscribe_credit(MP_APP, "o-mp-1", "tpl-1")
+    assert (state, gen) == ("spent", 0) and credit(aws)["remaining"] == 1
+    assert repository.zero_subscribe_credit(MP_APP, "o-mp-1", "tpl-1", 100)  # e.g. the person refused
+    assert not repository.refund_subscribe_credit(MP_APP, "o-mp-1", "tpl-1", gen)
+    assert credit(aws)["remaining"] == 0
+    assert repository.spend_subscribe_credit(MP_APP, "o-mp-1", "tpl-1") == ("none_left", 0)
+    assert repository.spend_subscribe_credit(MP_APP, "o-mp-2", "tpl-1") == ("no_counter", 0)
+
+
+def test_43101_sets_the_subscribe_credit_to_zero(aws, fake_wechat, worker, context):
+    new_identity(MP_APP, "o-mp-1")
+    put_credit(aws, 3)
+    fake_wechat.fail_next(SUB, 43101)
+    assert worker.lambda_handler(sqs_event(sub_job()), context) == {"batchItemFailures": []}
+    assert credit(aws)["remaining"] == 0 and job_state("j-sub-1")["outcome"] == "closed:43101"
+    assert worker.lambda_handler(sqs_event(sub_job("j-sub-2")), context) == {"batchItemFailures": []}
+    assert job_state("j-sub-2")["outcome"] == "closed:credit" and len(fake_wechat.calls(SUB)) == 1

@@ -100,6 +100,13 @@ def test_parsing_subscribe_with_scene_strips_the_prefix(sim):
     assert (scan.event, scan.scene) == ("scan", "spring")
 
 
+def test_a_follow_from_a_product_scan_is_a_follow(sim):
+    inb = parse_inbound(sim.event("oU1", "subscribe", key="scanbarcode|EAN_13|6900000000001").encode())
+    assert (inb.event, inb.scene) == ("subscribe", "")
+    assert inb.event_key == "scanbarcode|EAN_13|6900000000001"
+    assert inb.opens_short_window
+
+
 def test_dedupe_keys_differ_by_sender_and_are_stable(sim):
     a = parse_inbound(sim.text("oA", "x", msg_id=1, create_time=100).encode())
     b = parse_inbound(sim.text("oB", "x", msg_id=1, create_time=100).encode())

@@ -229,7 +229,7 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
         if replay and inb.dedupe_key not in (old.get(f"dd{current}") or ()):
             return _record_push_only(app_id, inb, event, current, old)
         last = old.get("last_reply") or {}
-        stored = last.get("body") if last.get("k") == inb.dedupe_key else None
+        stored = (last.get("body") or None) if last.get("k") == inb.dedupe_key else None  # "": being rendered
         return Touch("duplicate", uid=old["uid"], identity=old, stored_reply=stored)
     except Exception as exc:  # timeouts, connection errors
         raise RepositoryError(repr(exc)) from exc
@@ -303,14 +303,27 @@ def create_identity(
     return Touch("recorded", uid=uid, identity=identity)
 
 
-def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str) -> None:
-    """Keep a reply computed after the touch (one needing the person's data) for WeChat's retries."""
+def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
+                outbox: Mapping | None = None) -> None:
+    """Keep a reply computed after the touch (one needing the person's data) for WeChat's retries, unless a
+    newer push's reply is kept already. ``outbox``: an event (``journey: False``) whose jobs the table's
+    stream queues, left on the identity by the same write."""
+    sets, values = [], {":k": dedupe_key}
+    if reply is not None:
+        sets.append("last_reply = :r")
+        values[":r"] = {"k": dedupe_key, "body": reply}
+    if outbox is not None:
+        sets.append("ev = :ev")
+        values[":ev"] = dict(outbox)
+    if not sets:
+        return
     ddb().update_item(
         TableName=table_name(),
         Key=identity_key(app_id, openid),
-        UpdateExpression="SET last_reply = :r",
-        ConditionExpression="attribute_exists(uid)",
-        ExpressionAttributeValues=marshal({":r": {"k": dedupe_key, "body": reply}}),
+        UpdateExpression="SET " + ", ".join(sets),
+        # the touch of this push stored last_reply with its key (or none, for a placeholder reply)
+        ConditionExpression="attribute_exists(uid) AND (attribute_not_exists(last_reply) OR last_reply.k = :k)",
+        ExpressionAttributeValues=marshal(values),
     )
 
 
@@ -503,16 +516,99 @@ def mark_channel_closed(app_id: str, openid: str, channel: str, code: int, now: 
     ) is not None
 
 
-def use_subscribe_credit(app_id: str, openid: str, template_id: str) -> bool:
-    """Spend one subscribe-message credit (``ID#{app_id}#{openid}``/``SUB#{template_id}``, attribute
-    ``remaining``) if the item exists and has one; False otherwise (no counter kept, or none left)."""
-    out = _conditional_update(
-        Key={"pk": {"S": f"ID#{app_id}#{openid}"}, "sk": {"S": f"SUB#{template_id}"}},
-        UpdateExpression="SET remaining = remaining - :one",
-        ConditionExpression="attribute_exists(pk) AND remaining > :zero",
-        ExpressionAttributeValues=marshal({":one": 1, ":zero": 0}),
-    )
-    return out is not None
+def subscribe_credit_key(app_id: str, openid: str, template_id: str) -> dict:
+    return {"pk": {"S": f"ID#{app_id}#{openid}"}, "sk": {"S": f"SUB#{template_id}"}}
+
+
+def apply_subscribe_event(app_id: str, openid: str, event_id: str, changes: Mapping[str, int | None], *,
+                          now: int, ttl: int) -> bool:
+    """Apply once the subscribe-message credit changes of one event (``subscribe_msg_popup_event`` /
+    ``subscribe_msg_change_event``). ``changes`` maps a template id to the one-time sends it grants (added to
+    ``remaining`` of ``SUB#{template_id}``, created at 0) or None (refused: ``remaining`` = 0, ``gen`` + 1).
+
+    One transaction with a marker ``ID#{app_id}#{openid}``/``SUBEV#{event_id}`` (expires at ``ttl``) that
+    must not exist yet: a replayed stream record changes nothing and gets False.
+    """
+    if not changes:
+        return False
+    table = table_name()
+    items: list[dict] = [{"Put": {
+        "TableName": table,
+        "Item": marshal({"pk": f"ID#{app_id}#{openid}", "sk": f"SUBEV#{event_id}", "at": int(now), "ttl": int(ttl)}),
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }}]
+    for template_id, grant in changes.items():
+        if grant is None:
+            update, values = "SET remaining = :zero, updated_at = :now ADD gen :one", {":zero": 0, ":now": now, ":one": 1}
+        else:
+            update = "SET remaining = if_not_exists(remaining, :zero) + :n, updated_at = :now"
+            values = {":zero": 0, ":n": int(grant), ":now": now}
+        items.append({"Update": {"TableName": table, "Key": subscribe_credit_key(app_id, openid, template_id),
+                                 "UpdateExpression": update, "ExpressionAttributeValues": marshal(values)}})
+    try:
+        ddb().transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        reasons = exc.response.get("CancellationReasons") or [{}]
+        if reasons[0].get("Code") == "ConditionalCheckFailed":
+            return False  # the marker exists: this event was applied before
+        raise RepositoryError(str(exc)) from exc
+    except Exception as exc:
+        raise RepositoryError(repr(exc)) from exc
+    return True
+
+
+def spend_subscribe_credit(app_id: str, openid: str, template_id: str) -> tuple[str, int]:
+    """Take one subscribe-message credit (``SUB#{template_id}``, attribute ``remaining``) before a send.
+
+    Returns (``spent``, the item's ``gen`` for ``refund_subscribe_credit``), (``none_left``, 0) when the
+    counter exists at 0, or (``no_counter``, 0) when no counter is kept for this person and template.
+    """
+    try:
+        out = ddb().update_item(
+            TableName=table_name(),
+            Key=subscribe_credit_key(app_id, openid, template_id),
+            UpdateExpression="SET remaining = remaining - :one",
+            ConditionExpression="attribute_exists(pk) AND remaining > :zero",
+            ExpressionAttributeValues=marshal({":one": 1, ":zero": 0}),
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            return ("none_left" if exc.response.get("Item") else "no_counter"), 0
+        raise RepositoryError(str(exc)) from exc
+    except Exception as exc:
+        raise RepositoryError(repr(exc)) from exc
+    return "spent", int((unmarshal(out.get("Attributes")) or {}).get("gen") or 0)
+
+
+def refund_subscribe_credit(app_id: str, openid: str, template_id: str, gen: int) -> bool:
+    """Give back a credit taken by ``spend_subscribe_credit`` whose send failed, unless the counter was
+    reset since (``gen`` changed: a refusal or 43101 set it to 0). Best effort: False when not refunded."""
+    if gen:
+        condition, values = "gen = :gen", {":one": 1, ":gen": int(gen)}
+    else:
+        condition, values = "attribute_exists(pk) AND attribute_not_exists(gen)", {":one": 1}
+    try:
+        return _conditional_update(
+            Key=subscribe_credit_key(app_id, openid, template_id),
+            UpdateExpression="SET remaining = remaining + :one",
+            ConditionExpression=condition,
+            ExpressionAttributeValues=marshal(values),
+        ) is not None
+    except Exception:  # the person then has one credit less than WeChat thinks: a later send finds out
+        return False
+
+
+def zero_subscribe_credit(app_id: str, openid: str, template_id: str, now: int) -> bool:
+    """WeChat says there is no credit (43101): set an existing counter to 0 (``gen`` + 1). False when no
+    counter is kept (none is created: without one, sends go ahead and WeChat decides)."""
+    return _conditional_update(
+        Key=subscribe_credit_key(app_id, openid, template_id),
+        UpdateExpression="SET remaining = :zero, updated_at = :now ADD gen :one",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeValues=marshal({":zero": 0, ":now": int(now), ":one": 1}),
+    ) is not None
 
 
 def job_key(job_id: str) -> dict:

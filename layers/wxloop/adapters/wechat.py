@@ -105,6 +105,15 @@ class WeChatAPIError(RuntimeError):
         return self.errcode in TOKEN_ERRCODES
 
 
+def expect_json(result: Any, path: str) -> Any:
+    """The JSON answer of an API that answers JSON. wechatpy hands back the raw HTTP response when a body is
+    not JSON (right for the APIs that answer an image, such as ``wxa/getwxacodeunlimit``); for the others
+    (e.g. a proxy's HTML error page with status 200) that is no success but a failure to retry."""
+    if isinstance(result, Mapping):
+        return result
+    raise WeChatAPIError(None, "response is not JSON", http_status=getattr(result, "status_code", None), path=path)
+
+
 def _path_of(url: str | None) -> str:
     if not url:
         return ""

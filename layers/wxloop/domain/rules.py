@@ -33,11 +33,26 @@ are read in Asia/Shanghai time (``hours`` end is exclusive, minute resolution). 
 (``"22:00-02:00"``) belongs to the day it starts on: with ``weekdays: [fri]`` it is open from Friday 22:00
 to Saturday 02:00, and ``dates`` apply to that starting day too.
 
-Regex guard: a user-supplied pattern must not be able to stall the webhook. At compile time a pattern is
-refused when it is longer than ``REGEX_MAX_LEN``, does not compile, uses back-references, nests a variable
-quantifier inside a repeated group (``(a+)+``, ``(.*)*``, ``(\\w+\\s?)*``), matches empty text, or is slow on
-a probe of adversarial strings up to ``REGEX_TEXT_LIMIT`` characters. At match time regexes only see the
-first ``REGEX_TEXT_LIMIT`` characters.
+Regex guard: a user-supplied pattern must not be able to stall the webhook (WeChat gives it 5 s in all), and
+no verdict depends on the machine or its load: nothing is timed. At compile time a pattern is refused when it
+is longer than ``REGEX_MAX_LEN``, does not compile, uses back-references, nests a variable quantifier inside
+a repeated group (``(a+)+``, ``(.*)*``, ``(\\w+\\s?)*``), matches empty text, or when its worst case is over
+``REGEX_COST_LIMIT`` (4e6). The worst case is counted from the pattern alone (``_CostModel``), in matcher
+steps of one search on ``REGEX_TEXT_LIMIT`` characters. Any unanchored pattern with a repeat is quadratic by
+search alone and passes (``[a-z]+\\d+x`` 1.1e6, ``\\w+@\\w+\\.com`` 1.1e6); repeats that can take the same
+characters one after another are cubic and do not (``\\d+\\s*\\d+x`` 2.7e8, ``a.*b.*c`` 4.1e8), nor do
+alternatives in a repeat that can begin alike (``(a|aa)+``, exponential). Totals are bounded as well:
+  - a set holds at most ``MAX_REGEXES`` (500) regexes: vetting one takes 0.1 to 0.6 ms, so a 5,000-rule set
+    with 500 costly regexes compiles in 0.35 to 0.5 s;
+  - regexes with no required literal are tried on every text, so their worst cases may add up to
+    ``REGEX_SET_COST_LIMIT`` (4e6) per set; past that the set is refused, naming the regex that crosses it
+    (about seven of the ``[a-z]+\\d{1,9}$`` kind, 5.4e5 each; anchored with ``^`` one costs about 1.6e3);
+  - one message may spend ``REGEX_MESSAGE_COST_LIMIT`` (8e6) steps, each regex costed for the length of that
+    text; a regex that no longer fits is skipped as if it did not match. Only a text holding the literals of
+    many costly regexes gets there; ordinary messages are short and each regex then costs little.
+One step took 1 to 25 ns in measurements (CPython 3.13), so regexes add at most about 0.2 s to one message;
+a hostile 2,048-byte text against the worst accepted set decides in 50 to 100 ms. At match time regexes only
+see the first ``REGEX_TEXT_LIMIT`` characters.
 
 Matching cost does not grow with the number of rules: exact keywords are a dict lookup; ``contains`` keywords,
 and a literal every match of a regex must contain, are grouped by first character and tested with ``in`` only
@@ -49,14 +64,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from operator import itemgetter
-from typing import Any
+from operator import add, itemgetter
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from wxloop.domain.inbound import Inbound
@@ -69,9 +83,12 @@ REGEX_MAX_LEN = 200
 REGEX_TEXT_LIMIT = 512
 KEYWORD_MAX_LEN = 256
 MAX_RULES = 5000
-# The probe refuses a pattern when one search of an adversarial string takes longer than this (quadratic
-# patterns like [a-z]+\d+ take ~4 ms on 512 characters and pass; cubic ones take ~1 s and do not).
-REGEX_PROBE_LIMIT_NS = 10_000_000
+MAX_REGEXES = 500  # regex keywords in one set: vetting one takes 0.1 to 0.6 ms, so compiling stays < 1 s
+# Regex work, in worst-case matcher steps of one search on a REGEX_TEXT_LIMIT-character text (``_CostModel``;
+# measured, one step takes 1 to 25 ns on CPython 3.13). See "Regex guard" in the module docstring.
+REGEX_COST_LIMIT = 4_000_000  # one regex (quadratic shapes pass, cubic and exponential ones do not)
+REGEX_SET_COST_LIMIT = 4_000_000  # all regexes of a set with no required literal (tried on every text)
+REGEX_MESSAGE_COST_LIMIT = 8_000_000  # regexes tried for one message, each costed for that text's length
 PLACEHOLDER_VALUE_MAX = 512
 ELLIPSIS = "…"
 DEFAULT_IDS = {"reply": "defaults.reply", "welcome": "defaults.welcome", "first_welcome": "defaults.first_welcome"}
@@ -401,89 +418,330 @@ def _required_literal(items, c) -> str:
     return best
 
 
-def _backtracking_risk(items, c) -> str:
-    """"alternatives" when a repeated group has alternatives (exponential blow-up possible), "repeats" when
-    two or more long repeats could backtrack polynomially, "" otherwise: such patterns stay cheap on
-    ``REGEX_TEXT_LIMIT`` characters, so the timing probe is spent only where it can find something."""
-    long_repeats = 0
-    alternatives = False
+# Worst-case cost model. A backtracking search is only slow when it has many ways to try. A repeat whose
+# characters can also begin what follows it (``\w+a``, ``.*x``, ``\d+\s*\d+``) may give back any number of
+# characters and retry the rest from each point; alternatives inside a repeat that can match the same text
+# (``(a|aa)+``) multiply the ways at every repetition. ``_CostModel`` walks the parsed pattern and bounds the
+# matcher steps of one search on a text of n characters:
+#   - a character or an assertion: 1 step, then the rest;
+#   - a repeat of up to m items: m steps to scan; then the rest once when its items cannot begin what follows
+#     (every shorter try fails on its first character), else the rest once per count it may give back;
+#   - alternatives: each one, each followed by the rest;
+#   - a repeated group with alternatives that can begin alike: the ways it can match, to the power of its
+#     repetitions (this is what makes (a|aa)+ exponential);
+#   - a search: n + 1 start positions, or one when the pattern begins with ^ or \A.
+# "Can begin alike" is decided exactly (on the Basic Multilingual Plane): two character sets share a
+# character iff they share one at a point where one of them begins, and all such points are tried.
+# The bound is deterministic: it depends on the pattern only, never on the machine or its load.
 
-    def walk(node, in_repeat: bool) -> None:
-        nonlocal long_repeats, alternatives
-        for op, av in node:
-            if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-                if av[1] > 32:
-                    long_repeats += 1
-                walk(av[2], in_repeat or av[1] > 1)
-            elif op is c.BRANCH:
-                alternatives = alternatives or in_repeat
-                for branch in av[1]:
-                    walk(branch, in_repeat)
-            elif op is c.SUBPATTERN:
-                walk(av[-1], in_repeat)
-            elif op in (c.ASSERT, c.ASSERT_NOT):
-                walk(av[1], in_repeat)
-            elif op is c.ATOMIC_GROUP:
-                walk(av, in_repeat)
-
-    walk(items, False)
-    if alternatives:
-        return "alternatives"
-    return "repeats" if long_repeats >= 2 else ""
+_COST_CAP = 1 << 62
+_COST_SIZES = (16, 32, 64, 128, 256, REGEX_TEXT_LIMIT)  # text lengths a regex's cost is given for
 
 
-def _probe_strings(items, c) -> list[str]:
-    chars: list[str] = []
-
-    def collect(node) -> None:
-        for op, av in node:
-            if op is c.LITERAL:
-                ch = chr(av)
-                if ch not in chars:
-                    chars.append(ch)
-            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-                collect(av[2])
-            elif op is c.SUBPATTERN:
-                collect(av[-1])
-            elif op is c.BRANCH:
-                for b in av[1]:
-                    collect(b)
-            elif op in (c.ASSERT, c.ASSERT_NOT):
-                collect(av[1])
-            elif op is c.ATOMIC_GROUP:
-                collect(av)
-
-    collect(items)
-    seeds = [ch for ch in chars[:6]] + ["a", "0", " ", "a0", "-_"]
-    if len(chars) >= 2:
-        seeds.append("".join(chars[:4]))
-    return seeds
+def _cost_bucket(length: int) -> int:
+    """The index in ``_COST_SIZES`` of the smallest size >= ``length`` (``length`` <= REGEX_TEXT_LIMIT)."""
+    return max(0, (length - 1).bit_length() - 4)
 
 
-# Lengths the probe tries. Where alternatives repeat (exponential blow-up is possible) it climbs in small steps
-# so it stops before a search takes seconds; elsewhere doubling finds polynomial blow-up within 2^degree.
-_SMALL_STEPS = tuple(range(4, 34, 2)) + (40, 50, 62, 78, 97, 121, 151, 189, 236, 295, 369, 461, REGEX_TEXT_LIMIT)
-_DOUBLING = (64, 128, 256, REGEX_TEXT_LIMIT)
+class VettedRegex(NamedTuple):
+    """A user pattern that passed the guard."""
+
+    pattern: re.Pattern
+    literal: str  # a literal every match contains (casefolded), or ""
+    anchored: bool  # it can only match at the start of the text
+    costs: tuple[int, ...]  # worst-case matcher steps of one search, texts of up to _COST_SIZES characters
+
+    @property
+    def cost(self) -> int:
+        """Worst-case steps on a ``REGEX_TEXT_LIMIT``-character text."""
+        return self.costs[-1]
 
 
-def _probe(rx: re.Pattern, seeds: Iterable[str], lengths: Iterable[int]) -> None:
-    lengths = tuple(lengths)
-    for seed in seeds:
-        for n in lengths:
-            text = (seed * (n // len(seed) + 1))[:n] + "\x00"
-            for attempt in range(2):  # a GC pause is not the pattern's fault: retry once before refusing
-                t0 = time.perf_counter_ns()
-                rx.search(text)
-                if time.perf_counter_ns() - t0 <= REGEX_PROBE_LIMIT_NS:
-                    break
-                if attempt:
-                    raise ValueError(f"too slow on a {n}-character probe text (catastrophic backtracking)")
+@dataclass(frozen=True, slots=True)
+class _Chars:
+    """The set of characters a one-character item takes: code-point ranges and \\d \\s \\w classes (each
+    possibly negated), the whole possibly negated. Matching is case-insensitive."""
+
+    ranges: tuple[tuple[int, int], ...]
+    classes: tuple[tuple[str, bool], ...] = ()  # ("d" | "s" | "w", negated)
+    negate: bool = False
+
+    def has(self, ch: str) -> bool:
+        lower, upper = ch.lower(), ch.upper()
+        for v in {ch, lower, upper, ch.casefold(), lower.upper(), upper.lower()}:
+            if len(v) != 1:
+                continue
+            code = ord(v)
+            hit = any(lo <= code <= hi for lo, hi in self.ranges) or any(
+                _CLASS_TEST[name](v) != negated for name, negated in self.classes)
+            if hit != self.negate:
+                return True
+        return False
+
+    def points(self) -> list[int]:
+        """Where the set (or its complement) may begin, besides where its classes begin and end."""
+        out = [0]
+        for lo, hi in self.ranges:
+            out += (lo, hi + 1)
+        return out
+
+
+_ANY = _Chars((), (), True)
+_CLASS_TEST = {"d": str.isdecimal, "s": str.isspace, "w": lambda ch: ch.isalnum() or ch == "_"}
+
+
+def _chars(op, av, c) -> _Chars | None:
+    """The character set of a one-character item (None for anything else)."""
+    if op is c.LITERAL or op is c.NOT_LITERAL or op is c.IN:
+        return _chars_of(op, tuple(av) if op is c.IN else av, c)
+    return _ANY if op is c.ANY else None
+
+
+@lru_cache(maxsize=8192)
+def _chars_of(op, av, c) -> _Chars:
+    if op is c.LITERAL:
+        return _Chars(((av, av),))
+    if op is c.NOT_LITERAL:
+        return _Chars(((av, av),), (), True)
+    named = {c.CATEGORY_DIGIT: ("d", False), c.CATEGORY_NOT_DIGIT: ("d", True), c.CATEGORY_SPACE: ("s", False),
+             c.CATEGORY_NOT_SPACE: ("s", True), c.CATEGORY_WORD: ("w", False), c.CATEGORY_NOT_WORD: ("w", True)}
+    ranges: list[tuple[int, int]] = []
+    classes: list[tuple[str, bool]] = []
+    negate = False
+    for iop, iav in av:
+        if iop is c.NEGATE:
+            negate = True
+        elif iop is c.LITERAL:
+            ranges.append((iav, iav))
+        elif iop is c.RANGE:
+            ranges.append(iav)
+        elif iop is c.CATEGORY and iav in named:
+            classes.append(named[iav])
+        else:
+            return _ANY
+    return _Chars(tuple(ranges), tuple(classes), negate)
+
+
+@lru_cache(maxsize=4)
+def _class_points(name: str) -> tuple[int, ...]:
+    """Where the \\d, \\s or \\w set begins and ends on the Basic Multilingual Plane (computed once)."""
+    bmp = "".join(map(chr, range(0x10000)))
+    return tuple(p for m in re.finditer(f"\\{name}+", bmp) for p in m.span())
 
 
 @lru_cache(maxsize=4096)
-def vet_regex(pattern: str) -> tuple[re.Pattern, str, bool]:
-    """Compile a user pattern after the guard checks; returns (compiled, the literal every match contains
-    or "", whether it can only match at the start of the text).
+def _overlap(a: _Chars, b: _Chars) -> bool:
+    """Whether a character is in both sets. Exact on the Basic Multilingual Plane: if the sets meet, their
+    smallest common character is where one of them begins, and every such point (with its case variants)
+    is tried."""
+    if a is _ANY or b is _ANY:
+        return True
+    points = [*a.points(), *b.points()]
+    bounded = [x for x in (a, b) if not x.negate and not x.classes]
+    low, high = (min(lo for lo, _ in bounded[0].ranges), max(hi for _, hi in bounded[0].ranges)) if bounded \
+        else (0, 0x10FFFF)
+    for name in dict.fromkeys(name for name, _ in a.classes + b.classes):
+        points += (p for p in _class_points(name) if low <= p <= high + 1)
+    for p in dict.fromkeys(points):
+        if 0 <= p <= 0x10FFFF:
+            ch = chr(p)
+            for v in {ch, ch.lower(), ch.upper()}:
+                if len(v) == 1 and a.has(v) and b.has(v):
+                    return True
+    return False
+
+
+def _clash(x: tuple, y: tuple) -> bool:
+    """Whether two (first characters, may end) pairs can begin alike."""
+    return (x[1] and y[1]) or any(_overlap(a, b) for a in x[0] for b in y[0])
+
+
+def _then(first: tuple, nullable: bool, follow: tuple) -> tuple:
+    return (first + follow[0], follow[1]) if nullable else (first, False)
+
+
+class _Rest(NamedTuple):
+    """What is left to match after some point: its worst-case cost, and its cost when the text ahead is made
+    of one character set (``narrowed``; the rest then stops at the first item that cannot take those)."""
+
+    cost: tuple[int, ...]
+    narrowed: Callable[[_Chars], tuple[int, ...]]
+
+
+def _vec(k: int) -> tuple[int, ...]:
+    return (k,) * len(_COST_SIZES)
+
+
+def _add(x: tuple, y: tuple) -> tuple:
+    return tuple(map(add, x, y))  # sums of capped terms stay small enough; products are capped
+
+
+def _mul(x: tuple, y: tuple) -> tuple:
+    return tuple(min(_COST_CAP, a * b) for a, b in zip(x, y, strict=True))
+
+
+_ONE = _vec(1)
+_END_REST = _Rest(_ONE, lambda chars: _ONE)  # the end of the pattern: a match
+_DONE = ((), True)  # what follows the whole pattern: nothing, the match may end
+
+
+class _CostModel:
+    """Bounds the steps of one search (see the comment above); costs are tuples, one per ``_COST_SIZES``."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+        self.repeats = (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT)
+        self.exponential = False
+
+    def search(self, tree, anchored: bool) -> tuple[int, ...]:
+        once = self._seq(tree, _END_REST, _DONE).cost
+        if anchored:
+            return _add(once, _COST_SIZES)
+        return _mul(once, tuple(n + 1 for n in _COST_SIZES))
+
+    def _first(self, items) -> tuple[tuple, bool]:
+        """The sets a match of ``items`` can begin with, and whether it can be empty."""
+        out: tuple = ()
+        for op, av in items:
+            first, nullable = self._first_item(op, av)
+            out += first
+            if not nullable:
+                return out, False
+        return out, True
+
+    def _first_item(self, op, av) -> tuple[tuple, bool]:
+        c = self.c
+        chars = _chars(op, av, c)
+        if chars is not None:
+            return (chars,), False
+        if op is c.SUBPATTERN:
+            return self._first(av[-1])
+        if op is c.ATOMIC_GROUP:
+            return self._first(av)
+        if op is c.BRANCH:
+            out: tuple = ()
+            nullable = False
+            for branch in av[1]:
+                first, empty = self._first(branch)
+                out += first
+                nullable = nullable or empty
+            return out, nullable
+        if op in self.repeats:
+            first, nullable = self._first(av[2])
+            return first, nullable or av[0] == 0
+        return (), True  # ^, $, \b, lookarounds: consume nothing
+
+    def _seq(self, items, rest: _Rest, follow: tuple) -> _Rest:
+        for op, av in reversed(getattr(items, "data", items)):
+            rest = self._item(op, av, rest, follow)
+            follow = _then(*self._first_item(op, av), follow)
+        return rest
+
+    def _item(self, op, av, rest: _Rest, follow: tuple) -> _Rest:
+        c = self.c
+        chars = _chars(op, av, c)
+        if chars is not None:
+            cost = _add(rest.cost, _ONE)
+            return _Rest(cost, lambda ahead: cost if _overlap(chars, ahead) else _ONE)
+        if op is c.AT:
+            return _Rest(_add(rest.cost, _ONE), lambda ahead: _add(rest.narrowed(ahead), _ONE))
+        if op in (c.ASSERT, c.ASSERT_NOT):
+            inner = _add(self._seq(av[1], _END_REST, _DONE).cost, _ONE)
+            return _Rest(_add(inner, rest.cost), lambda ahead: _add(inner, rest.narrowed(ahead)))
+        if op is c.SUBPATTERN:
+            return self._seq(av[-1], rest, follow)
+        if op is c.ATOMIC_GROUP:
+            cost = _add(self._seq(av, _END_REST, _DONE).cost, rest.cost)
+            return _Rest(cost, lambda ahead: cost)
+        if op is c.BRANCH:
+            branches = [self._seq(branch, rest, follow) for branch in av[1]]
+            cost = _vec(0)
+            for b in branches:
+                cost = _add(cost, _add(b.cost, _ONE))
+
+            def narrowed(ahead: _Chars) -> tuple[int, ...]:
+                total = _vec(0)
+                for b in branches:
+                    total = _add(total, _add(b.narrowed(ahead), _ONE))
+                return total
+
+            return _Rest(cost, narrowed)
+        if op in self.repeats:
+            return self._repeat(op, av, rest, follow)
+        cost = _mul(rest.cost, tuple(n + 1 for n in _COST_SIZES))  # not expected after the guard: the worst
+        return _Rest(cost, lambda ahead: cost)
+
+    def _repeat(self, op, av, rest: _Rest, follow: tuple) -> _Rest:
+        c = self.c
+        lo, hi, sub = av
+        chars = _chars(*sub[0], c) if len(sub) == 1 else None
+        if chars is None and hi == 1:  # an optional group: the rest after it, then without it
+            with_it = self._seq(sub, rest, follow)
+            if lo:
+                return with_it
+            cost = _add(_add(with_it.cost, rest.cost), _ONE)
+            return _Rest(cost, lambda ahead: _add(_add(with_it.narrowed(ahead), rest.narrowed(ahead)), _ONE))
+        first, _ = self._first(sub)
+        width = max(1, sub.getwidth()[0])
+        once = _ONE if chars is not None else self._seq(sub, _END_REST, _DONE).cost
+        most = tuple(min(hi, n // width) for n in _COST_SIZES)
+        scan = _mul(most, once)
+        choices = tuple(m - min(lo, m) + 1 for m in most)
+        if op is c.POSSESSIVE_REPEAT:  # never gives back
+            cost = _add(scan, rest.cost)
+        elif chars is None and (ways := self._ways(sub, (first + follow[0], follow[1]))) > 1:
+            # a tree of up to ways**m paths (at most twice as many attempts at the body), each then the rest
+            self.exponential = True
+            paths = tuple(min(_COST_CAP, ways ** min(m, 64)) for m in most)
+            cost = _add(scan, _mul(paths, _add(_add(once, once), rest.cost)))
+        elif not any(_overlap(a, b) for a in first for b in follow[0]):
+            # every shorter try fails on the first character after it
+            cost = _add(_add(scan, choices), rest.cost)
+        elif chars is not None:
+            # each count it gives back retries the rest on a text that begins with characters it took
+            cost = _add(_add(scan, _mul(choices, rest.narrowed(chars))), rest.cost)
+        else:
+            cost = _add(scan, _mul(choices, rest.cost))
+        if chars is None:
+            return _Rest(cost, lambda ahead: cost)
+
+        def narrowed(ahead: _Chars) -> tuple[int, ...]:
+            if _overlap(chars, ahead):
+                return cost
+            return _add(rest.narrowed(ahead), _ONE) if lo == 0 else _ONE  # takes nothing here
+
+        return _Rest(cost, narrowed)
+
+    def _ways(self, items, follow: tuple) -> int:
+        """How many ways ``items`` can match at one place (1 when the next character decides every choice)."""
+        total = 1
+        for i, (op, av) in enumerate(items):
+            after = _then(*self._first(items[i + 1:]), follow)
+            total = min(_COST_CAP, total * self._ways_item(op, av, after))
+        return total
+
+    def _ways_item(self, op, av, follow: tuple) -> int:
+        c = self.c
+        if op is c.SUBPATTERN:
+            return self._ways(av[-1], follow)
+        if op is c.BRANCH:
+            branches = av[1]
+            starts = [_then(*self._first(b), follow) for b in branches]
+            counts = [self._ways(b, follow) for b in branches]
+            alike = any(_clash(starts[i], starts[j]) for i in range(len(starts)) for j in range(i))
+            return min(_COST_CAP, sum(counts)) if alike else max(counts)
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            lo, hi, sub = av
+            inner = self._ways(sub, _then(*self._first(sub), follow))
+            if lo == hi:
+                return min(_COST_CAP, inner ** min(lo, 64))
+            return min(_COST_CAP, (min(hi, REGEX_TEXT_LIMIT) - lo + 1) * inner ** min(hi, 64))
+        return 1
+
+
+@lru_cache(maxsize=4096)
+def vet_regex(pattern: str) -> VettedRegex:
+    """Compile a user pattern after the guard checks (see the module docstring).
 
     Raises ValueError with the reason when the pattern is refused.
     """
@@ -500,11 +758,18 @@ def vet_regex(pattern: str) -> tuple[re.Pattern, str, bool]:
     _walk_guard(tree, False, c)
     if rx.search("") is not None:
         raise ValueError("matches empty text, so it would answer every message (use defaults.reply)")
-    risk = _backtracking_risk(tree, c)
-    if risk:
-        _probe(rx, _probe_strings(tree, c), _SMALL_STEPS if risk == "alternatives" else _DOUBLING)
     anchored = bool(tree) and tree[0][0] is c.AT and tree[0][1] in (c.AT_BEGINNING, c.AT_BEGINNING_STRING)
-    return rx, _required_literal(tree, c), anchored
+    model = _CostModel(c)
+    costs = model.search(tree, anchored)
+    if costs[-1] > REGEX_COST_LIMIT:
+        if model.exponential:
+            raise ValueError("too slow: alternatives inside a repeat can begin alike, so the ways to try multiply "
+                             "with every repetition (make them differ at the start, or use separate keywords)")
+        raise ValueError(f"too slow in the worst case: about {costs[-1]:.1e} matching steps on a "
+                         f"{REGEX_TEXT_LIMIT}-character text (limit {REGEX_COST_LIMIT:.0e}): neighbouring repeats "
+                         "that can take the same characters retry each other (anchor it with ^, bound the counts, "
+                         "or make neighbouring repeats take different characters)")
+    return VettedRegex(rx, _required_literal(tree, c), anchored, costs)
 
 
 # -------------------------------------------------------------------------------------------- rules
@@ -557,16 +822,20 @@ class _Index:
         self.anchored_union: re.Pattern | None = None
         self._anchored: list[bool] = []
 
-    def add(self, rank: int, rule: Rule, keyword: str, pattern: re.Pattern | None, literal: str,
-            anchored: bool) -> None:
-        entry = (rank, rule, pattern)
+    def add(self, rank: int, rule: Rule, keyword: str, vetted: VettedRegex | None) -> None:
+        if vetted is None:
+            entry = (rank, rule, None, None)
+        else:
+            entry = (rank, rule, vetted.pattern, vetted.costs)
         if rule.match == "exact":
             self.exact.setdefault(keyword, []).append(entry)
-        elif rule.match == "contains" or literal:
-            self.needles.setdefault(keyword if rule.match == "contains" else literal, []).append(entry)
+        elif rule.match == "contains":
+            self.needles.setdefault(keyword, []).append(entry)
+        elif vetted is not None and vetted.literal:
+            self.needles.setdefault(vetted.literal, []).append(entry)
         else:
             self.always.append(entry)
-            self._anchored.append(anchored)
+            self._anchored.append(vetted is not None and vetted.anchored)
 
     def freeze(self) -> None:
         for entries in self.exact.values():
@@ -583,7 +852,7 @@ class _Index:
         self.by_char = {ch: tuple(b) for ch, b in buckets.items()}
         self.key_chars = frozenset(self.by_char)
         if self.always and all(self._anchored):
-            self.anchored_union = _anchored_union([p for _, _, p in self.always])
+            self.anchored_union = _anchored_union([p for _, _, p, _ in self.always])
         self.always.sort(key=_RANK)
 
     def candidates(self, value: str) -> list:
@@ -662,12 +931,30 @@ class RuleSet:
             raise RuleError("rules", f"at most {MAX_RULES} rules")
         rules: list[Rule] = []
         seen_ids: dict[str, int] = {}
+        regex_count = 0
+        literal_free_cost = 0  # worst case of the regexes tried on every text
         for i, raw in enumerate(raw_rules):
-            rule = _parse_rule(raw, i)
+            rule = _parse_rule(raw, i, regex_room=MAX_REGEXES - regex_count)
             if rule.id in seen_ids:
                 raise RuleError(f"rules[{i}].id", f"duplicate id {rule.id!r} (also rules[{seen_ids[rule.id]}])")
             seen_ids[rule.id] = i
             rules.append(rule)
+            if rule.match != "regex":
+                continue
+            regex_count += len(rule.keywords)
+            for k, keyword in enumerate(rule.keywords):
+                vetted = vet_regex(keyword)
+                if vetted.literal:
+                    continue
+                literal_free_cost += vetted.cost
+                if literal_free_cost > REGEX_SET_COST_LIMIT:
+                    raise RuleError(
+                        f"rules[{i}].keywords[{k}]",
+                        f"regex refused: it contains no literal, so it is tried on every message, and with it such "
+                        f"regexes would cost about {literal_free_cost:.1e} matching steps per message in the worst "
+                        f"case (this one {vetted.cost:.1e}; limit {REGEX_SET_COST_LIMIT:.0e} for the set): anchor it "
+                        "with ^, give it a word it must contain, or use fewer such regexes",
+                    )
 
         self = object.__new__(cls)
         self.app_id = effective_app
@@ -697,13 +984,13 @@ class RuleSet:
                 continue
             needed |= rule.needs
             for keyword in rule.keywords:
-                pattern, literal, anchored = None, "", False
+                vetted = None
                 if rule.match == "regex":
-                    pattern, literal, anchored = vet_regex(keyword)  # cached: vetted when parsed
+                    vetted = vet_regex(keyword)  # cached: vetted when parsed
                 else:
                     keyword = normalize(keyword)
                 for kind in rule.triggers:
-                    self._index[kind].add(rank, rule, keyword, pattern, literal, anchored)
+                    self._index[kind].add(rank, rule, keyword, vetted)
         for index in self._index.values():
             index.freeze()
         for reply in defaults.values():
@@ -741,14 +1028,21 @@ class RuleSet:
             return None
         local = None
         regex_text = value[:REGEX_TEXT_LIMIT]
-        for _, rule, pattern in cands:
+        budget = REGEX_MESSAGE_COST_LIMIT
+        size = _cost_bucket(len(regex_text))
+        for _, rule, pattern, costs in cands:
             if rule.window is not None:
                 if local is None:
                     local = local_time(now)
                 if not rule.window.is_open_local(local):
                     continue
-            if pattern is not None and pattern.search(regex_text) is None:
-                continue
+            if pattern is not None:
+                cost = costs[size]
+                if cost > budget:  # this message's regex work is spent: counts as no match
+                    continue
+                budget -= cost
+                if pattern.search(regex_text) is None:
+                    continue
             return rule
         return None
 
@@ -791,7 +1085,7 @@ class RuleSet:
 
 def _keyword_matches(rule: Rule, keyword: str, value: str) -> bool:
     if rule.match == "regex":
-        return vet_regex(keyword)[0].search(value[:REGEX_TEXT_LIMIT]) is not None
+        return vet_regex(keyword).pattern.search(value[:REGEX_TEXT_LIMIT]) is not None
     keyword = normalize(keyword)
     return keyword == value if rule.match == "exact" else keyword in value
 
@@ -836,7 +1130,7 @@ def _app_id(raw: object, path: str) -> str:
     return value
 
 
-def _parse_rule(raw: object, i: int) -> Rule:
+def _parse_rule(raw: object, i: int, *, regex_room: int = MAX_REGEXES) -> Rule:
     base = f"rules[{i}]"
     if not isinstance(raw, Mapping):
         raise RuleError(base, "a rule is a mapping with id, match, keywords, priority, reply")
@@ -861,6 +1155,8 @@ def _parse_rule(raw: object, i: int) -> Rule:
             kw = str(kw)  # a scene id or click key written without quotes
         kw = _str(kw, path, max_len=REGEX_MAX_LEN if match == "regex" else KEYWORD_MAX_LEN)
         if match == "regex":
+            if k >= regex_room:
+                raise RuleError(path, f"regex refused: a set holds at most {MAX_REGEXES} regexes")
             try:
                 vet_regex(kw)
             except ValueError as exc:

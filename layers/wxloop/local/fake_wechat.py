@@ -9,7 +9,7 @@ Behaves like the real one where wxloop depends on it:
 - Every call is recorded (method, path, query, json); errors and delays can be injected per path.
 
 Control API (JSON): ``GET /__fake/calls[?path=]``, ``POST /__fake/reset``, ``POST /__fake/fail``
-``{"path", "errcode", "times", "status"?}``, ``POST /__fake/slow`` ``{"path", "seconds", "times"}``,
+``{"path", "errcode", "times", "status"?, "body"?}``, ``POST /__fake/slow`` ``{"path", "seconds", "times"}``,
 ``POST /__fake/users`` ``{"app_id", "openid", "unionid"?, ...}`` (or ``{"users": [...]}``),
 ``POST /__fake/expire`` ``{"app_id"?}`` (expire issued tokens), ``POST /__fake/rotate`` ``{"app_id"}`` (as if
 someone force-refreshed the stable token).
@@ -143,12 +143,14 @@ class FakeWeChat:
         with self._lock:
             return [dict(c) for c in self._calls if path is None or c["path"] == path]
 
-    def fail_next(self, path: str, errcode: int | None = None, times: int = 1, *, status: int = 200) -> None:
-        """The next ``times`` calls to ``path`` answer ``errcode`` (or HTTP ``status`` ≥ 500, no errcode)."""
-        if errcode is None and status < 400:
-            raise ValueError("give an errcode, or an HTTP status >= 400")
+    def fail_next(self, path: str, errcode: int | None = None, times: int = 1, *, status: int = 200,
+                  body: str | None = None) -> None:
+        """The next ``times`` calls to ``path`` answer ``errcode`` (or HTTP ``status`` ≥ 500, no errcode), or
+        ``body`` as ``text/html`` with ``status`` (e.g. a proxy's error page: an answer that is not JSON)."""
+        if errcode is None and status < 400 and body is None:
+            raise ValueError("give an errcode, an HTTP status >= 400 or a body")
         with self._lock:
-            self._fail.setdefault(path, []).extend([{"errcode": errcode, "status": status}] * int(times))
+            self._fail.setdefault(path, []).extend([{"errcode": errcode, "status": status, "body": body}] * int(times))
 
     def slow_next(self, path: str, seconds: float, times: int = 1) -> None:
         """The next ``times`` calls to ``path`` wait ``seconds`` before answering."""
@@ -260,6 +262,8 @@ class FakeWeChat:
         if delay:
             time.sleep(delay)
         if failure is not None:
+            if failure.get("body") is not None:
+                return _Reply(failure["body"].encode(), status=failure["status"], content_type="text/html; charset=utf-8")
             if failure["status"] >= 400:
                 return _Reply({"errmsg": "injected HTTP failure"}, status=failure["status"])
             return _err(int(failure["errcode"]), "injected failure")
@@ -283,7 +287,8 @@ class FakeWeChat:
         if path == "/__fake/reset":
             self.reset()
         elif path == "/__fake/fail":
-            self.fail_next(doc["path"], doc.get("errcode"), int(doc.get("times", 1)), status=int(doc.get("status", 200)))
+            self.fail_next(doc["path"], doc.get("errcode"), int(doc.get("times", 1)), status=int(doc.get("status", 200)),
+                           body=doc.get("body"))
         elif path == "/__fake/slow":
             self.slow_next(doc["path"], float(doc["seconds"]), int(doc.get("times", 1)))
         elif path == "/__fake/users":

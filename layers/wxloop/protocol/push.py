@@ -190,6 +190,8 @@ def parse_inbound(xml: bytes) -> Inbound:
     if event == "subscribe_scan":  # wechatpy's name for subscribe via a parametric QR code
         event, scene = "subscribe", key
         key = f"qrscene_{key}"
+    elif event == "subscribe_scan_product":  # a follow from a product (barcode/image) scan: still a follow
+        event = "subscribe"
     elif event == "scan":
         scene = key
     if event.startswith("subscribe_msg_"):

@@ -4,9 +4,11 @@ A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same p
 
 - ``cs_send``: ``openid``, ``message`` (customer-service body without ``touser``, e.g.
   ``{"msgtype": "text", "text": {"content": "…"}}``, ``image``, ``news``, ``miniprogrampage``); sent only
-  within an open customer-service window, one of whose messages it spends first (else ``closed:window``).
+  within an open customer-service window, one of whose messages it spends first (else ``closed:window``),
+  and never to a person who has unfollowed (``closed:unsubscribed``).
 - ``subscribe_send``: ``openid``, ``template_id``, ``data``, ``page``? (MP subscribe message); spends one
-  credit of ``ID#{app_id}#{openid}``/``SUB#{template_id}`` when that counter exists.
+  credit of ``ID#{app_id}#{openid}``/``SUB#{template_id}`` before sending when that counter exists (none
+  left: ``closed:credit``).
 - ``user_info``: ``openid``; fetches OA ``user/info`` and links the ``unionid`` when there is one.
 - ``tag``: ``openid``, ``add``/``remove``: lists of tag ids.
 - ``touch``: ``inbound`` (dict form of ``Inbound``), ``at``; records a push the webhook queued instead of
@@ -17,8 +19,9 @@ Each job runs at most once in effect (a claim item ``JOB#{id}``). Outcomes by er
 channel for that person (no retry); 45047 (a person's message cap) re-queues the job with a growing delay;
 45009 (the account's daily quota of that API is used up: WeChat says stop for the day) blocks the API until
 the quota resets at midnight China time, and every job for it waits in the queue (re-queued at the
-longest delay, without calling WeChat) until then, so nothing is dropped; HTTP 5xx, timeouts
-and DynamoDB failures raise so SQS retries (then the DLQ); any other errcode is recorded, no retry. A job
+longest delay, without calling WeChat) until then, so nothing is dropped; HTTP 5xx, timeouts, -1 (system
+busy), answers that are not JSON and DynamoDB failures raise so SQS retries (after ``retry_delay_seconds``
+of the receive count, see ``delay_retry``; then the DLQ); any other errcode is recorded, no retry. A job
 that can never run (not JSON, unknown kind, missing fields) raises ``PoisonJob`` every time, so SQS's
 redrive moves it to the DLQ.
 """
@@ -34,7 +37,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from wxloop.adapters import queue, repository
+from wxloop.adapters import aws, queue, repository
 from wxloop.domain import reach
 from wxloop.metrics import OutcomeMetrics
 
@@ -50,6 +53,11 @@ CHINA_UTC_OFFSET = 8 * 3600  # WeChat's daily quotas reset at midnight China tim
 BACKOFF_FIRST_SECONDS = 60
 BACKOFF_MAX_SECONDS = 900  # SQS DelaySeconds cap
 MAX_DEFERRALS = 5
+RETRY_FIRST_SECONDS = 30  # a failed delivery is hidden 30 s after its first receive, doubling per receive
+RETRY_MAX_SECONDS = 900
+CS_SPEND_TRIES = 3  # reads of the identity when a push reopens a window between the read and the spend
+NO_CREDIT_CODE = 43101
+FINISH_TRIES = 3  # marking a job done after WeChat accepted it
 
 
 class PoisonJob(ValueError):
@@ -86,6 +94,47 @@ def quota_reset_after(now: int) -> int:
     return ((now + CHINA_UTC_OFFSET) // 86400 + 1) * 86400 - CHINA_UTC_OFFSET
 
 
+def retry_delay_seconds(receive_count: Any) -> int:
+    """How long a delivery that failed stays hidden before SQS hands it out again, from its
+    ``ApproximateReceiveCount``: 30, 60, 120, 240, 480, then 900 s."""
+    try:
+        received = max(1, int(receive_count))
+    except (TypeError, ValueError):
+        received = 1
+    return min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** min(received - 1, 10))
+
+
+def queue_url_of(source_arn: str) -> str | None:
+    """The URL of the queue ``arn:partition:sqs:region:account:name`` (``QUEUE_URL`` when it names that
+    queue, else built on the SQS client's endpoint), or None for anything else."""
+    parts = str(source_arn or "").split(":")
+    if len(parts) != 6 or parts[2] != "sqs" or not parts[5]:
+        return None
+    account, name = parts[4], parts[5]
+    configured = os.environ.get("QUEUE_URL", "").rstrip("/")
+    if configured.endswith(f"/{account}/{name}"):
+        return configured
+    return f"{aws.client('sqs').meta.endpoint_url.rstrip('/')}/{account}/{name}"
+
+
+def delay_retry(record: Mapping) -> int | None:
+    """Hide a failed SQS record (Lambda event shape) for ``retry_delay_seconds`` of its receive count, with
+    ChangeMessageVisibility, instead of the queue's fixed visibility timeout. Best effort: a failure is
+    logged, never raised (the record then comes back after the visibility timeout). Returns the delay set."""
+    receipt = record.get("receiptHandle")
+    url = queue_url_of(record.get("eventSourceARN") or "")
+    if not receipt or not url:
+        return None
+    delay = retry_delay_seconds((record.get("attributes") or {}).get("ApproximateReceiveCount"))
+    try:
+        aws.client("sqs").change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=delay)
+    except Exception as exc:
+        logger.warning("retry delay not set", extra={"message_id": record.get("messageId"),
+                                                     "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return None
+    return delay
+
+
 def lease_seconds() -> int:
     """How long a claim blocks other deliveries; longer than the worker's timeout, shorter than the
     queue's visibility timeout (so a crashed run is retried by SQS's redelivery)."""
@@ -101,37 +150,97 @@ def _client(app_id: str):
     return wechat.api_client(app_id)
 
 
-class WindowClosed(RuntimeError):
+class NotSendable(RuntimeError):
+    """Nothing was sent because WeChat would refuse it; the job ends ``closed:{reason}``, no retry."""
+
+    reason = "window"
+
+
+class WindowClosed(NotSendable):
     """No customer-service window is open for the person: sending would only earn 45015/45047."""
 
 
+class Unfollowed(NotSendable):
+    """The person has unfollowed the account: a customer-service message would only earn 45015."""
+
+    reason = "unsubscribed"
+
+
+class NoCredit(NotSendable):
+    """The person's subscribe-message counter for the template is at 0: WeChat would answer 43101."""
+
+    reason = "credit"
+
+
+def _json_answer(result: Any, path: str) -> Any:
+    from wxloop.adapters.wechat import expect_json
+
+    return expect_json(result, path)
+
+
 def _cs_send(job: Mapping, now: int) -> str:
-    """Spend a message of an open customer-service window (``wxloop.domain.reach``), then send."""
+    """Spend a message of an open customer-service window (``wxloop.domain.reach``), then send.
+
+    The spend is conditional on the open time of the window read from the identity. When it fails (the
+    person wrote again in between and reopened the window, or a concurrent send took the last message), the
+    identity is read again and the spend retried against the current windows: ``CS_SPEND_TRIES`` reads in
+    all before concluding that none is open. A person whose identity says ``following`` is False gets
+    nothing (``closed:unsubscribed``: WeChat not called, no window spent); absent means unknown: go on.
+    """
     app_id, openid = job["app_id"], job["openid"]
-    for open_window in reach.open_cs_windows(repository.get_identity(app_id, openid), now):
-        window = open_window.window
-        if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
-            try:
-                _client(app_id).post("message/custom/send", data={**job["message"], "touser": openid})
-            except Exception:  # not sent (or not known to be): give the message back for the retry
-                repository.refund_cs_window(app_id, openid, window.name, open_window.opened_at)
-                raise
-            return f"sent:{window.name}"
+    for _ in range(CS_SPEND_TRIES):
+        identity = repository.get_identity(app_id, openid)
+        if identity is not None and identity.get("following") is False:
+            raise Unfollowed("the person has unfollowed")
+        windows = reach.open_cs_windows(identity, now)
+        if not windows:
+            break
+        for open_window in windows:
+            window = open_window.window
+            if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
+                try:
+                    _json_answer(_client(app_id).post("message/custom/send", data={**job["message"], "touser": openid}),
+                                 "/cgi-bin/message/custom/send")
+                except Exception:  # not sent (or not known to be): give the message back for the retry
+                    repository.refund_cs_window(app_id, openid, window.name, open_window.opened_at)
+                    raise
+                return f"sent:{window.name}"
     raise WindowClosed("no customer-service window open")
 
 
 def _subscribe_send(job: Mapping, now: int) -> str:
-    body = {"touser": job["openid"], "template_id": job["template_id"], "data": job["data"]}
+    """Send a subscribe message, spending one credit of the person's ``SUB#{template_id}`` counter first.
+
+    When the counter exists, one credit is taken with a conditional write BEFORE ``message/subscribe/send``
+    (none left: ``closed:credit``, WeChat is not called); a failed send gives it back, except 43101 (WeChat
+    has no credit either), which sets the counter to 0. When no counter exists (no popup event was ever
+    recorded for this person and template), the message is sent uncounted as before and WeChat decides.
+    """
+    app_id, openid, template_id = job["app_id"], job["openid"], job["template_id"]
+    body = {"touser": openid, "template_id": template_id, "data": job["data"]}
     for optional in ("page", "miniprogram_state", "lang"):
         if job.get(optional):
             body[optional] = job[optional]
-    _client(job["app_id"]).post("message/subscribe/send", data=body)
-    spent = repository.use_subscribe_credit(job["app_id"], job["openid"], job["template_id"])
-    return "sent" if spent else "sent-uncounted"
+    state, gen = repository.spend_subscribe_credit(app_id, openid, template_id)
+    if state == "none_left":
+        raise NoCredit("no subscribe credit left")
+    try:
+        _json_answer(_client(app_id).post("message/subscribe/send", data=body), "/cgi-bin/message/subscribe/send")
+    except Exception as exc:
+        if state == "spent":
+            if getattr(exc, "errcode", None) == NO_CREDIT_CODE:
+                try:
+                    repository.zero_subscribe_credit(app_id, openid, template_id, now)
+                except Exception as err:  # the next send meets 43101 again and retries this
+                    logger.warning("subscribe credit not reset", extra={"job_id": job["id"], "error": repr(err)[:200]})
+            else:  # not sent (or not known to be): give the credit back for the retry
+                repository.refund_subscribe_credit(app_id, openid, template_id, gen)
+        raise
+    return "sent" if state == "spent" else "sent-uncounted"
 
 
 def _user_info(job: Mapping, now: int) -> str:
-    info = _client(job["app_id"]).user.get(job["openid"])
+    info = _json_answer(_client(job["app_id"]).user.get(job["openid"]), "/cgi-bin/user/info")
     unionid = info.get("unionid") if isinstance(info, Mapping) else None
     if not unionid:
         return "no-unionid"
@@ -142,9 +251,9 @@ def _user_info(job: Mapping, now: int) -> str:
 def _tag(job: Mapping, now: int) -> str:
     client = _client(job["app_id"])
     for tag_id in job.get("add") or ():
-        client.tag.tag_user(int(tag_id), job["openid"])
+        _json_answer(client.tag.tag_user(int(tag_id), job["openid"]), "/cgi-bin/tags/members/batchtagging")
     for tag_id in job.get("remove") or ():
-        client.tag.untag_user(int(tag_id), job["openid"])
+        _json_answer(client.tag.untag_user(int(tag_id), job["openid"]), "/cgi-bin/tags/members/batchuntagging")
     return "tagged"
 
 
@@ -241,10 +350,14 @@ def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None 
         _count(sink, f"job.{kind}.{outcome.status}")
         logger.info("job settled", extra={"job_id": job_id, "kind": kind, "outcome": str(outcome)})
         return outcome
-    try:
-        repository.finish_job(job_id, "ok", now=now)
-    except Exception as exc:  # it was done: a retry would do it again (the claim expires on its own)
-        logger.warning("job done but not marked done", extra={"job_id": job_id, "error": repr(exc)[:200]})
+    for attempt in range(FINISH_TRIES):  # it was done: acknowledged even if the mark fails, never retried
+        try:
+            repository.finish_job(job_id, "ok", now=now)
+            break
+        except Exception as exc:  # left unmarked, only a copy of the job arriving after the lease could rerun it
+            if attempt == FINISH_TRIES - 1:
+                logger.error("job done but not marked done", extra={"job_id": job_id, "error": repr(exc)[:200]})
+                _count(sink, f"job.{kind}.unmarked")
     _count(sink, f"job.{kind}.ok")
     return Outcome("ok", detail=detail)
 
@@ -253,9 +366,9 @@ def _settle_failure(job: Mapping, exc: Exception, channel_of, now: int) -> Outco
     """Record the outcome of an errcode that retrying will not fix; None means: let SQS retry."""
     from wxloop.adapters.wechat import WeChatAPIError  # only loaded when a WeChat call failed
 
-    if isinstance(exc, WindowClosed):  # nothing was sent: WeChat would refuse it
-        outcome = Outcome("closed", None, "window")
-        repository.finish_job(job["id"], "closed:window", now=now)
+    if isinstance(exc, NotSendable):  # nothing was sent: WeChat would refuse it
+        outcome = Outcome("closed", None, exc.reason)
+        repository.finish_job(job["id"], f"closed:{exc.reason}", now=now)
         return outcome
     if not isinstance(exc, WeChatAPIError) or exc.transient:
         return None

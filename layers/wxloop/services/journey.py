@@ -4,15 +4,22 @@ Each push leaves its event on the identity item (the hot path writes nothing els
 event into a ``USER#{uid}`` / ``EV#…`` item with a TTL, and queues the jobs the event carries (an outbox:
 the write that accepted the push is what guarantees them; a failed send fails the stream record, which is
 retried, then kept in the stream's failure queue). Job ids are stable and the worker runs each once.
+
+Subscribe-message events also keep the person's one-time send credits (``SUB#{template_id}``, see
+``credit_changes``), applied once per event id even when the stream delivers a record twice.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from wxloop.adapters import queue, repository
 from wxloop.settings import settings
+
+POPUP_EVENT, CHANGE_EVENT = "subscribe_msg_popup_event", "subscribe_msg_change_event"
+CREDIT_MARKER_TTL_SECONDS = 7 * 86400  # longer than the stream keeps a record (24 h) for replays
 
 
 def new_event(record: Mapping) -> tuple[str, dict] | None:
@@ -34,6 +41,37 @@ def new_event(record: Mapping) -> tuple[str, dict] | None:
     return uid, event
 
 
+def credit_changes(event: Mapping) -> dict[str, int | None]:
+    """The subscribe-message credits an event changes: template id → one-time sends granted, or None when
+    refused (the counter goes to 0). A popup's ``accept`` grants one send; ``reject`` in a popup or a change
+    event refuses. Other events change nothing."""
+    name = str(event.get("type") or "").partition(".event.")[2]
+    if name not in (POPUP_EVENT, CHANGE_EVENT):
+        return {}
+    detail = event.get("detail")
+    out: dict[str, int | None] = {}
+    for item in (detail.get("subscriptions") if isinstance(detail, Mapping) else None) or ():
+        if not isinstance(item, Mapping) or not item.get("template_id"):
+            continue
+        template_id, status = str(item["template_id"]), str(item.get("status") or "").lower()
+        if status == "reject":
+            out[template_id] = None
+        elif status == "accept" and name == POPUP_EVENT:
+            out[template_id] = (out.get(template_id) or 0) + 1
+    return out
+
+
+def _apply_credits(stream_record: Mapping, event: Mapping) -> None:
+    changes = credit_changes(event)
+    if not changes:
+        return
+    change = stream_record.get("dynamodb") or {}
+    pk = str((repository.unmarshal(change.get("Keys") or change.get("NewImage")) or {}).get("pk", ""))
+    _, app_id, openid = pk.split("#", 2)  # ID#{app_id}#{openid}: checked by new_event
+    repository.apply_subscribe_event(app_id, openid, str(event["id"]), changes, now=int(event["at"]),
+                                     ttl=int(time.time()) + CREDIT_MARKER_TTL_SECONDS)
+
+
 def record(stream_record: Mapping) -> tuple[bool, int]:
     """Write the journey event a stream record carries (once) and queue its jobs. Returns (journey record
     written, jobs queued); raises when the jobs could not be queued, so the record is retried."""
@@ -43,7 +81,9 @@ def record(stream_record: Mapping) -> tuple[bool, int]:
     uid, event = found
     jobs = [j for j in event.pop("jobs", None) or [] if isinstance(j, dict)]
     ttl = int(event["at"]) + settings().journey_retention_days * 86400
-    written = repository.put_journey_event(uid, event, ttl=ttl)
+    # an outbox event (``journey: False``) only carries jobs, e.g. a Mini Program card rendered after the touch
+    written = repository.put_journey_event(uid, event, ttl=ttl) if event.get("journey", True) else False
+    _apply_credits(stream_record, event)
     if jobs:
         queue.send_many(jobs)
     return written, len(jobs)

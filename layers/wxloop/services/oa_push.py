@@ -34,9 +34,12 @@ SYSTEM_EVENTS = frozenset({"templatesendjobfinish", "masssendjobfinish"})
 ANSWER_RESERVE_SECONDS = 0.3
 GATEWAY_MAX_WAIT_SECONDS = 30.0  # an HTTP API's longest integration timeout
 # Latest start of a write before the budget's end: with the webhook's client (WXLOOP_AWS_* in the template:
-# one attempt, 0.3 s connect, 0.8 s read) a write takes 1.1 s at worst and so does the fallback queue send,
-# so a write started 1.7 s before a 4 s budget ends still answers by 4.6 s, inside WeChat's 5 s.
+# one attempt, 0.3 s connect, 0.8 s read) a write takes 1.1 s at worst and so does the fallback queue send
+# (or the re-touch after losing a first-contact race), so a write started 1.7 s before a 4 s budget ends
+# still answers by 4.6 s, inside WeChat's 5 s.
 WRITE_RESERVE_SECONDS = 1.7
+# One more bounded AWS call (1.1 s at worst, as above) and the answer after it.
+CALL_RESERVE_SECONDS = 1.1 + ANSWER_RESERVE_SECONDS
 
 Count = Callable[[str], None]
 # The push fields a journey record keeps (where the push led); never what the person wrote.
@@ -149,11 +152,12 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     def decide(first_time: bool):
         decision = rules.decide(trigger, now=when, first_time=first_time) if trigger else None
         if decision is None:
-            return None, None, journey_event(app_id, inb, now=now, jobs=follow_up_jobs(app_id, inb, None))
+            jobs = follow_up_jobs(app_id, inb, None, first_contact=first_time)
+            return None, None, journey_event(app_id, inb, now=now, jobs=jobs)
         # a reply with placeholders is rendered after the write, with the person's values
         reply = None if decision.needs else decision.reply
         event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
-                              jobs=follow_up_jobs(app_id, inb, reply))
+                              jobs=follow_up_jobs(app_id, inb, reply, first_contact=first_time))
         xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
         return decision, xml, event
 
@@ -162,21 +166,25 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
         return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
     try:
-        touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=xml,
-                                          want_uid=decision is not None and decision.needs)
+        personal = decision is not None and decision.needs
+        # a reply rendered after the write is marked "" (being rendered): a retry meanwhile gets "success"
+        touch = repository.touch_identity(app_id, inb, now=now, event=event, reply="" if personal else xml,
+                                          want_uid=personal)
         if touch.status == "unknown":
             decision, xml, event = decide(True)
+            personal = decision is not None and decision.needs
             if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
                 return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
-            touch = repository.create_identity(app_id, inb, now=now, event=event, reply=xml,
-                                               first_touch=first_touch(app_id, inb, now))
+            touch = repository.create_identity(
+                app_id, inb, now=now, event=event, reply="" if personal else xml,
+                first_touch=first_touch(app_id, inb, now))
     except repository.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
         return _record_later(app_id, inb, event, now=now, count=count, reason="write_failed")
     if touch.status == "duplicate":
         count("Deduped")
         return touch.stored_reply
-    if decision is not None and decision.needs:
+    if personal:
         xml = _render_personal(app_id, inb, decision, touch.uid, now=now, deadline=deadline, count=count)
     count("Replied" if xml else "Success")
     return xml
@@ -189,31 +197,30 @@ def first_touch(app_id: str, inb: Inbound, now: int) -> dict:
 
 def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int, deadline: float,
                      count: Count) -> str | None:
-    """A reply with placeholders: load the person, render, keep it for retries (best effort); a Mini
-    Program card among them is queued rendered."""
-    if time.monotonic() > deadline - 2 * ANSWER_RESERVE_SECONDS:
-        values: Mapping = {}
-    else:
+    """A reply with placeholders: load the person, render, and keep the reply for WeChat's retries in one
+    more write, which also carries a Mini Program card among the reply as an outbox event (the stream
+    queues it, as for the jobs of the touch). Each AWS call starts only while one bounded call and the
+    answer still fit in the budget; what does not fit is skipped (placeholders show their fallbacks)."""
+    values: Mapping = {}
+    if time.monotonic() < deadline - 2 * CALL_RESERVE_SECONDS:  # the read, then the write keeping the reply
         try:
-            person = repository.get_person(uid) or {}
+            values = placeholder_values(repository.get_person(uid) or {})
         except Exception as exc:
             logger.warning("person read failed", extra={"error": repr(exc)[:200]})
-            person = {}
-        values = placeholder_values(person)
     reply = rule_engine.render(decision.reply, values)
     xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now)
-    if xml and time.monotonic() < deadline - 2 * ANSWER_RESERVE_SECONDS:
+    jobs = [j for j in follow_up_jobs(app_id, inb, reply) if j["kind"] == "cs_send"]
+    outbox = {"id": f"{inb.dedupe_key}:outbox", "type": "outbox", "app": app_id, "at": inb.create_time or now,
+              "journey": False, "jobs": jobs} if jobs else None
+    if (xml or outbox) and time.monotonic() < deadline - CALL_RESERVE_SECONDS:
         try:
-            repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml)
+            repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml, outbox=outbox)
+            return xml
         except Exception as exc:  # retries then get "success"; the reply itself still goes out
             logger.warning("reply not kept for retries", extra={"error": repr(exc)[:200]})
-    jobs = [j for j in follow_up_jobs(app_id, inb, reply) if j["kind"] == "cs_send"]
-    if jobs:  # rendered only now, so not on the recorded event: queued directly
-        try:
-            queue.send_many(jobs)
-        except queue.QueueError as exc:
-            count("JobsLost")
-            logger.error("personal card not queued", extra={"app_id": app_id, "error": str(exc)[:200]})
+    if jobs:
+        count("JobsLost")
+        logger.error("personal card not queued", extra={"app_id": app_id, "reason": "write failed or no time"})
     return xml
 
 
@@ -226,11 +233,13 @@ def placeholder_values(person: Mapping) -> dict:
     }
 
 
-def follow_up_jobs(app_id: str, inb: Inbound, reply: Reply | None) -> list[dict]:
-    """What needs WeChat's API after this push: the unionid of a (new or returning) follower, and a Mini
-    Program card (which a passive reply cannot carry). Job ids derive from the push, so a repeat is a no-op."""
+def follow_up_jobs(app_id: str, inb: Inbound, reply: Reply | None, *, first_contact: bool = False) -> list[dict]:
+    """What needs WeChat's API after this push: the unionid of a (new or returning) follower or of a person
+    met for the first time (someone who followed before wxloop ran arrives with a message or a click, not a
+    subscribe), and a Mini Program card (which a passive reply cannot carry). Job ids derive from the push,
+    so a repeat is a no-op."""
     jobs = []
-    if inb.is_event and inb.event == "subscribe":
+    if first_contact or (inb.is_event and inb.event == "subscribe"):
         jobs.append({"id": f"{inb.dedupe_key}:user_info", "kind": "user_info", "app_id": app_id,
                      "openid": inb.openid})
     if reply is not None and not reply.is_passive:
@@ -281,6 +290,10 @@ def record_later(job: Mapping) -> str:
     event = journey_event(app_id, inb, now=now, jobs=jobs if jobs is not None else follow_up_jobs(app_id, inb, None))
     touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
     if touch.status == "unknown":
+        kinds = {j.get("kind") for j in event.get("jobs") or ()}
+        if "user_info" not in kinds:  # a first contact: learn the unionid, as the webhook would have
+            event = {**event, "jobs": [*(event.get("jobs") or ()),
+                                       *follow_up_jobs(app_id, inb, None, first_contact=True)]}
         touch = repository.create_identity(app_id, inb, now=now, event=event, reply=None,
                                            first_touch=first_touch(app_id, inb, now))
     return touch.status

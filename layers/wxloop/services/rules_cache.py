@@ -4,8 +4,11 @@
 account it reads the CURRENT version pointer (one small DynamoDB read) and fetches and compiles the document
 only when the version changed. So most messages cause no DynamoDB request, and a push is live everywhere
 within one interval. When DynamoDB fails or a stored document does not compile, the last good set keeps
-serving (a warning is logged). With nothing stored for an account, the built-in set is used: the YAML file
-named by ``RULES_FILE``, or an empty set (no rules, no replies).
+serving (a warning is logged). Stored versions never change, so a version that did not compile is not fetched
+or compiled again: only a newer version is. Compiling happens inside the request that notices the new
+version; it is bounded (see ``wxloop.domain.rules``: at most 5,000 rules and 500 regexes, well under a second).
+With nothing stored for an account, the built-in set is used: the YAML file named by ``RULES_FILE``, or an
+empty set (no rules, no replies).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
 
-from wxloop.domain.rules import RuleSet
+from wxloop.domain.rules import RuleError, RuleSet
 
 logger = Logger(child=True)
 
@@ -52,6 +55,7 @@ class _Entry:
     rules: RuleSet
     checked_at: float
     stored: bool  # True when ``rules`` came from the table (False: built-in fallback)
+    refused: str | None = None  # the stored version that did not compile (it is not tried again)
 
 
 class RulesCache:
@@ -96,11 +100,20 @@ class RulesCache:
                 return _Entry(builtin_rules(app_id), now, False)
             if entry is not None and entry.stored and entry.rules.version == version:
                 return _Entry(entry.rules, now, True)
+            if entry is not None and entry.refused == version:
+                return _Entry(entry.rules, now, entry.stored, version)
             found = self._fetch_fn()(app_id, version)
             if found is None:
                 raise LookupError(f"rule set version {version} of {app_id} is missing")
             stored_version, doc = found
-            rules = RuleSet.compile(doc, version=stored_version, app_id=app_id)
+            try:
+                rules = RuleSet.compile(doc, version=stored_version, app_id=app_id)
+            except RuleError as exc:
+                logger.warning("stored rules do not compile, keeping the last good set",
+                               extra={"app_id": app_id, "version": stored_version, "error": str(exc)[:300]})
+                if entry is not None:
+                    return _Entry(entry.rules, now, entry.stored, version)
+                return _Entry(builtin_rules(app_id), now, False, version)
             logger.info("rules loaded", extra={"app_id": app_id, "version": stored_version, "rules": len(rules)})
             return _Entry(rules, now, True)
         except Exception as exc:
@@ -108,7 +121,7 @@ class RulesCache:
             logger.warning("rules refresh failed, keeping the last good set",
                            extra={"app_id": app_id, "error": repr(exc)[:300]})
             if entry is not None:
-                return _Entry(entry.rules, now, entry.stored)
+                return _Entry(entry.rules, now, entry.stored, entry.refused)
             return _Entry(builtin_rules(app_id), now, False)
 
     def _version_fn(self) -> Callable[[str], str | None]:
