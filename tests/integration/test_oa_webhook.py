@@ -157,6 +157,27 @@ def test_a_personalised_card_rides_on_the_reply_write_so_sqs_being_down_loses_no
     assert "outbox" not in kinds and kinds.count("oa.text") == 2  # the outbox is no journey record
 
 
+def test_a_personal_reply_still_goes_out_when_reading_the_person_or_keeping_the_reply_fails(aws, app, context, sim,
+                                                                                          monkeypatch):
+    from wxloop.adapters import repository
+
+    post(app, context, sim, sim.text(OPENID, "hi"))
+
+    def down(*_a, **_k):
+        raise RuntimeError("DynamoDB is down")
+
+    monkeypatch.setattr(repository, "get_person", down)
+    out, push = post(app, context, sim, sim.text(OPENID, "my points please"))
+    assert reply_of(sim, out, push)["Content"] == "You have  points"  # no value, no fallback given: empty
+    monkeypatch.undo()
+    monkeypatch.setattr(repository, "store_reply", down)
+    out, push = post(app, context, sim, sim.text(OPENID, "my points please", msg_id=77))
+    assert reply_of(sim, out, push)["Content"] == "You have 0 points"
+    monkeypatch.undo()
+    retry = app.lambda_handler(http_event("POST", OA_APP, push.query, push.body), context)
+    assert retry["body"] == "success"  # the reply was not kept: a retry gets success, never a second reply
+
+
 def test_a_late_personal_reply_never_overwrites_the_reply_kept_for_a_newer_push(aws, app, context, sim):
     from wxloop.adapters import repository
     from wxloop.protocol.push import parse_inbound
