@@ -187,9 +187,31 @@ def test_a_late_personal_reply_never_overwrites_the_reply_kept_for_a_newer_push(
     repository.touch_identity(OA_APP, older, now=older.create_time, event={"id": older.dedupe_key}, reply="")
     post(app, context, sim, sim.text(OPENID, "shop", msg_id=901))  # a newer push, its reply kept
     newer_reply = identities(aws)[0]["last_reply"]
-    with pytest.raises(Exception, match="ConditionalCheckFailed"):
-        repository.store_reply(OA_APP, OPENID, older.dedupe_key, "<xml>late</xml>")
+    assert repository.store_reply(OA_APP, OPENID, older.dedupe_key, "<xml>late</xml>") is False
     assert identities(aws)[0]["last_reply"] == newer_reply
+
+
+def test_a_personal_card_still_goes_out_when_a_newer_push_was_answered_meanwhile(aws, app, context, sim,
+                                                                                monkeypatch):
+    from wxloop.adapters import repository
+    from wxloop.protocol.push import parse_inbound
+
+    post(app, context, sim, sim.text(OPENID, "hi"))
+    aws.jobs()  # the first contact's unionid lookup
+    real_touch = repository.touch_identity
+    newer = sim.text(OPENID, "shop", msg_id=903)
+
+    def touch_then_newer_push(app_id, inb, **kw):  # the person's next push is answered right after this touch
+        out = real_touch(app_id, inb, **kw)
+        monkeypatch.setattr(repository, "touch_identity", real_touch)
+        post(app, context, sim, newer)
+        return out
+
+    monkeypatch.setattr(repository, "touch_identity", touch_then_newer_push)
+    out, push = post(app, context, sim, sim.text(OPENID, "my card", msg_id=904))
+    assert reply_of(sim, out, push)["Content"] == "You have 0 points"
+    assert [j["message"]["miniprogrampage"]["title"] for j in aws.jobs() if j["kind"] == "cs_send"] == ["0 points"]
+    assert identities(aws)[0]["last_reply"]["k"] == parse_inbound(newer.encode()).dedupe_key  # kept its reply
 
 
 def test_a_retry_while_a_personal_reply_is_being_rendered_gets_success(aws, app, context, sim):

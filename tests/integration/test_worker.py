@@ -454,6 +454,19 @@ def test_a_window_reopened_between_the_read_and_the_spend_is_read_again_and_spen
     assert (identity["win_msg_at"], identity["win_msg_sent"]) == (t + 50, 1)
 
 
+def test_a_window_the_person_opened_after_the_job_started_is_used(aws, fake_wechat):
+    """Given a person whose last message window closed, when they write again a second after the job read
+    its clock, then the job sends in the new window rather than ending closed:window."""
+    from wxloop.services import jobs
+
+    t = 1_700_000_000
+    user_message(OA_APP, "o-oa-1", now=t - 49 * 3600)  # that window closed an hour ago
+    user_message(OA_APP, "o-oa-1", now=t + 1, msg_id=2)
+    outcome = jobs.run(cs_job(), now=t, sink=None)
+    assert (outcome.status, outcome.detail) == ("ok", "sent:msg")
+    assert len(fake_wechat.calls(CS)) == 1
+
+
 def test_the_window_is_read_again_a_bounded_number_of_times(aws, fake_wechat, monkeypatch):
     from wxloop.adapters import repository
     from wxloop.services import jobs

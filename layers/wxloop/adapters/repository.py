@@ -304,10 +304,10 @@ def create_identity(
 
 
 def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
-                outbox: Mapping | None = None) -> None:
+                outbox: Mapping | None = None) -> bool:
     """Keep a reply computed after the touch (one needing the person's data) for WeChat's retries, unless a
-    newer push's reply is kept already. ``outbox``: an event (``journey: False``) whose jobs the table's
-    stream queues, left on the identity by the same write."""
+    newer push's reply is kept already (then nothing is written: False). ``outbox``: an event (``journey:
+    False``) whose jobs the table's stream queues, left on the identity by the same write."""
     sets, values = [], {":k": dedupe_key}
     if reply is not None:
         sets.append("last_reply = :r")
@@ -316,14 +316,31 @@ def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
         sets.append("ev = :ev")
         values[":ev"] = dict(outbox)
     if not sets:
-        return
+        return True
+    try:
+        ddb().update_item(
+            TableName=table_name(),
+            Key=identity_key(app_id, openid),
+            UpdateExpression="SET " + ", ".join(sets),
+            # the touch of this push stored last_reply with its key (an empty body: being rendered)
+            ConditionExpression="attribute_exists(uid) AND (attribute_not_exists(last_reply) OR last_reply.k = :k)",
+            ExpressionAttributeValues=marshal(values),
+        )
+    except ClientError as exc:
+        if is_conditional_failure(exc):
+            return False
+        raise
+    return True
+
+
+def leave_outbox(app_id: str, openid: str, outbox: Mapping) -> None:
+    """Leave an outbox event (``journey: False``: jobs for the table's stream to queue) on an identity."""
     ddb().update_item(
         TableName=table_name(),
         Key=identity_key(app_id, openid),
-        UpdateExpression="SET " + ", ".join(sets),
-        # the touch of this push stored last_reply with its key (or none, for a placeholder reply)
-        ConditionExpression="attribute_exists(uid) AND (attribute_not_exists(last_reply) OR last_reply.k = :k)",
-        ExpressionAttributeValues=marshal(values),
+        UpdateExpression="SET ev = :ev",
+        ConditionExpression="attribute_exists(uid)",
+        ExpressionAttributeValues={":ev": _m(dict(outbox))},
     )
 
 

@@ -38,12 +38,14 @@ class OpenWindow:
 
 
 def open_cs_windows(identity: Mapping | None, now: int) -> list[OpenWindow]:
-    """The windows still open at ``now`` with messages left, the one closing first first."""
+    """The windows still open at ``now`` with messages left, the one closing first first. A window opened
+    after ``now`` (by a push recorded since the caller read its clock, or by a webhook whose clock is ahead)
+    is open."""
     out: list[OpenWindow] = []
     for window in WINDOWS:
         opened = _int((identity or {}).get(f"win_{window.name}_at"))
         sent = _int((identity or {}).get(f"win_{window.name}_sent"))
-        if opened and opened <= now < opened + window.seconds and sent < window.cap:
+        if opened and now < opened + window.seconds and sent < window.cap:
             out.append(OpenWindow(window, opened, sent))
     return sorted(out, key=lambda w: w.opened_at + w.window.seconds)
 

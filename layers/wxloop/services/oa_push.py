@@ -212,15 +212,31 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
     jobs = [j for j in follow_up_jobs(app_id, inb, reply) if j["kind"] == "cs_send"]
     outbox = {"id": f"{inb.dedupe_key}:outbox", "type": "outbox", "app": app_id, "at": inb.create_time or now,
               "journey": False, "jobs": jobs} if jobs else None
-    if (xml or outbox) and time.monotonic() < deadline - CALL_RESERVE_SECONDS:
+    def fits() -> bool:
+        return time.monotonic() < deadline - CALL_RESERVE_SECONDS
+
+    if (xml or outbox) and fits():
         try:
-            repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml, outbox=outbox)
-            return xml
+            if repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml, outbox=outbox):
+                return xml
         except Exception as exc:  # retries then get "success"; the reply itself still goes out
             logger.warning("reply not kept for retries", extra={"error": repr(exc)[:200]})
+    # the card still has to go: on its own write (a newer push's reply is kept), else straight to the queue
+    if outbox and fits():
+        try:
+            repository.leave_outbox(app_id, inb.openid, outbox)
+            return xml
+        except Exception as exc:
+            logger.warning("outbox not written", extra={"error": repr(exc)[:200]})
+    if jobs and fits():
+        try:
+            queue.send_many(jobs)
+            return xml
+        except queue.QueueError as exc:
+            logger.warning("card not queued", extra={"error": str(exc)[:200]})
     if jobs:
         count("JobsLost")
-        logger.error("personal card not queued", extra={"app_id": app_id, "reason": "write failed or no time"})
+        logger.error("personal card lost", extra={"app_id": app_id, "reason": "writes failed or no time left"})
     return xml
 
 
