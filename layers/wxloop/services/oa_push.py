@@ -212,6 +212,7 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
     jobs = [j for j in follow_up_jobs(app_id, inb, reply) if j["kind"] == "cs_send"]
     outbox = {"id": f"{inb.dedupe_key}:outbox", "type": "outbox", "app": app_id, "at": inb.create_time or now,
               "journey": False, "jobs": jobs} if jobs else None
+
     def fits() -> bool:
         return time.monotonic() < deadline - CALL_RESERVE_SECONDS
 
