@@ -473,11 +473,14 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server_fake.handle(method, parts.path, query, body)
         except Exception as exc:  # a bug in the fake, or a malformed control call: say so
             reply = _Reply({"errcode": -1, "errmsg": f"fake error: {type(exc).__name__}: {exc}"}, status=500)
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):  # the caller gave up waiting (a "slow" answer)
+            self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._serve("GET")
