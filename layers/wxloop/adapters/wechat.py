@@ -105,15 +105,6 @@ class WeChatAPIError(RuntimeError):
         return self.errcode in TOKEN_ERRCODES
 
 
-def expect_json(result: Any, path: str) -> Any:
-    """The JSON answer of an API that answers JSON. wechatpy hands back the raw HTTP response when a body is
-    not JSON (right for the APIs that answer an image, such as ``wxa/getwxacodeunlimit``); for the others
-    (e.g. a proxy's HTML error page with status 200) that is no success but a failure to retry."""
-    if isinstance(result, Mapping):
-        return result
-    raise WeChatAPIError(None, "response is not JSON", http_status=getattr(result, "status_code", None), path=path)
-
-
 def _path_of(url: str | None) -> str:
     if not url:
         return ""
@@ -328,7 +319,7 @@ class WxClient(WeChatClient):
                 token = self.access_token
                 call["params"] = {**(params or {}), "access_token": token}
             try:
-                return super()._request(method, url_or_endpoint, **call)
+                result = super()._request(method, url_or_endpoint, **call)
             except WeChatClientException as exc:
                 if attempt == 1 and token and exc.errcode in TOKEN_ERRCODES:
                     self.session.expire_if(token)
@@ -336,6 +327,12 @@ class WxClient(WeChatClient):
                 raise _from_wechatpy(exc) from exc
             except requests.RequestException as exc:
                 raise WeChatAPIError(None, type(exc).__name__, path=_path_of(str(url_or_endpoint))) from exc
+            # wechatpy hands back the raw response when the body is not JSON: right for an image (e.g.
+            # wxa/getwxacodeunlimit), but a text body (a proxy's HTML error page, status 200) is a failure
+            if isinstance(result, requests.Response) and result.headers.get("Content-Type", "").startswith("text/"):
+                raise WeChatAPIError(None, "response is not JSON", http_status=result.status_code,
+                                     path=_path_of(str(url_or_endpoint)))
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
 

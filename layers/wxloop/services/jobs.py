@@ -172,12 +172,6 @@ class NoCredit(NotSendable):
     reason = "credit"
 
 
-def _json_answer(result: Any, path: str) -> Any:
-    from wxloop.adapters.wechat import expect_json
-
-    return expect_json(result, path)
-
-
 def _cs_send(job: Mapping, now: int) -> str:
     """Spend a message of an open customer-service window (``wxloop.domain.reach``), then send.
 
@@ -199,8 +193,7 @@ def _cs_send(job: Mapping, now: int) -> str:
             window = open_window.window
             if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
                 try:
-                    _json_answer(_client(app_id).post("message/custom/send", data={**job["message"], "touser": openid}),
-                                 "/cgi-bin/message/custom/send")
+                    _client(app_id).post("message/custom/send", data={**job["message"], "touser": openid})
                 except Exception:  # not sent (or not known to be): give the message back for the retry
                     repository.refund_cs_window(app_id, openid, window.name, open_window.opened_at)
                     raise
@@ -225,7 +218,7 @@ def _subscribe_send(job: Mapping, now: int) -> str:
     if state == "none_left":
         raise NoCredit("no subscribe credit left")
     try:
-        _json_answer(_client(app_id).post("message/subscribe/send", data=body), "/cgi-bin/message/subscribe/send")
+        _client(app_id).post("message/subscribe/send", data=body)
     except Exception as exc:
         if state == "spent":
             if getattr(exc, "errcode", None) == NO_CREDIT_CODE:
@@ -240,7 +233,7 @@ def _subscribe_send(job: Mapping, now: int) -> str:
 
 
 def _user_info(job: Mapping, now: int) -> str:
-    info = _json_answer(_client(job["app_id"]).user.get(job["openid"]), "/cgi-bin/user/info")
+    info = _client(job["app_id"]).user.get(job["openid"])
     unionid = info.get("unionid") if isinstance(info, Mapping) else None
     if not unionid:
         return "no-unionid"
@@ -251,9 +244,9 @@ def _user_info(job: Mapping, now: int) -> str:
 def _tag(job: Mapping, now: int) -> str:
     client = _client(job["app_id"])
     for tag_id in job.get("add") or ():
-        _json_answer(client.tag.tag_user(int(tag_id), job["openid"]), "/cgi-bin/tags/members/batchtagging")
+        client.tag.tag_user(int(tag_id), job["openid"])
     for tag_id in job.get("remove") or ():
-        _json_answer(client.tag.untag_user(int(tag_id), job["openid"]), "/cgi-bin/tags/members/batchuntagging")
+        client.tag.untag_user(int(tag_id), job["openid"])
     return "tagged"
 
 
