@@ -16,8 +16,6 @@ Exit codes: 0 done (``rules test``: a rule or default answered), 1 nothing answe
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from datetime import datetime
 from typing import TextIO
@@ -166,14 +164,14 @@ def _print_reply(reply, out: TextIO) -> None:
 
 
 def _default_app() -> str | None:
-    raw = os.environ.get("WECHAT_ACCOUNTS")
-    if not raw:
-        return None
+    """The only Official Account of the accounts config (inline or secret), if there is exactly one."""
+    from wxloop.config import ConfigError, load_config
+
     try:
-        accounts = json.loads(raw).get("accounts", {})
-    except (ValueError, AttributeError):
+        accounts = load_config().accounts
+    except ConfigError:
         return None
-    oas = [app for app, acc in accounts.items() if isinstance(acc, dict) and acc.get("kind") == "oa"]
+    oas = [app for app, acc in accounts.items() if acc.kind == "oa"]
     return oas[0] if len(oas) == 1 else None
 
 
@@ -247,13 +245,10 @@ def _menu_validate(args, out: TextIO) -> int:
 
 
 def _menu_push(args, out: TextIO) -> int:
+    from wxloop.adapters.wechat import api_client
     from wxloop.rulesfile import load_menu_model
 
     menu, _ = load_menu_model(args.file)
-    try:
-        from wxloop.adapters.wechat import api_client
-    except ImportError as exc:
-        raise CliError(f"menu push needs wxloop.adapters.wechat: {exc}", EXIT_NO_MATCH) from None
     try:
         api_client(args.app).menu.create(menu.to_wechat_json())
     except Exception as exc:

@@ -109,13 +109,6 @@ def load_rule_set(
     return rules, loaded
 
 
-def load_rules(path: str | Path, *, app_id: str | None = None) -> dict:
-    """A rule-set file as a validated, JSON-able document (``RuleSet.to_doc()``: dates as ISO strings and
-    ``version`` filled in, from the file or from a hash of its content), ready to store."""
-    rules, _ = load_rule_set(path, app_id=app_id)
-    return rules.to_doc()
-
-
 def load_menu_model(path: str | Path) -> tuple[Menu, Loaded]:
     """Load and validate a menu file; errors become :class:`FileError` with the offending line."""
     loaded = load_yaml(path)
@@ -126,9 +119,3 @@ def load_menu_model(path: str | Path) -> tuple[Menu, Loaded]:
     except MenuError as exc:
         raise loaded.error(exc.path, exc.message) from None
     return menu, loaded
-
-
-def load_menu(path: str | Path) -> dict:
-    """A menu file as the validated ``menu/create`` body (``{"button": [...]}``)."""
-    menu, _ = load_menu_model(path)
-    return menu.to_wechat_json()

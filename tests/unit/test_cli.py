@@ -83,11 +83,11 @@ def test_given_yaml_syntax_errors_and_duplicate_keys_when_validated_then_exit_2_
 def test_given_a_file_when_loaded_for_storage_then_it_is_a_json_able_doc_with_a_version(tmp_path):
     path = write(tmp_path, "rules:\n  - id: a\n    keywords: [x]\n    window: {dates: {from: 2025-01-01}}\n"
                            "    reply: {text: a}\n")
-    doc = rulesfile.load_rules(path)
+    doc = rulesfile.load_rule_set(path)[0].to_doc()
     assert doc["rules"][0]["window"] == {"dates": {"from": "2025-01-01"}}
     assert isinstance(doc["version"], str) and len(doc["version"]) == 12
     with pytest.raises(rulesfile.FileError) as err:
-        rulesfile.load_rules(write(tmp_path, "- just\n- a list\n"))
+        rulesfile.load_rule_set(write(tmp_path, "- just\n- a list\n"))
     assert err.value.line == 1
 
 
@@ -175,7 +175,7 @@ def test_given_a_valid_menu_when_pushed_then_menu_create_gets_the_wechat_json(ca
     monkeypatch.setitem(sys.modules, "wxloop.adapters.wechat", fake)
     code, out, _ = run(capsys, "menu", "push", MENU, "--app", "wx1234567890abcdef")
     assert code == 0 and "published" in out
-    assert calls == [rulesfile.load_menu(MENU)]
+    assert calls == [rulesfile.load_menu_model(MENU)[0].to_wechat_json()]
     assert calls[0]["button"][2]["sub_button"][0] == {"type": "click", "name": "关于我们", "key": "ABOUT_US"}
 
 
@@ -197,3 +197,14 @@ def test_given_an_invalid_menu_when_pushed_then_nothing_is_posted(capsys, monkey
     monkeypatch.setitem(sys.modules, "wxloop.adapters.wechat", fake)
     path = write(tmp_path, "menu:\n  button: []\n", "menu.yaml")
     assert run(capsys, "menu", "push", path, "--app", "wx1234567890abcdef")[0] == 2
+
+
+def test_the_default_app_is_the_only_official_account_of_the_validated_config(monkeypatch):
+    from tests.conftest import OA_APP
+    from wxloop import cli
+
+    assert cli._default_app() is None  # the test config holds two Official Accounts
+    monkeypatch.setenv("WECHAT_ACCOUNTS", '{"accounts": {"%s": {"kind": "oa", "token": "tok"}}}' % OA_APP)
+    assert cli._default_app() == OA_APP
+    monkeypatch.setenv("WECHAT_ACCOUNTS", '{"accounts": {"%s": {"kind": "oa", "tokn": "tok"}}}' % OA_APP)
+    assert cli._default_app() is None  # an invalid config names no account
