@@ -15,20 +15,22 @@ class Settings:
     wechat_api_base: str
 
 
+def number(name: str, default: str, kind=int):
+    """The environment variable ``name`` as a non-negative number (``default`` when unset or empty); a
+    malformed value raises naming the variable."""
+    raw = os.environ.get(name) or default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise RuntimeError(f"{name} must not be negative")
+    return value
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """Parsed settings; a malformed value fails at start naming the variable."""
-
-    def number(name: str, default: str, kind=int):
-        raw = os.environ.get(name, default)
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
-        if value < 0:
-            raise RuntimeError(f"{name} must not be negative")
-        return value
-
     return Settings(
         clock_skew_seconds=number("WECHAT_CLOCK_SKEW_SECONDS", "300"),
         push_budget_seconds=number("PUSH_BUDGET_SECONDS", "4.0", float),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
@@ -204,7 +205,7 @@ def test_the_default_app_is_the_only_official_account_of_the_validated_config(mo
     from wxloop import cli
 
     assert cli._default_app() is None  # the test config holds two Official Accounts
-    monkeypatch.setenv("WECHAT_ACCOUNTS", '{"accounts": {"%s": {"kind": "oa", "token": "tok"}}}' % OA_APP)
+    monkeypatch.setenv("WECHAT_ACCOUNTS", json.dumps({"accounts": {OA_APP: {"kind": "oa", "token": "tok"}}}))
     assert cli._default_app() == OA_APP
-    monkeypatch.setenv("WECHAT_ACCOUNTS", '{"accounts": {"%s": {"kind": "oa", "tokn": "tok"}}}' % OA_APP)
+    monkeypatch.setenv("WECHAT_ACCOUNTS", json.dumps({"accounts": {OA_APP: {"kind": "oa", "tokn": "tok"}}}))
     assert cli._default_app() is None  # an invalid config names no account

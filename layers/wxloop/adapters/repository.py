@@ -168,14 +168,12 @@ def _touch_parts(inb: Inbound, *, now: int, event: Mapping, reply: str | None) -
     if inb.opens_short_window:
         sets += ["win_evt_at = :now", "win_evt_sent = :zero"]
         values[":zero"] = 0
-    if inb.is_event and inb.event == "subscribe":
-        sets += ["following = :true", "followed_at = :now", "last_scene = :scene"]
-        values[":true"] = True
-        values[":scene"] = inb.scene
-    elif inb.is_event and inb.event == "scan":  # only followers can scan into a SCAN event
+    if inb.is_event and inb.event in ("subscribe", "scan"):  # only followers can scan into a SCAN event
         sets += ["following = :true", "last_scene = :scene"]
         values[":true"] = True
         values[":scene"] = inb.scene
+        if inb.event == "subscribe":
+            sets.append("followed_at = :now")
     elif inb.is_event and inb.event == "unsubscribe":
         sets += ["following = :false", "unfollowed_at = :now"]
         values[":false"] = False
@@ -241,23 +239,15 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
 
 def _record_push_only(app_id: str, inb: Inbound, event: Mapping, current: int, old: Mapping) -> Touch:
     """A late push on an identity that has seen a newer one: keep its key and event, not its state."""
-    try:
-        ddb().update_item(
-            TableName=table_name(),
-            Key=identity_key(app_id, inb.openid),
-            UpdateExpression="SET ev = :ev ADD #seen :keys",
-            ConditionExpression="attribute_exists(uid) AND NOT contains(#seen, :key)",
-            ExpressionAttributeNames={"#seen": f"dd{current}"},
-            ExpressionAttributeValues={":ev": _m(dict(event)), ":key": {"S": inb.dedupe_key},
-                                       ":keys": {"SS": [inb.dedupe_key]}},
-        )
-    except ClientError as exc:
-        if is_conditional_failure(exc):
-            return Touch("duplicate", uid=old["uid"], identity=old)
-        raise RepositoryError(str(exc)) from exc
-    except Exception as exc:
-        raise RepositoryError(repr(exc)) from exc
-    return Touch("recorded", uid=old["uid"], identity=old)
+    written = _conditional_update(
+        Key=identity_key(app_id, inb.openid),
+        UpdateExpression="SET ev = :ev ADD #seen :keys",
+        ConditionExpression="attribute_exists(uid) AND NOT contains(#seen, :key)",
+        ExpressionAttributeNames={"#seen": f"dd{current}"},
+        ExpressionAttributeValues={":ev": _m(dict(event)), ":key": {"S": inb.dedupe_key},
+                                   ":keys": {"SS": [inb.dedupe_key]}},
+    )
+    return Touch("recorded" if written is not None else "duplicate", uid=old["uid"], identity=old)
 
 
 def create_identity(
@@ -317,31 +307,24 @@ def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
         values[":ev"] = dict(outbox)
     if not sets:
         return True
-    try:
-        ddb().update_item(
-            TableName=table_name(),
-            Key=identity_key(app_id, openid),
-            UpdateExpression="SET " + ", ".join(sets),
-            # the touch of this push stored last_reply with its key (an empty body: being rendered)
-            ConditionExpression="attribute_exists(uid) AND (attribute_not_exists(last_reply) OR last_reply.k = :k)",
-            ExpressionAttributeValues=marshal(values),
-        )
-    except ClientError as exc:
-        if is_conditional_failure(exc):
-            return False
-        raise
-    return True
+    return _conditional_update(
+        Key=identity_key(app_id, openid),
+        UpdateExpression="SET " + ", ".join(sets),
+        # the touch of this push stored last_reply with its key (an empty body: being rendered)
+        ConditionExpression="attribute_exists(uid) AND (attribute_not_exists(last_reply) OR last_reply.k = :k)",
+        ExpressionAttributeValues=marshal(values),
+    ) is not None
 
 
-def leave_outbox(app_id: str, openid: str, outbox: Mapping) -> None:
-    """Leave an outbox event (``journey: False``: jobs for the table's stream to queue) on an identity."""
-    ddb().update_item(
-        TableName=table_name(),
+def leave_outbox(app_id: str, openid: str, outbox: Mapping) -> bool:
+    """Leave an outbox event (``journey: False``: jobs for the table's stream to queue) on an identity;
+    False when there is no such identity."""
+    return _conditional_update(
         Key=identity_key(app_id, openid),
         UpdateExpression="SET ev = :ev",
         ConditionExpression="attribute_exists(uid)",
         ExpressionAttributeValues={":ev": _m(dict(outbox))},
-    )
+    ) is not None
 
 
 def get_identity(app_id: str, openid: str) -> dict | None:

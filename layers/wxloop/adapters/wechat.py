@@ -20,7 +20,6 @@ The token protocol (see ``wxloop.adapters.repository`` "tokens"):
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -33,6 +32,7 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
 from wxloop.adapters import repository
+from wxloop.settings import number, settings
 
 logger = logging.getLogger(__name__)
 
@@ -44,24 +44,12 @@ TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a URL path, not a secret
 
 
 def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+    return number(name, str(default), float)
 
 
 def api_base() -> str:
     """``WECHAT_API_BASE`` with exactly one trailing slash (wechatpy joins ``base + endpoint``)."""
-    try:
-        from wxloop.settings import settings
-
-        base = settings().wechat_api_base
-    except ImportError:  # pragma: no cover - settings module is part of the package
-        base = os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com")
-    return base.rstrip("/") + "/"
+    return settings().wechat_api_base.rstrip("/") + "/"
 
 
 def refresh_margin() -> int:
@@ -99,10 +87,6 @@ class WeChatAPIError(RuntimeError):
     def transient(self) -> bool:
         return (self.errcode is None or self.errcode == SYSTEM_BUSY or self.errcode in TOKEN_ERRCODES
                 or self.path == TOKEN_PATH)
-
-    @property
-    def token_invalid(self) -> bool:
-        return self.errcode in TOKEN_ERRCODES
 
 
 def _path_of(url: str | None) -> str:

@@ -225,8 +225,8 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
     # the card still has to go: on its own write (a newer push's reply is kept), else straight to the queue
     if outbox and fits():
         try:
-            repository.leave_outbox(app_id, inb.openid, outbox)
-            return xml
+            if repository.leave_outbox(app_id, inb.openid, outbox):
+                return xml
         except Exception as exc:
             logger.warning("outbox not written", extra={"error": repr(exc)[:200]})
     if jobs and fits():
