@@ -60,6 +60,20 @@ def test_45015_closes_the_cs_channel_for_that_person_without_retry(aws, fake_wec
     assert len(fake_wechat.calls(CS)) == 1
 
 
+def test_after_45015_the_window_is_used_up_until_the_person_writes_again(aws, fake_wechat, worker, context):
+    from wxloop.adapters import repository
+
+    user_message(OA_APP, "o-oa-1", msg_id=1)
+    fake_wechat.fail_next(CS, 45015)
+    worker.lambda_handler(sqs_event(cs_job()), context)
+    assert repository.get_identity(OA_APP, "o-oa-1")["win_msg_sent"] == 5  # not refunded: WeChat has no window
+    worker.lambda_handler(sqs_event(cs_job("j-cs-2")), context)
+    assert job_state("j-cs-2")["outcome"] == "closed:window" and len(fake_wechat.calls(CS)) == 1
+    user_message(OA_APP, "o-oa-1", msg_id=2)  # a new message opens a new window
+    worker.lambda_handler(sqs_event(cs_job("j-cs-3")), context)
+    assert job_state("j-cs-3")["outcome"] == "ok" and len(fake_wechat.calls(CS)) == 2
+
+
 def test_43101_closes_the_subscribe_channel_of_that_template(aws, fake_wechat, worker, context):
     import time
 

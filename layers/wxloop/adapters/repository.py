@@ -345,16 +345,28 @@ def spend_cs_window(app_id: str, openid: str, window: str, opened_at: int, cap: 
     return out is not None
 
 
+def exhaust_cs_window(app_id: str, openid: str, window: str, opened_at: int, cap: int) -> None:
+    """Mark the window opened at ``opened_at`` used up (WeChat answered 45015: it knows no open window), so
+    later sends wait for the person's next push instead of calling WeChat (best effort)."""
+    _adjust_cs_window(app_id, openid, window, opened_at, "SET #sent = :n", "#at = :opened", cap)
+
+
 def refund_cs_window(app_id: str, openid: str, window: str, opened_at: int) -> None:
     """Give back a message taken by ``spend_cs_window`` whose send failed (best effort: a refund that
     fails only leaves the window one message shorter)."""
+    _adjust_cs_window(app_id, openid, window, opened_at, "SET #sent = #sent - :n", "#at = :opened AND #sent >= :n", 1)
+
+
+def _adjust_cs_window(app_id: str, openid: str, window: str, opened_at: int, update: str, condition: str,
+                      n: int) -> None:
+    """Change the sent count of the window opened at ``opened_at`` (not one reopened since); best effort."""
     try:
         _conditional_update(
             Key=identity_key(app_id, openid),
-            UpdateExpression="SET #sent = #sent - :one",
-            ConditionExpression="#at = :opened AND #sent > :zero",
+            UpdateExpression=update,
+            ConditionExpression=condition,
             ExpressionAttributeNames={"#at": f"win_{window}_at", "#sent": f"win_{window}_sent"},
-            ExpressionAttributeValues=marshal({":opened": int(opened_at), ":zero": 0, ":one": 1}),
+            ExpressionAttributeValues=marshal({":opened": int(opened_at), ":n": int(n)}),
         )
     except Exception:  # noqa: S110 - see the docstring
         pass

@@ -57,6 +57,7 @@ RETRY_FIRST_SECONDS = 30  # a failed delivery is hidden 30 s after its first rec
 RETRY_MAX_SECONDS = 900
 CS_SPEND_TRIES = 3  # reads of the identity when a push reopens a window between the read and the spend
 NO_CREDIT_CODE = 43101
+OUT_OF_WINDOW_CODE = 45015
 FINISH_TRIES = 3  # marking a job done after WeChat accepted it
 
 
@@ -194,8 +195,11 @@ def _cs_send(job: Mapping, now: int) -> str:
             if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
                 try:
                     _client(app_id).post("message/custom/send", data={**job["message"], "touser": openid})
-                except Exception:  # not sent (or not known to be): give the message back for the retry
-                    repository.refund_cs_window(app_id, openid, window.name, open_window.opened_at)
+                except Exception as exc:
+                    if getattr(exc, "errcode", None) == OUT_OF_WINDOW_CODE:  # WeChat knows no open window
+                        repository.exhaust_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap)
+                    else:  # not sent (or not known to be): give the message back for the retry
+                        repository.refund_cs_window(app_id, openid, window.name, open_window.opened_at)
                     raise
                 return f"sent:{window.name}"
     raise WindowClosed("no customer-service window open")
