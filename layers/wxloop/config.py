@@ -93,25 +93,88 @@ def parse_config(raw: str | bytes | dict) -> AccountsConfig:
         raise ConfigError(f"accounts config invalid: {problems}") from None
 
 
+class _AppSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app_secret: SecretStr = Field(min_length=1)
+
+
+class _AppSecrets(BaseModel):
+    """The second secret's document: ``{"accounts": {app_id: {"app_secret": "..."}}}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accounts: dict[str, _AppSecret]
+
+
+def merge_app_secrets(raw_config: str | bytes | dict, raw_secrets: str | bytes | dict) -> AccountsConfig:
+    """The config document with the app secrets of the second secret put into its accounts.
+
+    The result has the shape of one document in which each account carries its ``app_secret``. Raises
+    ``ConfigError`` (naming the field, never a value) when the secrets document is not
+    ``{"accounts": {app_id: {"app_secret": str}}}``, names an account the config lacks, or when the config
+    document carries an ``app_secret`` itself (with a second secret, app secrets live only there).
+    """
+    try:
+        doc = json.loads(raw_config) if isinstance(raw_config, (str, bytes)) else raw_config
+        extra = json.loads(raw_secrets) if isinstance(raw_secrets, (str, bytes)) else raw_secrets
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"accounts config or app secrets not JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        secrets_doc = _AppSecrets.model_validate(extra)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"app secrets invalid: {problems}") from None
+    accounts = doc.get("accounts") if isinstance(doc, dict) else None
+    if not isinstance(accounts, dict):
+        return parse_config(doc)  # names what is wrong with the config document itself
+    merged = dict(accounts)
+    for app_id, account in accounts.items():
+        if isinstance(account, dict) and "app_secret" in account:
+            raise ConfigError(f"accounts config invalid: accounts.{app_id}.app_secret: belongs in the app "
+                              "secrets secret when one is set")
+    for app_id, entry in secrets_doc.accounts.items():
+        if not isinstance(merged.get(app_id), dict):
+            raise ConfigError(f"app secrets invalid: accounts.{app_id}: no such account in the accounts config")
+        merged[app_id] = {**merged[app_id], "app_secret": entry.app_secret.get_secret_value()}
+    return parse_config({**doc, "accounts": merged})
+
+
 @lru_cache(maxsize=4)
 def _parse_cached(raw: str) -> AccountsConfig:
     return parse_config(raw)
 
 
-def load_config() -> AccountsConfig:
-    """The current config: ``WECHAT_ACCOUNTS`` inline, else the secret ``WECHAT_ACCOUNTS_SECRET``.
+@lru_cache(maxsize=4)
+def _merge_cached(raw: str, raw_secrets: str) -> AccountsConfig:
+    return merge_app_secrets(raw, raw_secrets)
 
-    The secret is read through Powertools Parameters (cached for ``WECHAT_ACCOUNTS_MAX_AGE`` seconds, default
-    300), so a rotated secret is picked up without a redeploy; parsing is cached per document.
-    """
-    inline = os.environ.get("WECHAT_ACCOUNTS")
-    if inline:
-        return _parse_cached(inline)
-    secret_id = os.environ.get("WECHAT_ACCOUNTS_SECRET")
-    if not secret_id:
-        raise ConfigError("set WECHAT_ACCOUNTS (JSON) or WECHAT_ACCOUNTS_SECRET (secret id)")
+
+def _secret_text(secret_id: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
     max_age = int(os.environ.get("WECHAT_ACCOUNTS_MAX_AGE", "300"))
     raw = parameters.get_secret(secret_id, max_age=max_age)
-    return _parse_cached(raw if isinstance(raw, str) else raw.decode())
+    return raw if isinstance(raw, str) else raw.decode()
+
+
+def load_config() -> AccountsConfig:
+    """The current config: ``WECHAT_ACCOUNTS`` inline, else the secret ``WECHAT_ACCOUNTS_SECRET``; plus, when
+    ``WECHAT_APP_SECRETS_SECRET`` is set, the app secrets of that second secret (``merge_app_secrets``).
+
+    Only token-fetching code (worker, token refresher, CLI) is given the second secret, so the webhooks'
+    config never holds an app secret. Secrets are read through Powertools Parameters (cached for
+    ``WECHAT_ACCOUNTS_MAX_AGE`` seconds, default 300), so a rotated secret is picked up without a redeploy;
+    parsing is cached per document.
+    """
+    inline = os.environ.get("WECHAT_ACCOUNTS")
+    secret_id = os.environ.get("WECHAT_ACCOUNTS_SECRET")
+    if not inline and not secret_id:
+        raise ConfigError("set WECHAT_ACCOUNTS (JSON) or WECHAT_ACCOUNTS_SECRET (secret id)")
+    raw = inline or _secret_text(secret_id or "")
+    app_secrets_id = os.environ.get("WECHAT_APP_SECRETS_SECRET")
+    if app_secrets_id:
+        return _merge_cached(raw, _secret_text(app_secrets_id))
+    return _parse_cached(raw)

@@ -329,6 +329,7 @@ def _secret_for(app_id: str) -> str:
 
     account = load_config().account(app_id)
     if account is None or account.app_secret is None:
+        # deployed, app secrets come from WECHAT_APP_SECRETS_SECRET, which only token-fetching functions get
         raise ConfigError(f"account {app_id} is not configured with an app_secret")
     return account.app_secret.get_secret_value()
 

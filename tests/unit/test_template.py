@@ -1,0 +1,262 @@
+"""Least privilege, read from template.yaml: every grant names the code that needs it, nothing is granted on
+"*" that AWS can scope, each function writes only the key prefixes it owns, app secrets reach only the
+functions that fetch tokens, and every function logs into a log group with a retention.
+
+Adding an action to a role makes ``test_every_grant_is_used`` fail until ``USES`` says which code needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+
+import pytest
+
+from wxloop.local.table import load_template
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+
+# (action, resource, partition-key prefix or None) -> "module:function" that makes the call (checked to
+# exist), and why. The resource is the logical id a statement points at (``Table``, ``JobsQueue``...).
+R = "wxloop.adapters.repository"
+USES: dict[str, dict[tuple[str, str, str | None], str]] = {
+    "OaWebhookRole": {
+        ("logs:CreateLogStream", "OaWebhookLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "OaWebhookLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:touch_identity (also store_reply, leave_outbox)",
+        ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (transaction Put of the identity)",
+        ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (transaction Put of the person)",
+        ("dynamodb:GetItem", "Table", "USER#"): f"{R}:get_person (a reply with the person's values)",
+        ("dynamodb:GetItem", "Table", "RULES#"): f"{R}:current_rule_version (and get_rule_set: rules cache)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (and send_many)",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
+    },
+    "StreamRole": {
+        ("logs:CreateLogStream", "StreamLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "StreamLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:DescribeStream", "Table/stream/*", None): "event source mapping on the table's stream",
+        ("dynamodb:GetRecords", "Table/stream/*", None): "event source mapping on the table's stream",
+        ("dynamodb:GetShardIterator", "Table/stream/*", None): "event source mapping on the table's stream",
+        ("dynamodb:ListStreams", "Table/stream/*", None): "event source mapping on the table's stream",
+        ("dynamodb:PutItem", "Table", "USER#"): f"{R}:put_journey_event",
+        ("dynamodb:PutItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUBEV# marker)",
+        ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUB# counters)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (the jobs a push left)",
+        ("sqs:SendMessage", "StreamFailureQueue", None): "event source mapping's on-failure destination",
+    },
+    "WorkerRole": {
+        ("logs:CreateLogStream", "WorkerLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "WorkerLogGroup", None): "Lambda runtime: its own log group",
+        ("sqs:ReceiveMessage", "JobsQueue", None): "event source mapping on the jobs queue",
+        ("sqs:DeleteMessage", "JobsQueue", None): "event source mapping on the jobs queue",
+        ("sqs:GetQueueAttributes", "JobsQueue", None): "event source mapping on the jobs queue",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (re-queued and deferred jobs)",
+        ("sqs:ChangeMessageVisibility", "JobsQueue", None): "wxloop.services.jobs:delay_retry",
+        ("dynamodb:GetItem", "Table", "ID#"): f"{R}:get_identity (cs_send, link_unionid)",
+        ("dynamodb:GetItem", "Table", "JOB#"): f"{R}:get_job",
+        ("dynamodb:GetItem", "Table", "QUOTA#"): f"{R}:quota_blocked_until",
+        ("dynamodb:GetItem", "Table", "TOKEN#"): f"{R}:get_token",
+        ("dynamodb:GetItem", "Table", "UNION#"): f"{R}:link_unionid (the union item)",
+        ("dynamodb:GetItem", "Table", "USER#"): f"{R}:get_person (link_unionid's merge)",
+        ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:spend_cs_window (windows, credits, closed channels, "
+                                                 "touch_identity of a queued push, unionid repoints)",
+        ("dynamodb:UpdateItem", "Table", "JOB#"): f"{R}:claim_job (release_job, finish_job)",
+        ("dynamodb:UpdateItem", "Table", "QUOTA#"): f"{R}:block_quota",
+        ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
+        ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons)",
+        ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (a queued first push)",
+        ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (a queued first push)",
+        ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
+        ("dynamodb:ConditionCheckItem", "Table", "UNION#"): f"{R}:_merge_items (the union names the survivor)",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
+        ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:api_client",
+    },
+    "TokenRefresherRole": {
+        ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:GetItem", "Table", "TOKEN#"): f"{R}:get_token",
+        ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store_token, release_token_lease)",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
+        ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:refresh_if_due",
+        ("ec2:CreateNetworkInterface", "ec2:account-region", None): "Lambda in the VPC (fixed egress IP)",
+        ("ec2:DeleteNetworkInterface", "ec2:account-region", None): "Lambda in the VPC (fixed egress IP)",
+        ("ec2:AssignPrivateIpAddresses", "ec2:account-region", None): "Lambda in the VPC (fixed egress IP)",
+        ("ec2:UnassignPrivateIpAddresses", "ec2:account-region", None): "Lambda in the VPC (fixed egress IP)",
+        ("ec2:DescribeNetworkInterfaces", "*", None): "Lambda in the VPC (fixed egress IP)",
+    },
+}
+# Granted to every role while tracing is Active (Lambda's runtime sends the segments).
+TRACING = {("xray:PutTraceSegments", "*", None), ("xray:PutTelemetryRecords", "*", None)}
+# Actions AWS authorizes only on "*" (no resource-level permission exists): the only ones allowed there.
+STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ec2:DescribeNetworkInterfaces"}
+# Item-level DynamoDB actions: each grant must carry a dynamodb:LeadingKeys condition.
+ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+                "dynamodb:BatchWriteItem"}
+FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
+                  "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole"}
+TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction"}
+
+
+def _branches(value) -> Iterator:
+    """Every value a CloudFormation ``!If`` may take (``AWS::NoValue`` dropped); lists flattened."""
+    if isinstance(value, dict) and ("If" in value or "Fn::If" in value):
+        _, yes, no = value.get("If") or value["Fn::If"]
+        for branch in (yes, no):
+            if branch != {"Ref": "AWS::NoValue"}:
+                yield from _branches(branch)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _branches(v)
+    else:
+        yield value
+
+
+def _resource_name(value) -> str:
+    """A statement's resource as a short name: the logical id it points at, or the literal."""
+    if value == "*":
+        return "*"
+    if isinstance(value, dict):
+        (tag, arg), = value.items()
+        if tag in ("Ref", "GetAtt", "Fn::GetAtt"):
+            return (arg if isinstance(arg, str) else ".".join(arg)).removesuffix(".Arn")
+        if tag in ("Sub", "Fn::Sub") and isinstance(arg, str):
+            if arg == "${Table.Arn}/stream/*":
+                return "Table/stream/*"
+            if arg == "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*":
+                return "ec2:account-region"
+    raise AssertionError(f"unrecognised policy resource {value!r}: teach _resource_name what it means")
+
+
+def statements(role_id: str) -> list[dict]:
+    role = RESOURCES[role_id]["Properties"]
+    assert not role.get("ManagedPolicyArns"), f"{role_id}: managed policies grant beyond what code uses"
+    out = []
+    for policy in role.get("Policies") or []:
+        out.extend(_branches(policy["PolicyDocument"]["Statement"]))
+    return out
+
+
+def _leading_keys(stmt: dict) -> list[str | None]:
+    cond = stmt.get("Condition") or {}
+    if not cond:
+        return [None]
+    assert set(cond) == {"ForAllValues:StringLike"}, f"{stmt.get('Sid')}: condition must be ForAllValues:StringLike"
+    keys = cond["ForAllValues:StringLike"]
+    assert set(keys) == {"dynamodb:LeadingKeys"}, stmt.get("Sid")
+    prefixes = keys["dynamodb:LeadingKeys"]
+    assert all(p.endswith("#*") and p.count("*") == 1 for p in prefixes), f"{stmt.get('Sid')}: prefix# + '*'"
+    return [p[:-1] for p in prefixes]
+
+
+def grants(role_id: str) -> set[tuple[str, str, str | None]]:
+    out = set()
+    for stmt in statements(role_id):
+        assert stmt["Effect"] == "Allow" and "NotAction" not in stmt and "NotResource" not in stmt, stmt.get("Sid")
+        actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+        resources = [_resource_name(r) for r in _branches(stmt["Resource"])]
+        for action in actions:
+            for resource in resources:
+                for prefix in _leading_keys(stmt):
+                    out.add((action, resource, prefix))
+    return out
+
+
+def function_env(function_id: str) -> dict:
+    env = dict(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    env.update(((RESOURCES[function_id]["Properties"].get("Environment") or {}).get("Variables")) or {})
+    return env
+
+
+def test_every_function_has_its_own_role_and_no_sam_policies():
+    """SAM adds managed policies on "*" (logs, SQS polling, stream reading) unless a function brings its role."""
+    functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(FUNCTION_ROLES)
+    for function_id, role_id in FUNCTION_ROLES.items():
+        props = RESOURCES[function_id]["Properties"]
+        assert props.get("Role") == {"GetAtt": f"{role_id}.Arn"}, function_id
+        assert "Policies" not in props, function_id
+        assert RESOURCES[role_id]["Type"] == "AWS::IAM::Role"
+    policy_types = {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"}
+    assert {k for k, v in RESOURCES.items() if v["Type"] in policy_types} == set(FUNCTION_ROLES.values())
+
+
+@pytest.mark.parametrize("role_id", sorted(USES))
+def test_every_grant_is_used(role_id):
+    granted = grants(role_id) - TRACING
+    unused = granted - set(USES[role_id])
+    assert not unused, f"{role_id} grants what no code uses (or USES lacks the reason): {sorted(unused, key=str)}"
+    missing = set(USES[role_id]) - granted
+    assert not missing, f"{role_id} lacks what the code needs: {sorted(missing, key=str)}"
+
+
+def test_every_reason_names_real_code():
+    for uses in USES.values():
+        for reason in uses.values():
+            ref = reason.split(" ", 1)[0]
+            if ":" not in ref or ref.startswith(("Lambda", "event")):
+                continue
+            module, attr = ref.split(":")
+            assert callable(getattr(importlib.import_module(module), attr, None)), f"{ref} does not exist"
+
+
+@pytest.mark.parametrize("role_id", sorted(USES))
+def test_nothing_on_star_that_aws_can_scope(role_id):
+    for action, resource, _ in grants(role_id):
+        assert "*" not in action, f"{role_id}: wildcard action {action}"
+        if resource == "*":
+            assert action in STAR_ONLY, f"{role_id}: {action} on '*'"
+
+
+@pytest.mark.parametrize("role_id", sorted(USES))
+def test_item_actions_are_limited_to_key_prefixes(role_id):
+    for action, resource, prefix in grants(role_id):
+        if action in ITEM_ACTIONS:
+            assert resource == "Table" and prefix, f"{role_id}: {action} without dynamodb:LeadingKeys"
+
+
+def test_the_webhook_writes_only_identities_and_persons():
+    writes = {(a, p) for a, _, p in grants("OaWebhookRole") if a in ITEM_ACTIONS - {"dynamodb:GetItem"}}
+    assert {p for _, p in writes} == {"ID#", "USER#"}
+    for owned_elsewhere in ("TOKEN#", "RULES#", "JOB#", "QUOTA#", "UNION#"):
+        assert all(p != owned_elsewhere for _, p in writes)
+
+
+def test_unused_actions_are_gone():
+    """Query (journey() is only called locally) and TransactWriteItems (not an IAM action: transactions are
+    authorized item by item) are granted to nobody."""
+    every = set().union(*(grants(r) for r in USES))
+    assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
+
+
+def test_app_secrets_reach_only_token_fetchers():
+    assert TEMPLATE["Parameters"]["AppSecretsSecretArn"].get("Default") == ""
+    assert "WECHAT_APP_SECRETS_SECRET" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    for function_id, role_id in FUNCTION_ROLES.items():
+        reads = any(r == "AppSecretsSecretArn" for _, r, _ in grants(role_id))
+        has_env = "WECHAT_APP_SECRETS_SECRET" in function_env(function_id)
+        assert reads == has_env == (function_id in TOKEN_FETCHERS), function_id
+
+
+@pytest.mark.parametrize("function_id", sorted(FUNCTION_ROLES))
+def test_each_function_logs_to_a_log_group_with_retention(function_id):
+    log_ref = RESOURCES[function_id]["Properties"]["LoggingConfig"]["LogGroup"]
+    group_id = log_ref["Ref"]
+    group = RESOURCES[group_id]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert TEMPLATE["Parameters"]["LogRetentionDays"]["Default"] == 30
+    log_grants = {(a, r) for a, r, _ in grants(FUNCTION_ROLES[function_id]) if a.startswith("logs:")}
+    assert log_grants == {("logs:CreateLogStream", group_id), ("logs:PutLogEvents", group_id)}
+
+
+def test_a_grant_on_star_fails_the_check(monkeypatch):
+    """The checks above can fail: a statement on "*" or an extra action is caught."""
+    doc = RESOURCES["OaWebhookRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    extra = {"Effect": "Allow", "Action": ["sqs:ReceiveMessage"], "Resource": "*"}
+    monkeypatch.setitem(doc, "Statement", [*doc["Statement"], extra])
+    with pytest.raises(AssertionError):
+        test_nothing_on_star_that_aws_can_scope("OaWebhookRole")
+    with pytest.raises(AssertionError):
+        test_every_grant_is_used("OaWebhookRole")
