@@ -10,9 +10,8 @@ import moto  # noqa: F401 - before any AWS client exists
 import pytest
 
 from tests.conftest import ACCOUNTS, MP_APP, OA_APP
-from wxloop.config import ConfigError, load_config, merge_app_secrets
-
 from tests.unit.test_template import FUNCTION_ROLES, TOKEN_FETCHERS, function_env
+from wxloop.config import ConfigError, load_config, merge_app_secrets
 
 SECRET_VALUES = {OA_APP: "oa-secret-from-the-second-secret", MP_APP: "mp-secret-from-the-second-secret"}
 APP_SECRETS = {"accounts": {app: {"app_secret": value} for app, value in SECRET_VALUES.items()}}
