@@ -91,6 +91,15 @@ def items(value: object, path: str, *, max_items: int = 100) -> list[Any]:
     return value
 
 
+def unique_ids(ids: list[str], path: str) -> None:
+    """Refuses a list whose ``id`` fields repeat, naming the second one."""
+    seen: set[str] = set()
+    for i, id_ in enumerate(ids):
+        if id_ in seen:
+            raise ConfigError(f"{path}[{i}].id", f"duplicate campaign id {id_!r}")
+        seen.add(id_)
+
+
 def moment(value: object, path: str) -> int:
     """An ISO date-time (read as Asia/Shanghai without an offset) as epoch seconds. YAML may give a
     ``datetime`` already."""

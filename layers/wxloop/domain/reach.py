@@ -41,7 +41,7 @@ class OpenWindow:
 
 
 def open_cs_windows(
-    identity: Mapping | None, now: int, windows: tuple[Window, ...] = WINDOWS
+    identity: Mapping[str, object] | None, now: int, windows: tuple[Window, ...] = WINDOWS
 ) -> list[OpenWindow]:
     """The windows still open at ``now`` with messages left, the one closing first first. A window opened
     after ``now`` (by a push recorded since the caller read its clock, or by a webhook whose clock is ahead)
@@ -57,6 +57,7 @@ def open_cs_windows(
 
 def _int(value: object) -> int:
     try:
-        return int(value or 0)  # type: ignore[call-overload]
+        number: int = int(value or 0)  # type: ignore[call-overload]
+        return number
     except (TypeError, ValueError):
         return 0
