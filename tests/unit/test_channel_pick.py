@@ -18,7 +18,7 @@ from wxloop.domain.channel_pick import (
 )
 from wxloop.domain.config_doc import shanghai_hour, span_hours
 
-MIDNIGHT_SH = 1_764_518_400  # 2026-12-01 00:00 Asia/Shanghai
+MIDNIGHT_SH = 1_764_518_400  # 2025-12-01 00:00 Asia/Shanghai
 NOW = MIDNIGHT_SH + 10 * 3600
 ALL = Offer(frozenset({"oa_cs", "mp_cs", "mp_subscribe", "oa_template"}), "tmpl", oa_service_account=True,
             service_notice=True)

@@ -17,7 +17,7 @@ from wxloop.domain.engagement import (
     update,
 )
 
-# 2026-12-01 00:00 Asia/Shanghai (16:00 UTC the day before)
+# 2025-12-01 00:00 Asia/Shanghai (16:00 UTC the day before)
 MIDNIGHT_SH = 1_764_518_400
 
 

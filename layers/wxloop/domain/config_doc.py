@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991: a fixed offset is exact
@@ -101,8 +101,10 @@ def unique_ids(ids: list[str], path: str) -> None:
 
 
 def moment(value: object, path: str) -> int:
-    """An ISO date-time (read as Asia/Shanghai without an offset) as epoch seconds. YAML may give a
-    ``datetime`` already."""
+    """An ISO date-time (read as Asia/Shanghai without an offset; a bare date is its midnight) as epoch
+    seconds. YAML may give a ``date`` or ``datetime`` already."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
