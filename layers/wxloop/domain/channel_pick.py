@@ -105,11 +105,14 @@ def window_state(identity: Mapping[str, object] | None, windows: tuple[Window, .
 
 def check_caps(caps: PushCaps, recent: Sequence[int], at: int) -> SkipReason | None:
     """Why a push at ``at`` would break a frequency cap, or ``None``."""
-    if caps.min_gap and any(at - t < caps.min_gap for t in recent):
+    if not recent:
+        return None
+    ages = [at - t for t in recent]
+    if caps.min_gap and min(ages) < caps.min_gap:
         return SkipReason.TOO_SOON
-    if caps.per_day is not None and sum(1 for t in recent if at - t < 86400) >= caps.per_day:
+    if caps.per_day is not None and len([a for a in ages if a < 86400]) >= caps.per_day:
         return SkipReason.CAP_PER_DAY
-    if caps.per_week is not None and sum(1 for t in recent if at - t < 7 * 86400) >= caps.per_week:
+    if caps.per_week is not None and len([a for a in ages if a < 7 * 86400]) >= caps.per_week:
         return SkipReason.CAP_PER_WEEK
     return None
 
