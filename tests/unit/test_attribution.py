@@ -101,3 +101,12 @@ def test_two_referrals_meet_the_earlier_wins_and_a_paid_one_is_never_voided():
 def test_no_referral_on_either_side_keeps_nothing():
     out = referral_after_merge(None, None, PersonFacts("s" * 32), "b" * 32, LINKED)
     assert out.keep is None and out.voided == ()
+
+
+def test_refollowing_or_a_second_mp_cannot_farm_a_new_referral():
+    refollower = PersonFacts("b" * 32, openids={OA: "o-b-oa"}, first_seen={OA: T - 30 * 86400})
+    refollow = Touch("invite", OA, T, campaign="spring")
+    assert decide_referral(refollower, INVITER, refollow, LINKED, None) == Refused(RefusalReason.NOT_NEW)
+    second_mp = PersonFacts("b" * 32, openids={MP: "o-b-mp", MP2: "o-b-mp2"}, first_seen={MP: T - 86400, MP2: T})
+    via_mp2 = Touch("invite", MP2, T, campaign="spring")
+    assert decide_referral(second_mp, INVITER, via_mp2, LINKED, None) == Refused(RefusalReason.NOT_NEW)
