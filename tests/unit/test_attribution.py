@@ -110,3 +110,8 @@ def test_refollowing_or_a_second_mp_cannot_farm_a_new_referral():
     second_mp = PersonFacts("b" * 32, openids={MP: "o-b-mp", MP2: "o-b-mp2"}, first_seen={MP: T - 86400, MP2: T})
     via_mp2 = Touch("invite", MP2, T, campaign="spring")
     assert decide_referral(second_mp, INVITER, via_mp2, LINKED, None) == Refused(RefusalReason.NOT_NEW)
+
+
+def test_an_openid_on_a_linked_app_without_a_first_contact_time_is_not_new():
+    legacy = PersonFacts("b" * 32, openids={MP: "o-b-mp", OA: "o-b-oa"}, first_seen={MP: T})
+    assert decide_referral(legacy, INVITER, TOUCH, LINKED, None) == Refused(RefusalReason.NOT_NEW)

@@ -150,3 +150,10 @@ def test_mass_send_takes_followers_and_the_others_fall_back_to_the_picker():
 
 def test_send_keys_make_a_rerun_idempotent():
     assert send_key("c1", "r1", "u") == send_key("c1", "r1", "u") != send_key("c1", "r2", "u")
+
+
+def test_mass_send_respects_the_frequency_caps():
+    c = campaign(content={"oa_mass": {"text": "hello"}}, accounts={"oa": OA}, caps={"per_week": 1})
+    assert isinstance(plan_person(c, person(reach={"follows_oa": True}), NOW), SendPlan)
+    pushed = person(reach={"follows_oa": True, "recent_pushes": (NOW - 2 * DAY,)})
+    assert plan_person(c, pushed, NOW) == Skip(SkipReason.CAP_PER_WEEK)

@@ -136,3 +136,19 @@ def test_a_reversal_compensates_never_below_zero_and_only_what_was_paid():
     assert isinstance(spent, Reversal) and spent.entry.points == -30 and spent.shortfall == 70
     assert decide_reward(c, pending(), refund, Tallies(inviter_balance=500)) is NoReward.NOTHING_TO_REVERSE
     assert decide_reward(c, pending(state="reversed"), refund, Tallies()) is NoReward.NOTHING_TO_REVERSE
+
+
+def test_a_self_referral_record_never_pays_and_the_daily_cap_counts_shanghai_days():
+    assert decide_reward(campaign(), pending(inviter=B), PHONE, Tallies()) is NoReward.SELF_REFERRAL
+    from wxloop.domain.rewards import reward_day
+
+    assert reward_day(1_799_510_400 - 1) == "2027-01-09" and reward_day(1_799_510_400) == "2027-01-10"
+
+
+def test_notify_data_is_held_to_wechat_subscribe_limits():
+    with pytest.raises(ConfigError) as err:
+        campaign(notify={"text": "t", "template_id": "x", "data": {"phrase1": "too long"}})
+    assert err.value.path == "campaigns[0].notify.data.phrase1"
+    with pytest.raises(ConfigError) as err:
+        campaign(notify={"text": "t", "data": {"bad key": "x"}})
+    assert err.value.path == "campaigns[0].notify.data.bad key"

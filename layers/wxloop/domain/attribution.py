@@ -82,7 +82,10 @@ def same_person(a: PersonFacts, b: PersonFacts) -> bool:
 
 
 def is_newcomer(invitee: PersonFacts, touch_at: int, linked_apps: frozenset[str]) -> bool:
-    """Whether no linked app saw ``invitee`` before ``touch_at`` (minus :data:`NEW_GRACE`)."""
+    """Whether no linked app saw ``invitee`` before ``touch_at`` (minus :data:`NEW_GRACE`). An openid on a
+    linked app with no first-contact time (records older than the tracking) counts as seen before."""
+    if any(app in linked_apps and app not in invitee.first_seen for app in invitee.openids):
+        return False
     return all(at >= touch_at - NEW_GRACE for app, at in invitee.first_seen.items() if app in linked_apps)
 
 

@@ -23,6 +23,7 @@ from wxloop.domain.channel_pick import (
     Reachability,
     Skip,
     SkipReason,
+    check_caps,
     pick_channel,
     send_time,
 )
@@ -30,9 +31,6 @@ from wxloop.domain.engagement import Profile, last_active, preferred_platform, s
 
 APP_ID = re.compile(r"wx[0-9a-f]{16}")
 SCHEDULE_EXPR = re.compile(r"(cron\([^()]{9,100}\)|rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\))")
-# WeChat's subscribe message value limits by data key kind (thing1 ≤ 20 characters, and so on).
-SUBSCRIBE_VALUE_MAX = {"thing": 20, "number": 32, "letter": 32, "symbol": 5, "character_string": 32,
-                       "phone_number": 17, "car_number": 8, "name": 10, "phrase": 5, "amount": 32}
 _CONTENT_KEYS = ("oa_cs", "mp_cs", "mp_subscribe", "oa_template", "oa_mass")
 _KEYS = ("id", "name", "purpose", "accounts", "segment", "content", "schedule", "caps", "quiet_hours",
          "send_window")
@@ -140,6 +138,9 @@ def plan_person(campaign: Campaign, person: PersonView, now: int) -> SendPlan | 
     if at is None:
         return Skip(SkipReason.NO_SEND_TIME)
     if "oa_mass" in campaign.content and person.reach.follows_oa:
+        capped = check_caps(campaign.caps, person.reach.recent_pushes, at)
+        if capped is not None:
+            return Skip(capped)
         return SendPlan(campaign.id, person.uid, "oa_mass", campaign.accounts["oa"], at, doc.shanghai_hour(at))
     channel = pick_channel(campaign.offer, person.reach, campaign.caps, at, preferred_platform(person.profile, now))
     if isinstance(channel, Skip):
@@ -172,8 +173,7 @@ def parse_segment(value: object, path: str) -> Segment:
     """A segment from its document; raises :class:`ConfigError` naming the bad field."""
     m = doc.mapping(value, path, _SEGMENT_KEYS)
     tags = doc.mapping(m.get("oa_tags", {}), f"{path}.oa_tags", ("any", "all", "none"))
-    prefs = doc.mapping(m.get("mp_preferences", {}), f"{path}.mp_preferences", tuple(str(k) for k in
-                                                                                     m.get("mp_preferences") or {}))
+    prefs = doc.string_map(m["mp_preferences"], f"{path}.mp_preferences") if "mp_preferences" in m else {}
     def at(key: str) -> str:
         return f"{path}.{key}"
 
@@ -213,12 +213,8 @@ def _message(value: object, path: str, kinds: tuple[str, ...]) -> dict[str, Any]
 def _template(value: object, path: str, *, subscribe: bool) -> dict[str, Any]:
     keys = ("template_id", "page", "data") if subscribe else ("template_id", "url", "miniprogram", "data")
     m = doc.mapping(value, path, keys, ("template_id", "data"))
-    data = doc.mapping(m["data"], f"{path}.data", tuple(str(k) for k in (m["data"] or {})))
-    out: dict[str, Any] = {"template_id": doc.text(m["template_id"], f"{path}.template_id", max_len=64), "data": {}}
-    for k, v in data.items():
-        kind = str(k).rstrip("0123456789")
-        limit = SUBSCRIBE_VALUE_MAX.get(kind, 200) if subscribe else 200
-        out["data"][str(k)] = doc.text(v, f"{path}.data.{k}", max_len=limit)
+    out: dict[str, Any] = {"template_id": doc.text(m["template_id"], f"{path}.template_id", max_len=64),
+                           "data": doc.template_data(m["data"], f"{path}.data", subscribe=subscribe)}
     for k in ("page", "url"):
         if k in m:
             out[k] = doc.text(m[k], f"{path}.{k}", max_len=1024)

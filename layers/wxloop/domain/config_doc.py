@@ -13,6 +13,10 @@ from typing import Any
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991: a fixed offset is exact
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")  # ids that go into keys, refs and codes
+DATA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+# WeChat's subscribe message value limits by data key kind (thing1 ≤ 20 characters, and so on).
+SUBSCRIBE_VALUE_MAX = {"thing": 20, "number": 32, "letter": 32, "symbol": 5, "character_string": 32,
+                       "phone_number": 17, "car_number": 8, "name": 10, "phrase": 5, "amount": 32}
 
 
 class ConfigError(ValueError):
@@ -35,6 +39,28 @@ def mapping(value: object, path: str, allowed: tuple[str, ...], required: tuple[
         if key not in value:
             raise ConfigError(join(path, key), "is required")
     return dict(value)
+
+
+def string_map(value: object, path: str, *, max_items: int = 20) -> dict[str, Any]:
+    """A free-form mapping (template data, preferences) whose keys are identifiers."""
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(path, "must be a non-empty mapping")
+    if len(value) > max_items:
+        raise ConfigError(path, f"has more than {max_items} fields")
+    for key in value:
+        if not isinstance(key, str) or not DATA_KEY.fullmatch(key):
+            raise ConfigError(join(path, str(key)), f"field names must match {DATA_KEY.pattern}")
+    return dict(value)
+
+
+def template_data(value: object, path: str, *, subscribe: bool) -> dict[str, str]:
+    """Template message data ``{key: text}``; for MP subscribe messages each value is held to WeChat's limit
+    for its key's kind (``thing1`` ≤ 20 characters, ``phrase3`` ≤ 5, …)."""
+    out: dict[str, str] = {}
+    for key, v in string_map(value, path).items():
+        limit = SUBSCRIBE_VALUE_MAX.get(key.rstrip("0123456789"), 200) if subscribe else 200
+        out[key] = text(v, join(path, key), max_len=limit)
+    return out
 
 
 def join(path: str, key: str) -> str:

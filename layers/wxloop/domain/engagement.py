@@ -54,9 +54,9 @@ class Profile:
     def from_doc(cls, d: Mapping[str, Any] | None) -> Profile:
         """The profile stored by :meth:`to_doc`; anything unreadable gives an empty profile."""
         try:
-            scores = {str(p): (float(v[0]), int(v[1])) for p, v in (d or {}).get("s", {}).items()}
+            scores = {p: (float(v[0]), int(v[1])) for p, v in (d or {}).get("s", {}).items() if p in PLATFORMS}
             hours = tuple(int(h) for h in (d or {}).get("h", (0,) * 24))
-            last = {str(p): int(t) for p, t in (d or {}).get("l", {}).items()}
+            last = {p: int(t) for p, t in (d or {}).get("l", {}).items() if p in PLATFORMS}
         except (TypeError, ValueError, IndexError, AttributeError):
             return cls()
         if len(hours) != 24:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
@@ -98,10 +99,7 @@ def _caps(value: object, path: str) -> Caps:
 
 def _notify(value: object, path: str) -> Notify:
     m = doc.mapping(value, path, ("text", "template_id", "page", "data"), ("text",))
-    data = None
-    if "data" in m:
-        raw = doc.mapping(m["data"], f"{path}.data", tuple(str(k) for k in (m["data"] or {})))
-        data = {str(k): doc.text(v, f"{path}.data.{k}", max_len=20) for k, v in raw.items()}
+    data = doc.template_data(m["data"], f"{path}.data", subscribe=True) if "data" in m else None
     return Notify(
         text=doc.text(m["text"], f"{path}.text", max_len=600),
         template_id=doc.text(m["template_id"], f"{path}.template_id", max_len=64) if "template_id" in m else "",
@@ -203,6 +201,12 @@ class NoReward(Enum):
     CAP_TOTAL = "cap_total"
     NOTHING_TO_REVERSE = "nothing_to_reverse"
     NOT_THE_INVITEE = "not_the_invitee"
+    SELF_REFERRAL = "self_referral"
+
+
+def reward_day(ts: int) -> str:
+    """The Asia/Shanghai date of ``ts`` (``2027-01-10``): the day the per-inviter daily cap counts in."""
+    return datetime.fromtimestamp(ts, doc.SHANGHAI).date().isoformat()
 
 
 def entry_id(kind: Literal["reward", "reversal"], campaign: str, invitee: str) -> str:
@@ -221,6 +225,8 @@ def decide_reward(
     invitee rewards at most one inviter."""
     if event.invitee != referral.invitee:
         return NoReward.NOT_THE_INVITEE
+    if referral.inviter == referral.invitee:  # attribution refuses these; a bad record must not pay either
+        return NoReward.SELF_REFERRAL
     if referral.campaign != campaign.id:
         return NoReward.OTHER_CAMPAIGN
     if event.kind == "event" and event.name in campaign.reverse_on:
