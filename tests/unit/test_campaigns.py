@@ -142,8 +142,10 @@ def test_plan_skips_with_reasons():
 
 def test_mass_send_takes_followers_and_the_others_fall_back_to_the_picker():
     c = campaign(content={"oa_mass": {"media_id": "m1"}, "mp_subscribe": {"template_id": "tmpl", "data": {"thing1": "x"}}})
-    plan = plan_person(c, person(reach={"follows_oa": True}), NOW)
+    evenings = replay([JourneyEvent("message", "oa", MIDNIGHT_SH - DAY + 20 * 3600)])
+    plan = plan_person(c, person(profile=evenings, reach={"follows_oa": True}), NOW)
     assert isinstance(plan, SendPlan) and plan.channel == "oa_mass" and plan.app_id == OA
+    assert plan.send_at == MIDNIGHT_SH + 10 * 3600  # one send to the tag: the window's start, not their hour
     plan = plan_person(c, person(reach={"subscribe_credits": {"tmpl": 1}}), NOW)
     assert isinstance(plan, SendPlan) and plan.channel == "mp_subscribe"
 

@@ -93,6 +93,9 @@ class SendPlan:
     send_hour: int  # Shanghai hour, the planner's batch
 
 
+_NO_HISTORY = (0,) * 24
+
+
 def send_key(campaign: str, run: str, uid: str) -> str:
     """The idempotency key of one send: a rerun or retry of the same run never sends twice."""
     return f"{campaign}#{run}#{uid}"
@@ -131,13 +134,18 @@ def matches(segment: Segment, person: PersonView, now: int) -> bool:  # one filt
 
 
 def plan_person(campaign: Campaign, person: PersonView, now: int) -> SendPlan | Skip:
-    """The send for ``person`` in a run of ``campaign`` started at ``now``, or why there is none."""
+    """The send for ``person`` in a run of ``campaign`` started at ``now``, or why there is none.
+
+    With ``oa_mass`` content, followers are planned for the one mass send (tagged, then sent once to the tag
+    at the first allowed moment); everyone else goes through the channel picker at their own hour."""
     if not matches(campaign.segment, person, now):
         return Skip(SkipReason.NOT_IN_SEGMENT)
-    at = send_time(person.profile.hours, campaign.allowed_hours, max(now, campaign.start), campaign.end)
+    mass = "oa_mass" in campaign.content and person.reach.follows_oa
+    hours = _NO_HISTORY if mass else person.profile.hours
+    at = send_time(hours, campaign.allowed_hours, max(now, campaign.start), campaign.end)
     if at is None:
         return Skip(SkipReason.NO_SEND_TIME)
-    if "oa_mass" in campaign.content and person.reach.follows_oa:
+    if mass:
         capped = check_caps(campaign.caps, person.reach.recent_pushes, at)
         if capped is not None:
             return Skip(capped)
