@@ -24,6 +24,9 @@ class Window:
 SHORT = Window("evt", 60, 3)
 MESSAGE = Window("msg", 48 * 3600, 5)
 WINDOWS = (SHORT, MESSAGE)  # the one that closes first is spent first
+# A Mini Program: 2 messages within 1 minute of entering the session, 5 within 48 hours of a message.
+MP_SHORT = Window("evt", 60, 2)
+MP_WINDOWS = (MP_SHORT, MESSAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +40,14 @@ class OpenWindow:
         return self.window.cap - self.sent
 
 
-def open_cs_windows(identity: Mapping | None, now: int) -> list[OpenWindow]:
+def open_cs_windows(
+    identity: Mapping[str, object] | None, now: int, windows: tuple[Window, ...] = WINDOWS
+) -> list[OpenWindow]:
     """The windows still open at ``now`` with messages left, the one closing first first. A window opened
     after ``now`` (by a push recorded since the caller read its clock, or by a webhook whose clock is ahead)
-    is open."""
+    is open. ``windows`` defaults to the Official Account's; a Mini Program passes ``MP_WINDOWS``."""
     out: list[OpenWindow] = []
-    for window in WINDOWS:
+    for window in windows:
         opened = _int((identity or {}).get(f"win_{window.name}_at"))
         sent = _int((identity or {}).get(f"win_{window.name}_sent"))
         if opened and now < opened + window.seconds and sent < window.cap:
@@ -52,6 +57,7 @@ def open_cs_windows(identity: Mapping | None, now: int) -> list[OpenWindow]:
 
 def _int(value: object) -> int:
     try:
-        return int(value or 0)  # type: ignore[call-overload]
+        number: int = int(value or 0)  # type: ignore[call-overload]
+        return number
     except (TypeError, ValueError):
         return 0

@@ -1,0 +1,320 @@
+"""Campaigns: who gets a push, through which channel, at what time (pure; the planner calls it per person).
+
+A campaign has a segment (filters below), content per channel, a schedule, frequency caps, quiet hours and
+a send window (Shanghai hours). ``matches`` decides membership; ``plan_person`` adds the channel (see
+``channel_pick``) and the send time. People who withdrew marketing consent are never selected, whatever
+the segment says. OA template messages are for service notices on service accounts only, so a marketing
+campaign cannot carry one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from wxloop.domain import config_doc as doc
+from wxloop.domain.channel_pick import (
+    PLATFORM,
+    Channel,
+    Offer,
+    PushCaps,
+    Reachability,
+    Skip,
+    SkipReason,
+    check_caps,
+    pick_channel,
+    send_time,
+)
+from wxloop.domain.engagement import Profile, last_active, preferred_platform, score
+
+APP_ID = re.compile(r"wx[0-9a-f]{16}")
+SCHEDULE_EXPR = re.compile(r"(cron\([^()]{9,100}\)|rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\))")
+_CONTENT_KEYS = ("oa_cs", "mp_cs", "mp_subscribe", "oa_template", "oa_mass")
+_KEYS = ("id", "name", "purpose", "accounts", "segment", "content", "schedule", "caps", "quiet_hours",
+         "send_window")
+_SEGMENT_KEYS = ("oa_tags", "mp_preferences", "follows_oa", "uses_mp", "last_active_days", "first_touch_channel",
+                 "points", "engagement_score", "marketing_consent")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    tags_any: frozenset[int] = frozenset()
+    tags_all: frozenset[int] = frozenset()
+    tags_none: frozenset[int] = frozenset()
+    prefs: tuple[tuple[str, frozenset[str]], ...] = ()
+    follows_oa: bool | None = None
+    uses_mp: str = ""
+    active_days: tuple[float | None, float | None] = (None, None)  # last active between min and max days ago
+    first_touch: frozenset[str] = frozenset()
+    points: tuple[float | None, float | None] = (None, None)
+    score: tuple[float | None, float | None] = (None, None)
+    consent_granted: bool = False  # True: explicit consent; False: anyone who has not opted out
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: str
+    name: str
+    purpose: Literal["marketing", "service"]
+    accounts: Mapping[str, str]  # "oa", "mp": app ids
+    segment: Segment
+    content: Mapping[str, Mapping[str, Any]]
+    offer: Offer
+    caps: PushCaps
+    allowed_hours: tuple[bool, ...]  # 24 flags: inside the send window and outside quiet hours
+    start: int
+    end: int
+    recurring: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    """What planning reads of a person (built by the adapter from the person and identity items)."""
+
+    uid: str
+    oa_tags: frozenset[int] = frozenset()
+    mp_prefs: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    mp_apps: frozenset[str] = frozenset()
+    first_touch_channel: str = ""
+    points: int = 0
+    profile: Profile = field(default_factory=Profile)
+    reach: Reachability = field(default_factory=Reachability)
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    campaign: str
+    uid: str
+    channel: Channel | Literal["oa_mass"]
+    app_id: str
+    send_at: int
+    send_hour: int  # Shanghai hour, the planner's batch
+
+
+_NO_HISTORY = (0,) * 24
+
+
+def send_key(campaign: str, run: str, uid: str) -> str:
+    """The idempotency key of one send: a rerun or retry of the same run never sends twice."""
+    return f"{campaign}#{run}#{uid}"
+
+
+def _within(value: float | None, bounds: tuple[float | None, float | None]) -> bool:
+    low, high = bounds
+    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+
+
+def matches(segment: Segment, person: PersonView, now: int) -> bool:  # one filter per line, cheapest first
+    """Whether ``person`` is in ``segment`` at ``now``. Opted-out people never are."""
+    consent = person.reach.consent
+    if consent == "withdrawn" or (segment.consent_granted and consent != "granted"):
+        return False
+    if segment.follows_oa is not None and person.reach.follows_oa != segment.follows_oa:
+        return False
+    if segment.uses_mp and segment.uses_mp not in person.mp_apps:
+        return False
+    tags = person.oa_tags
+    if (segment.tags_any and not segment.tags_any & tags) or not segment.tags_all <= tags or segment.tags_none & tags:
+        return False
+    if segment.first_touch and person.first_touch_channel not in segment.first_touch:
+        return False
+    if segment.points != (None, None) and not _within(person.points, segment.points):
+        return False
+    for key, accepted in segment.prefs:
+        value = person.mp_prefs.get(key, ())
+        if not accepted.intersection((value,) if isinstance(value, str) else value):
+            return False
+    if segment.active_days != (None, None):
+        last = last_active(person.profile)
+        if last is None or not _within((now - last) / 86400, segment.active_days):
+            return False
+    return segment.score == (None, None) or _within(score(person.profile, now), segment.score)
+
+
+def plan_person(campaign: Campaign, person: PersonView, now: int) -> SendPlan | Skip:
+    """The send for ``person`` in a run of ``campaign`` started at ``now``, or why there is none.
+
+    With ``oa_mass`` content, followers are planned for the one mass send (tagged, then sent once to the tag
+    at the first allowed moment); everyone else goes through the channel picker at their own hour."""
+    if not matches(campaign.segment, person, now):
+        return Skip(SkipReason.NOT_IN_SEGMENT)
+    mass = "oa_mass" in campaign.content and person.reach.follows_oa
+    hours = _NO_HISTORY if mass else person.profile.hours
+    at = send_time(hours, campaign.allowed_hours, max(now, campaign.start), campaign.end)
+    if at is None:
+        return Skip(SkipReason.NO_SEND_TIME)
+    if mass:
+        capped = check_caps(campaign.caps, person.reach.recent_pushes, at)
+        if capped is not None:
+            return Skip(capped)
+        return SendPlan(campaign.id, person.uid, "oa_mass", campaign.accounts["oa"], at, doc.shanghai_hour(at))
+    channel = pick_channel(campaign.offer, person.reach, campaign.caps, at, preferred_platform(person.profile, now))
+    if isinstance(channel, Skip):
+        return channel
+    app = campaign.accounts[PLATFORM[channel]]
+    return SendPlan(campaign.id, person.uid, channel, app, at, doc.shanghai_hour(at))
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+
+def _range(value: object, path: str, *, low: float = 0) -> tuple[float | None, float | None]:
+    m = doc.mapping(value, path, ("min", "max"))
+    lo = doc.number(m["min"], f"{path}.min", low=low) if "min" in m else None
+    hi = doc.number(m["max"], f"{path}.max", low=low) if "max" in m else None
+    if lo is not None and hi is not None and lo > hi:
+        raise doc.ConfigError(path, "min is greater than max")
+    return lo, hi
+
+
+def _tags(value: object, path: str) -> frozenset[int]:
+    return frozenset(doc.integer(t, f"{path}[{i}]", low=1) for i, t in enumerate(doc.items(value, path)))
+
+
+def _names(value: object, path: str) -> frozenset[str]:
+    return frozenset(doc.text(t, f"{path}[{i}]", max_len=64) for i, t in enumerate(doc.items(value, path)))
+
+
+def parse_segment(value: object, path: str) -> Segment:
+    """A segment from its document; raises :class:`ConfigError` naming the bad field."""
+    m = doc.mapping(value, path, _SEGMENT_KEYS)
+    tags = doc.mapping(m.get("oa_tags", {}), f"{path}.oa_tags", ("any", "all", "none"))
+    prefs = doc.string_map(m["mp_preferences"], f"{path}.mp_preferences") if "mp_preferences" in m else {}
+    def at(key: str) -> str:
+        return f"{path}.{key}"
+
+    consent = doc.choice(m.get("marketing_consent", "not_withdrawn"), at("marketing_consent"),
+                         ("granted", "not_withdrawn"))
+    return Segment(
+        tags_any=_tags(tags["any"], f"{path}.oa_tags.any") if "any" in tags else frozenset(),
+        tags_all=_tags(tags["all"], f"{path}.oa_tags.all") if "all" in tags else frozenset(),
+        tags_none=_tags(tags["none"], f"{path}.oa_tags.none") if "none" in tags else frozenset(),
+        prefs=tuple((str(k), _names(v, f"{path}.mp_preferences.{k}")) for k, v in prefs.items()),
+        follows_oa=doc.flag(m["follows_oa"], at("follows_oa")) if "follows_oa" in m else None,
+        uses_mp=doc.text(m["uses_mp"], at("uses_mp"), pattern=APP_ID) if "uses_mp" in m else "",
+        active_days=_range(m["last_active_days"], at("last_active_days")) if "last_active_days" in m
+        else (None, None),
+        first_touch=_names(m["first_touch_channel"], at("first_touch_channel")) if "first_touch_channel" in m
+        else frozenset(),
+        points=_range(m["points"], at("points")) if "points" in m else (None, None),
+        score=_range(m["engagement_score"], at("engagement_score")) if "engagement_score" in m else (None, None),
+        consent_granted=consent == "granted",
+    )
+
+
+def _message(value: object, path: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """A CS or mass message: exactly one of ``kinds`` (text, news, miniprogrampage, media_id)."""
+    m = doc.mapping(value, path, kinds)
+    if len(m) != 1:
+        raise doc.ConfigError(path, f"must have exactly one of: {', '.join(kinds)}")
+    kind, body = next(iter(m.items()))
+    if kind in ("text", "media_id"):
+        return {kind: doc.text(body, f"{path}.{kind}", max_len=600)}
+    fields = {"news": ("title", "description", "url", "picurl"),
+              "miniprogrampage": ("title", "pagepath", "thumb_media_id")}[kind]
+    b = doc.mapping(body, f"{path}.{kind}", fields, fields[:2] if kind == "news" else fields)
+    return {kind: {k: doc.text(v, f"{path}.{kind}.{k}", max_len=1024) for k, v in b.items()}}
+
+
+def _template(value: object, path: str, *, subscribe: bool) -> dict[str, Any]:
+    keys = ("template_id", "page", "data") if subscribe else ("template_id", "url", "miniprogram", "data")
+    m = doc.mapping(value, path, keys, ("template_id", "data"))
+    out: dict[str, Any] = {"template_id": doc.text(m["template_id"], f"{path}.template_id", max_len=64),
+                           "data": doc.template_data(m["data"], f"{path}.data", subscribe=subscribe)}
+    for k in ("page", "url"):
+        if k in m:
+            out[k] = doc.text(m[k], f"{path}.{k}", max_len=1024)
+    if "miniprogram" in m:
+        mp = doc.mapping(m["miniprogram"], f"{path}.miniprogram", ("appid", "pagepath"), ("appid", "pagepath"))
+        out["miniprogram"] = {"appid": doc.text(mp["appid"], f"{path}.miniprogram.appid", pattern=APP_ID),
+                              "pagepath": doc.text(mp["pagepath"], f"{path}.miniprogram.pagepath", max_len=1024)}
+    return out
+
+
+def _content(value: object, path: str) -> dict[str, Mapping[str, Any]]:
+    m = doc.mapping(value, path, _CONTENT_KEYS)
+    if not m:
+        raise doc.ConfigError(path, f"needs at least one of: {', '.join(_CONTENT_KEYS)}")
+    parse = {
+        "oa_cs": lambda v, p: _message(v, p, ("text", "news", "miniprogrampage")),
+        "mp_cs": lambda v, p: _message(v, p, ("text", "miniprogrampage")),
+        "oa_mass": lambda v, p: _message(v, p, ("text", "media_id")),
+        "mp_subscribe": lambda v, p: _template(v, p, subscribe=True),
+        "oa_template": lambda v, p: _template(v, p, subscribe=False),
+    }
+    return {k: parse[k](v, f"{path}.{k}") for k, v in m.items()}
+
+
+def _accounts(value: object, path: str) -> dict[str, str]:
+    m = doc.mapping(value, path, ("oa", "mp", "oa_type"))
+    out: dict[str, str] = {k: doc.text(m[k], f"{path}.{k}", pattern=APP_ID) for k in ("oa", "mp") if k in m}
+    out["oa_type"] = doc.choice(m.get("oa_type", "subscription"), f"{path}.oa_type", ("service", "subscription"))
+    return out
+
+
+def _check_channels(content: Mapping[str, Any], accounts: Mapping[str, str], purpose: str, path: str) -> None:
+    for ch in content:
+        platform = "oa" if ch.startswith("oa_") else "mp"
+        if platform not in accounts:
+            raise doc.ConfigError(f"{path}.content.{ch}", f"needs accounts.{platform}")
+    if "oa_template" in content:
+        if purpose != "service":
+            raise doc.ConfigError(f"{path}.content.oa_template", "template messages are for service notices only "
+                                                                 "(purpose: service), never marketing")
+        if accounts.get("oa_type") != "service":
+            raise doc.ConfigError(f"{path}.content.oa_template", "template messages need a service account "
+                                                                 "(accounts.oa_type: service)")
+
+
+def _schedule(value: object, path: str) -> tuple[int, int, str]:
+    m = doc.mapping(value, path, ("start", "end", "recurring"), ("start", "end"))
+    start, end = doc.moment(m["start"], f"{path}.start"), doc.moment(m["end"], f"{path}.end")
+    if end <= start:
+        raise doc.ConfigError(f"{path}.end", "must be after start")
+    recurring = doc.text(m["recurring"], f"{path}.recurring", pattern=SCHEDULE_EXPR) if "recurring" in m else ""
+    return start, end, recurring
+
+
+def _caps(value: object, path: str) -> PushCaps:
+    m = doc.mapping(value, path, ("per_day", "per_week", "min_gap_hours"))
+    return PushCaps(
+        per_day=doc.integer(m["per_day"], f"{path}.per_day", low=1, high=10) if "per_day" in m else None,
+        per_week=doc.integer(m["per_week"], f"{path}.per_week", low=1, high=50) if "per_week" in m else None,
+        min_gap=doc.integer(m.get("min_gap_hours", 0), f"{path}.min_gap_hours", high=24 * 30) * 3600,
+    )
+
+
+def parse_campaign(value: object, path: str) -> Campaign:  # one field per line: long but flat
+    """One campaign from its document; raises :class:`ConfigError` naming the bad field."""
+    m = doc.mapping(value, path, _KEYS, ("id", "accounts", "segment", "content", "schedule"))
+    purpose = doc.choice(m.get("purpose", "marketing"), f"{path}.purpose", ("marketing", "service"))
+    accounts = _accounts(m["accounts"], f"{path}.accounts")
+    content = _content(m["content"], f"{path}.content")
+    _check_channels(content, accounts, purpose, path)
+    window = doc.span_hours(*doc.hour_span(m.get("send_window", "09-21"), f"{path}.send_window"))
+    quiet = doc.span_hours(*doc.hour_span(m.get("quiet_hours", "22-08"), f"{path}.quiet_hours"))
+    allowed = tuple(h in window and h not in quiet for h in range(24))
+    if not any(allowed):
+        raise doc.ConfigError(f"{path}.send_window", "lies entirely in the quiet hours")
+    start, end, recurring = _schedule(m["schedule"], f"{path}.schedule")
+    segment = parse_segment(m["segment"], f"{path}.segment")
+    template = content.get("mp_subscribe", {}).get("template_id", "")
+    offer = Offer(frozenset(content) - {"oa_mass"}, template, accounts["oa_type"] == "service",
+                  purpose == "service", segment.consent_granted)
+    return Campaign(
+        id=doc.text(m["id"], f"{path}.id", pattern=doc.NAME), name=doc.text(m.get("name", m["id"]), f"{path}.name"),
+        purpose=purpose,  # type: ignore[arg-type]
+        accounts=accounts, segment=segment, content=content, offer=offer,
+        caps=_caps(m.get("caps", {}), f"{path}.caps"), allowed_hours=allowed, start=start, end=end,
+        recurring=recurring,
+    )
+
+
+def parse_campaign_doc(value: object) -> tuple[Campaign, ...]:
+    """The campaigns of a document ``{version?, campaigns: [...]}``; ids must be unique."""
+    m = doc.mapping(value, "", ("version", "campaigns"), ("campaigns",))
+    out = tuple(parse_campaign(c, f"campaigns[{i}]") for i, c in enumerate(doc.items(m["campaigns"], "campaigns")))
+    doc.unique_ids([c.id for c in out], "campaigns")
+    return out
