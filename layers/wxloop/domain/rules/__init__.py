@@ -14,7 +14,7 @@ Modules, one concept each:
   - ``engine``       ``RuleSet``: compiling the index, precedence, deciding, explaining;
   - ``templates``    placeholders: checking and rendering;
   - ``windows``      time windows in Asia/Shanghai;
-  - ``regex_guard``  what a user regex may be;
+  - ``regexes``      operator regexes, matched by RE2 (linear time), one set per trigger;
   - ``errors``       ``RuleError``.
 """
 
@@ -35,12 +35,7 @@ from wxloop.domain.rules.model import (
     normalize,
     trigger_for,
 )
-from wxloop.domain.rules.regex_guard import (
-    REGEX_COST_LIMIT,
-    REGEX_MESSAGE_COST_LIMIT,
-    REGEX_SET_COST_LIMIT,
-    vet_regex,
-)
+from wxloop.domain.rules.regexes import REGEX_PROGRAM_LIMIT, REGEX_SET_PROGRAM_LIMIT, RegexSet, vet_regex
 from wxloop.domain.rules.templates import cut_text, placeholders_in, render, reply_needs
 from wxloop.domain.rules.windows import SHANGHAI, WEEKDAYS, TimeWindow, _shanghai_tz, local_time
 
@@ -50,15 +45,15 @@ __all__ = [
     "MATCH_MODES",
     "MAX_REGEXES",
     "MAX_RULES",
-    "REGEX_COST_LIMIT",
     "REGEX_MAX_LEN",
-    "REGEX_MESSAGE_COST_LIMIT",
-    "REGEX_SET_COST_LIMIT",
+    "REGEX_PROGRAM_LIMIT",
+    "REGEX_SET_PROGRAM_LIMIT",
     "REGEX_TEXT_LIMIT",
     "SHANGHAI",
     "TRIGGERS",
     "WEEKDAYS",
     "Decision",
+    "RegexSet",
     "Rule",
     "RuleError",
     "RuleSet",

@@ -14,9 +14,9 @@ When no rule matches:
     is new), then the default welcome (``defaults.welcome``), else nothing;
   - ``click`` and ``scan``: nothing.
 
-Exact keywords are a dict lookup; ``contains`` keywords, and a literal every match of a regex must contain,
-are grouped by first character and tested with ``in`` only for the characters present in the text; only
-regexes without such a literal are tried on every text.
+Exact keywords are a dict lookup; ``contains`` keywords are grouped by a character and tested with ``in``
+only for the characters present in the text; all regexes of a trigger are one RE2 set, decided in one pass
+over the first ``REGEX_TEXT_LIMIT`` characters.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from wxloop.domain.rules.model import (
     normalize,
 )
 from wxloop.domain.rules.parse import parse_document
-from wxloop.domain.rules.regex_guard import REGEX_MESSAGE_COST_LIMIT, VettedRegex, _cost_bucket, vet_regex
+from wxloop.domain.rules.regexes import RegexSet, vet_regex
 from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import local_time
 
@@ -51,36 +51,30 @@ _RANK = itemgetter(0)
 class _Index:
     """Everything one trigger kind can match, arranged so matching cost does not grow with the rule count.
 
-    Exact keywords: a dict. Needles (``contains`` keywords and the literal each regex needs): keyed by their
-    rarest character among all needles, so a text only tests the few needles keyed by characters it has.
-    Regexes with no literal: tried on every text, behind one combined pre-check for the anchored ones.
+    Exact keywords: a dict. ``contains`` keywords: keyed by their rarest character among all of them, so a
+    text only tests the few keyed by characters it has. Regexes: one RE2 set, decided in one pass.
     """
 
-    __slots__ = ("exact", "needles", "by_char", "key_chars", "always", "anchored_union", "_anchored")
+    __slots__ = ("exact", "needles", "by_char", "key_chars", "regex_entries", "regex_keywords", "regexes")
 
     def __init__(self) -> None:
         self.exact: dict[str, list] = {}
         self.needles: dict[str, list] = {}  # needle -> entries
         self.by_char: dict[str, tuple] = {}  # key char -> ((needle, entries), ...)
         self.key_chars: frozenset[str] = frozenset()
-        self.always: list = []  # regex entries with no required literal
-        self.anchored_union: re.Pattern | None = None
-        self._anchored: list[bool] = []
+        self.regex_entries: list = []  # parallel to regex_keywords
+        self.regex_keywords: list[str] = []
+        self.regexes: RegexSet | None = None
 
-    def add(self, rank: int, rule: Rule, keyword: str, vetted: VettedRegex | None) -> None:
-        if vetted is None:
-            entry = (rank, rule, None, None)
-        else:
-            entry = (rank, rule, vetted.pattern, vetted.costs)
+    def add(self, rank: int, rule: Rule, keyword: str) -> None:
+        entry = (rank, rule)
         if rule.match == "exact":
             self.exact.setdefault(keyword, []).append(entry)
         elif rule.match == "contains":
             self.needles.setdefault(keyword, []).append(entry)
-        elif vetted is not None and vetted.literal:
-            self.needles.setdefault(vetted.literal, []).append(entry)
         else:
-            self.always.append(entry)
-            self._anchored.append(vetted is not None and vetted.anchored)
+            self.regex_entries.append(entry)
+            self.regex_keywords.append(keyword)
 
     def freeze(self) -> None:
         for entries in self.exact.values():
@@ -96,9 +90,11 @@ class _Index:
             buckets.setdefault(key, []).append((needle, entries))
         self.by_char = {ch: tuple(b) for ch, b in buckets.items()}
         self.key_chars = frozenset(self.by_char)
-        if self.always and all(self._anchored):
-            self.anchored_union = _anchored_union([p for _, _, p, _ in self.always])
-        self.always.sort(key=_RANK)
+        if self.regex_keywords:
+            try:
+                self.regexes = RegexSet(self.regex_keywords)
+            except ValueError as exc:
+                raise RuleError("rules", f"regexes refused: {exc}") from None
 
     def candidates(self, value: str) -> list:
         found = self.exact.get(value)
@@ -108,22 +104,12 @@ class _Index:
                 for needle, entries in self.by_char[ch]:
                     if needle in value:
                         cands.extend(entries)
-        if self.always and (self.anchored_union is None or self.anchored_union.match(value[:REGEX_TEXT_LIMIT])):
-            cands.extend(self.always)
+        if self.regexes is not None:
+            entries = self.regex_entries
+            cands.extend(entries[i] for i in self.regexes.matching(value[:REGEX_TEXT_LIMIT]))
         if len(cands) > 1:
             cands.sort(key=_RANK)
         return cands
-
-
-def _anchored_union(patterns: list[re.Pattern]) -> re.Pattern | None:
-    """For patterns that can only match at the start of the text (``^…`` with no top-level ``|``): one
-    pattern whose failed ``match`` rules them all out in one call."""
-    if len(patterns) < 2:
-        return None
-    try:  # vetted patterns have no back-references, so group numbering in the union does not matter
-        return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
-    except re.error:  # e.g. two patterns defining the same group name
-        return None
 
 
 class RuleSet:
@@ -181,13 +167,10 @@ class RuleSet:
                 continue
             needed |= rule.needs
             for keyword in rule.keywords:
-                vetted = None
-                if rule.match == "regex":
-                    vetted = vet_regex(keyword)  # cached: vetted when parsed
-                else:
+                if rule.match != "regex":
                     keyword = normalize(keyword)
                 for kind in rule.triggers:
-                    self._index[kind].add(rank, rule, keyword, vetted)
+                    self._index[kind].add(rank, rule, keyword)
         for index in self._index.values():
             index.freeze()
         for reply in defaults.values():
@@ -224,21 +207,11 @@ class RuleSet:
         if not cands:
             return None
         local = None
-        regex_text = value[:REGEX_TEXT_LIMIT]
-        budget = REGEX_MESSAGE_COST_LIMIT
-        size = _cost_bucket(len(regex_text))
-        for _, rule, pattern, costs in cands:
+        for _, rule in cands:
             if rule.window is not None:
                 if local is None:
                     local = local_time(now)
                 if not rule.window.is_open_local(local):
-                    continue
-            if pattern is not None:
-                cost = costs[size]
-                if cost > budget:  # this message's regex work is spent: counts as no match
-                    continue
-                budget -= cost
-                if pattern.search(regex_text) is None:
                     continue
             return rule
         return None
@@ -282,7 +255,7 @@ class RuleSet:
 
 def _keyword_matches(rule: Rule, keyword: str, value: str) -> bool:
     if rule.match == "regex":
-        return vet_regex(keyword).pattern.search(value[:REGEX_TEXT_LIMIT]) is not None
+        return vet_regex(keyword).search(value[:REGEX_TEXT_LIMIT])
     keyword = normalize(keyword)
     return keyword == value if rule.match == "exact" else keyword in value
 

@@ -27,7 +27,7 @@ from wxloop.domain.rules.model import (
     Rule,
     normalize,
 )
-from wxloop.domain.rules.regex_guard import REGEX_SET_COST_LIMIT, vet_regex
+from wxloop.domain.rules.regexes import REGEX_SET_PROGRAM_LIMIT, vet_regex
 from wxloop.domain.rules.reply_specs import parse_reply as _parse_reply
 from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import parse_window as _parse_window
@@ -80,7 +80,7 @@ def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     seen_ids: dict[str, int] = {}
     regex_count = 0
-    literal_free_cost = 0  # worst case of the regexes tried on every text
+    program = 0  # RE2 instructions of all regexes so far
     for i, raw in enumerate(raw_rules):
         rule = _parse_rule(raw, i, regex_room=MAX_REGEXES - regex_count)
         if rule.id in seen_ids:
@@ -91,18 +91,11 @@ def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:
             continue
         regex_count += len(rule.keywords)
         for k, keyword in enumerate(rule.keywords):
-            vetted = vet_regex(keyword)
-            if vetted.literal:
-                continue
-            literal_free_cost += vetted.cost
-            if literal_free_cost > REGEX_SET_COST_LIMIT:
-                raise RuleError(
-                    f"rules[{i}].keywords[{k}]",
-                    f"regex refused: it contains no literal, so it is tried on every message, and with it such "
-                    f"regexes would cost about {literal_free_cost:.1e} matching steps per message in the worst "
-                    f"case (this one {vetted.cost:.1e}; limit {REGEX_SET_COST_LIMIT:.0e} for the set): anchor it "
-                    "with ^, give it a word it must contain, or use fewer such regexes",
-                )
+            program += vet_regex(keyword).size
+            if program > REGEX_SET_PROGRAM_LIMIT:
+                raise RuleError(f"rules[{i}].keywords[{k}]",
+                                f"regex refused: with it the set's regexes compile to {program} RE2 instructions "
+                                f"(limit {REGEX_SET_PROGRAM_LIMIT}); use smaller counts or fewer regexes")
     return tuple(rules)
 
 
