@@ -492,6 +492,36 @@ def test_given_a_value_in_a_page_path_or_url_when_rendered_then_it_is_percent_en
     assert news.articles[0] == Article(title="Hi Ann", url="https://x.cn/?c=Z9")
 
 
+HOSTILE_CODE = "a b&c=d/#?"
+ENCODED_CODE = "a%20b%26c%3Dd%2F%23%3F"
+
+
+def test_given_a_hostile_invite_code_in_an_mp_link_path_when_rendered_then_it_cannot_add_parameters():
+    rs = compile_rules(rule("invite", "go", reply={"mp_link": {
+        "appid": MP, "path": "pages/invite/index?code={invite_code}", "label": "邀请 {nickname}",
+        "text": "给 {nickname}：{link}"}}))
+    out = render(rs.rule("invite").reply, {"invite_code": HOSTILE_CODE, "nickname": '<b>"x"'}).content
+    assert f'data-miniprogram-path="pages/invite/index?code={ENCODED_CODE}"' in out
+    assert "&c=" not in out and "#?" not in out
+    # outside the tag, values stay text with markup neutralised (the label and the surrounding text)
+    assert out.startswith("给 ＜b＞＂x＂：") and out.endswith(">邀请 ＜b＞＂x＂</a>")
+
+
+def test_given_a_hostile_value_in_any_url_or_page_path_when_rendered_then_each_is_encoded_the_same_way():
+    rs = compile_rules(
+        rule("card", "c", reply={"mp_card": {"title": "t", "appid": MP, "thumb_media_id": "TH",
+                                             "pagepath": "pages/i?code={invite_code}"}}),
+        rule("news", "n", reply={"news": {"title": "t", "url": "https://x.cn/?c={invite_code}"}}),
+        rule("music", "m", reply={"music": {"thumb_media_id": "TH", "music_url": "https://x.cn/{invite_code}"}}),
+        rule("href", "h", reply={"text": '<a href="https://x.cn/?c={invite_code}">{invite_code}</a>'}),
+    )
+    values = {"invite_code": HOSTILE_CODE}
+    assert render(rs.rule("card").reply, values).pagepath == f"pages/i?code={ENCODED_CODE}"
+    assert render(rs.rule("news").reply, values).articles[0].url == f"https://x.cn/?c={ENCODED_CODE}"
+    assert render(rs.rule("music").reply, values).music_url == f"https://x.cn/{ENCODED_CODE}"
+    assert render(rs.rule("href").reply, values).content == f'<a href="https://x.cn/?c={ENCODED_CODE}">{HOSTILE_CODE}</a>'
+
+
 def test_given_a_value_that_looks_like_a_placeholder_when_rendered_then_it_is_not_expanded_again():
     out = render(Reply(kind="text", content="{a}"), {"a": "{b}", "b": "secret"}).content
     assert out == "{b}"

@@ -29,6 +29,7 @@ PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{(" + _NAME + r")(?:\|([^{}]{0,200}))?\
 _BRACE_TOKEN_RE = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
 _VALID_PLACEHOLDER_RE = re.compile(r"^\{" + _NAME + r"(?:\|[^{}]{0,200})?\}$")
 _ANCHOR_OPEN_RE = re.compile(r"<a[\s>]", re.IGNORECASE)
+_TAG_RE = re.compile(r"(<[^<>]*>)")  # a tag of a text reply: its attributes hold URLs and page paths
 # Substituted values cannot open or close markup in a text reply (an injected <a> would link anywhere).
 _CONTENT_SAFE = str.maketrans({"<": "＜", ">": "＞", '"': "＂"})
 
@@ -55,9 +56,19 @@ def check_template(template: str, path: str) -> None:
         )
 
 
+def encode_url_value(value: str) -> str:
+    """A value placed in a URL or a page path: percent-encoded, so it cannot add parameters, a fragment or
+    path segments (``a b&c=d/#?`` → ``a%20b%26c%3Dd%2F%23%3F``)."""
+    return quote(value, safe="")
+
+
 def _fill(template: str, values: Mapping[str, object], mode: str) -> str:
     if "{" not in template and "}" not in template:
         return template
+    if mode == "text" and "<" in template:
+        # Inside a tag (<a href=…>, <a data-miniprogram-path=…>) a value is part of a URL or page path.
+        parts = _TAG_RE.split(template)
+        return "".join(_fill(part, values, "url" if n % 2 else "text") for n, part in enumerate(parts))
 
     def sub(m: re.Match) -> str:
         whole = m.group(0)
@@ -69,7 +80,7 @@ def _fill(template: str, values: Mapping[str, object], mode: str) -> str:
         if value == "":
             return m.group(2) or ""  # the fallback is operator-written: no escaping
         if mode == "url":
-            return quote(value, safe="")
+            return encode_url_value(value)
         if mode == "text":
             return value.translate(_CONTENT_SAFE)
         return value
