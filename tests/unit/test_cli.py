@@ -49,7 +49,7 @@ rules:
     match: regex
     keywords:
       - ok
-      - '^x\w+?\w+?(?=\w+?\d)'
+      - '^x\\w+?\\w+?(?=\\w+?\\d)'
     reply: {text: no}
 """
 

@@ -1,4 +1,4 @@
-"""The keyword rule engine: precedence, normalisation, time windows, regex guard, replies, placeholders."""
+"""The keyword rule engine: precedence, normalisation, time windows, regexes (RE2), replies, placeholders."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import random
 import re
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -520,6 +521,39 @@ def test_given_a_hostile_value_in_any_url_or_page_path_when_rendered_then_each_i
     assert render(rs.rule("news").reply, values).articles[0].url == f"https://x.cn/?c={ENCODED_CODE}"
     assert render(rs.rule("music").reply, values).music_url == f"https://x.cn/{ENCODED_CODE}"
     assert render(rs.rule("href").reply, values).content == f'<a href="https://x.cn/?c={ENCODED_CODE}">{HOSTILE_CODE}</a>'
+
+
+@pytest.mark.parametrize(
+    ("path", "values", "expected"),
+    [
+        ("pages/i?code={c}", {}, "pages/i"),
+        ("pages/i?from=oa&code={c}", {"c": None}, "pages/i?from=oa"),
+        ("pages/i?code={c}&from=oa", {"c": ""}, "pages/i?from=oa"),
+        ("pages/i?a=1&code={c}&b=2", {}, "pages/i?a=1&b=2"),
+        ("pages/i?code={c}#top", {}, "pages/i#top"),
+        ("pages/i?code={c|new}", {}, "pages/i?code=new"),  # a fallback is used as written
+        ("pages/i?code={c}", {"c": "K7"}, "pages/i?code=K7"),
+        ("pages/i?code=x{c}", {}, "pages/i?code=x"),  # not the whole value: the parameter stays
+    ],
+)
+def test_given_a_missing_value_for_a_whole_query_parameter_when_rendered_then_the_parameter_is_left_out(
+        path, values, expected):
+    card = Reply(kind="mp_card", title="t", appid=MP, pagepath=path)
+    assert render(card, values).pagepath == expected
+    link = compile_rules(rule("l", "go", reply={"mp_link": {"appid": MP, "path": path, "label": "go"}}))
+    content = render(link.rule("l").reply, values).content
+    assert f'data-miniprogram-path="{expected.replace("&", "&amp;")}"' in content
+
+
+def test_given_the_example_invite_rule_and_no_invite_code_when_rendered_then_no_empty_code_is_sent():
+    from wxloop.rulesfile import load_rule_set
+
+    rs, _ = load_rule_set(str(Path(__file__).resolve().parents[2] / "rules" / "example.yaml"))
+    decision = rs.decide(Trigger("text", "邀请好友"), now=NOW)
+    assert decision.rule_id == "invite"
+    assert 'data-miniprogram-path="pages/invite/index?from=oa"' in render(decision.reply, {}).content
+    with_code = render(decision.reply, {"invite_code": HOSTILE_CODE}).content
+    assert f'data-miniprogram-path="pages/invite/index?from=oa&amp;code={ENCODED_CODE}"' in with_code
 
 
 def test_given_a_value_that_looks_like_a_placeholder_when_rendered_then_it_is_not_expanded_again():

@@ -29,6 +29,8 @@ PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{(" + _NAME + r")(?:\|([^{}]{0,200}))?\
 _BRACE_TOKEN_RE = re.compile(r"\{\{|\}\}|\{[^{}]*\}|[{}]")
 _VALID_PLACEHOLDER_RE = re.compile(r"^\{" + _NAME + r"(?:\|[^{}]{0,200})?\}$")
 _ANCHOR_OPEN_RE = re.compile(r"<a[\s>]", re.IGNORECASE)
+# A query parameter whose whole value is one placeholder without a fallback: dropped when the value is missing.
+_PARAM_RE = re.compile(r"([?&])[^?&=#\"'<>\s{}]+=\{(" + _NAME + r")\}(?=[&#\"']|$)")
 _TAG_RE = re.compile(r"(<[^<>]*>)")  # a tag of a text reply: its attributes hold URLs and page paths
 # Substituted values cannot open or close markup in a text reply (an injected <a> would link anywhere).
 _CONTENT_SAFE = str.maketrans({"<": "＜", ">": "＞", '"': "＂"})
@@ -69,6 +71,8 @@ def _fill(template: str, values: Mapping[str, object], mode: str) -> str:
         # Inside a tag (<a href=…>, <a data-miniprogram-path=…>) a value is part of a URL or page path.
         parts = _TAG_RE.split(template)
         return "".join(_fill(part, values, "url" if n % 2 else "text") for n, part in enumerate(parts))
+    if mode == "url":
+        template = _drop_missing_params(template, values)
 
     def sub(m: re.Match) -> str:
         whole = m.group(0)
@@ -86,6 +90,28 @@ def _fill(template: str, values: Mapping[str, object], mode: str) -> str:
         return value
 
     return PLACEHOLDER_RE.sub(sub, template)
+
+
+def _drop_missing_params(template: str, values: Mapping[str, object]) -> str:
+    """``?code={invite_code}`` with no ``invite_code`` → the parameter is left out, not sent empty."""
+    if "=" not in template:
+        return template
+    dropped = False
+
+    def sub(m: re.Match) -> str:
+        nonlocal dropped
+        if _lookup(values, m.group(2)) != "":
+            return m.group(0)
+        dropped = True
+        return ""
+
+    out = _PARAM_RE.sub(sub, template)
+    if not dropped:
+        return out
+    # the first parameter went with its "?": the next one, if any, now starts the query
+    if "?" in out.split("#", 1)[0]:
+        return out
+    return re.sub(r"^([^?#&]*)&(?:amp;)?", r"\1?", out, count=1)  # in a tag's attribute "&" is "&amp;"
 
 
 def _lookup(values: Mapping[str, object], name: str) -> str:
