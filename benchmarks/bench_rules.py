@@ -99,10 +99,13 @@ def hostile_ms() -> tuple[float, int]:
     worst = 0.0
     texts = ("s" * 2047 + "!", "sſ" * 1024, "好" * 2048, "x" + "a" * 2047, "ab1 " * 512)
     for text in texts:
-        rules = RuleSet.compile(doc, version="hostile")  # a fresh set: nothing cached from earlier texts
-        t0 = time.perf_counter_ns()
-        rules.decide(Trigger("text", text), now=now)
-        worst = max(worst, (time.perf_counter_ns() - t0) / 1e6)
+        best = float("inf")
+        for _ in range(3):  # the best of three cold tries: a busy machine's preemptions are not the engine's
+            rules = RuleSet.compile(doc, version="hostile")  # a fresh set: nothing cached from earlier texts
+            t0 = time.perf_counter_ns()
+            rules.decide(Trigger("text", text), now=now)
+            best = min(best, (time.perf_counter_ns() - t0) / 1e6)
+        worst = max(worst, best)
     return worst, len(patterns)
 
 
