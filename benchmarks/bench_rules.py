@@ -5,6 +5,10 @@ they are tried on every text), with Chinese and Latin keywords, priorities and a
 are a mix of exact hits, contains hits, regex hits and misses, 2 to ~120 characters. Each repeat decides every
 message; the result is the median over repeats of the mean time per message (``time.perf_counter_ns``).
 
+It also decides hostile 2,048-character texts against a set of 500 unanchored regexes that fills the
+set's RE2 program budget, each text on a freshly compiled set (a cold RE2 cache: the worst case); the
+slowest is ``hostile_ms_worst`` (budget 5 ms).
+
     python benchmarks/bench_rules.py          # prints JSON
 """
 
@@ -25,6 +29,7 @@ except ImportError:  # run from a checkout without PYTHONPATH=layers
     from wxloop.domain.rules import RuleSet, Trigger
 
 BUDGET_US = 20.0
+HOSTILE_BUDGET_MS = 5.0  # any accepted set decides a hostile 2,048-character text within this
 N_EXACT, N_CONTAINS, N_REGEX, N_REGEX_NO_LITERAL = 550, 330, 120, 20
 HANZI = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处府"
 LATIN = ["shop", "order", "coupon", "vip", "help", "price", "member", "gift", "invite", "points", "sale",
@@ -85,6 +90,25 @@ def build_messages(rng: random.Random, doc: dict) -> list[str]:
     return msgs
 
 
+def hostile_ms() -> tuple[float, int]:
+    """The slowest decision (ms) of hostile texts on a cold 500-regex set filling the program budget."""
+    patterns = [rf"\w+\s*[a-z]+s{{1,3}}\d{i}" for i in range(500)]
+    doc = {"rules": [{"id": f"r{i}", "match": "regex", "keywords": [p], "reply": {"text": "r"}}
+                     for i, p in enumerate(patterns)]}
+    now = datetime(2025, 6, 4, 3, 0, tzinfo=UTC)
+    worst = 0.0
+    texts = ("s" * 2047 + "!", "sſ" * 1024, "好" * 2048, "x" + "a" * 2047, "ab1 " * 512)
+    for text in texts:
+        best = float("inf")
+        for _ in range(3):  # the best of three cold tries: a busy machine's preemptions are not the engine's
+            rules = RuleSet.compile(doc, version="hostile")  # a fresh set: nothing cached from earlier texts
+            t0 = time.perf_counter_ns()
+            rules.decide(Trigger("text", text), now=now)
+            best = min(best, (time.perf_counter_ns() - t0) / 1e6)
+        worst = max(worst, best)
+    return worst, len(patterns)
+
+
 def run(repeats: int = 9) -> dict:
     rng = random.Random(20250101)
     doc = build_doc(rng)
@@ -113,6 +137,7 @@ def run(repeats: int = 9) -> dict:
             decide(trig, now=now)
         worst = max(worst, (time.perf_counter_ns() - t0) / 20 / 1000)
     median = statistics.median(per_message)
+    hostile, hostile_regexes = hostile_ms()
     return {
         "rules": len(rules),
         "mix": {"exact": N_EXACT, "contains": N_CONTAINS, "regex": N_REGEX,
@@ -124,7 +149,10 @@ def run(repeats: int = 9) -> dict:
         "us_per_message_runs": [round(x, 2) for x in per_message],
         "us_worst_message": round(worst, 2),
         "budget_us": BUDGET_US,
-        "within_budget": median <= BUDGET_US,
+        "hostile_regexes": hostile_regexes,
+        "hostile_ms_worst": round(hostile, 2),
+        "hostile_budget_ms": HOSTILE_BUDGET_MS,
+        "within_budget": median <= BUDGET_US and hostile <= HOSTILE_BUDGET_MS,
         "python": sys.version.split()[0],
     }
 

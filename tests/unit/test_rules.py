@@ -1,4 +1,4 @@
-"""The keyword rule engine: precedence, normalisation, time windows, regex guard, replies, placeholders."""
+"""The keyword rule engine: precedence, normalisation, time windows, regexes (RE2), replies, placeholders."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import random
 import re
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,7 @@ from wxloop.domain.replies import TEXT_LIMIT_BYTES, Article, Reply
 from wxloop.domain.rules import (
     MAX_REGEXES,
     MAX_RULES,
-    REGEX_COST_LIMIT,
-    REGEX_MESSAGE_COST_LIMIT,
-    REGEX_SET_COST_LIMIT,
+    REGEX_SET_PROGRAM_LIMIT,
     REGEX_TEXT_LIMIT,
     RuleError,
     RuleSet,
@@ -236,85 +235,80 @@ def test_given_a_bad_window_when_compiled_then_the_error_names_the_field(window,
     assert err.value.path == path
 
 
-# ------------------------------------------------------------------------------------------ regex guard
+# ------------------------------------------------------------------------------------------ regexes (RE2)
 
 
 @pytest.mark.parametrize(
     ("pattern", "reason"),
     [
-        (r"(a+)+$", "nested"),
-        (r"(.*)*x", "nested"),
-        (r"(\w+\s?)*!", "nested"),
-        (r"(a)\1", "back-reference"),
-        (r"(?P<x>a)(?P=x)", "back-reference"),
+        (r"(a)\1", "back-references"),
+        (r"(?P<x>a)(?P=x)", "back-references"),
+        (r"^x\w+?\w+?(?=\w+?\d)", "lookahead"),
+        (r"price(?!s)", "negative lookahead"),
+        (r"(?<=vip)code", "lookbehind"),
+        (r"(?<!no )thanks", "negative lookbehind"),
+        (r"a++b", "possessive"),
+        (r"(?>ab|a)c", "atomic groups"),
+        (r"a\Cb", "any byte"),
         ("a" * 201, "longer than 200"),
         (r"(unclosed", "does not compile"),
         (r"a*", "matches empty"),
-        (r"(a|aa)+$", "alternatives inside a repeat can begin alike"),
-        (r"(?:ab|a|cd)+$", "alternatives inside a repeat can begin alike"),
-        (r"\d+\s*\d+\s*x", "too slow in the worst case"),
-        (r".*优惠.*!", "too slow in the worst case"),
-        (r"a.*b.*c", "too slow in the worst case"),
-        (r"\w{0,30}\w{0,30}\w{0,30}\d", "too slow in the worst case"),
-        (r"x{0,500}x{0,500}y", "too slow in the worst case"),
+        (r"(?:\pL{1,100}){1,10}x", "too large"),
     ],
 )
-def test_given_a_dangerous_regex_when_compiled_then_it_is_refused_with_the_reason(pattern, reason):
+def test_given_a_regex_re2_cannot_take_when_compiled_then_it_is_refused_naming_the_keyword(pattern, reason):
     with pytest.raises(RuleError) as err:
         compile_rules(rule("ok", "fine"), rule("bad", ["fine", pattern], match="regex"))
     assert err.value.path == "rules[1].keywords[1]"
     assert reason in str(err.value)
 
 
-def test_given_ordinary_regexes_when_compiled_then_they_pass_and_expose_a_required_literal_and_anchoring():
-    assert vet_regex(r"^\d{6}$")[1:3] == ("", True)
-    assert vet_regex(r"优惠(券|码)")[1:3] == ("优惠", False)
-    assert vet_regex(r"^Order\s*#?\d+$")[1:3] == ("order", True)
-    assert vet_regex(r"^\d{6}|vip$")[1:3] == ("", False)  # a top-level | is not anchored
-
-
 @pytest.mark.parametrize(
     "pattern",
-    [r"[a-z]+\d+x", r"优惠.*!", r"\w+\s*元", r"(?:ab|cd)+e", r"(?:a|ab)+c", r"\w+@\w+\.com", r"^.*优惠.*!",
-     r"[a-z]+\s*\d+\s*[a-z]+x", r"(\d{3}-){2}\d{4}", r"买[^送]*送[^券]*券"],
+    [r"(a+)+$", r"(a|aa)+$", r"\d+\s*\d+\s*x", r".*优惠.*!", r"a.*b.*c", r"x{0,100}x{0,100}y",
+     r"s+[\u0100-\u017f]+s+!", r"^x\w+?\w+?\w+?\d", r"(\w+\s?)*!"],
 )
-def test_given_quadratic_or_cheaper_regexes_when_vetted_then_they_pass_within_the_cost_limit(pattern):
-    vetted = vet_regex(pattern)
-    assert 0 < vetted.cost <= REGEX_COST_LIMIT
-    assert list(vetted.costs) == sorted(vetted.costs)  # a longer text never costs less
+def test_given_a_pattern_python_would_backtrack_on_when_vetted_then_re2_accepts_it(pattern):
+    """Shapes the old cost model had to refuse are harmless in RE2: it never backtracks."""
+    assert vet_regex(pattern).size > 0
 
 
-def test_given_a_machine_so_busy_that_the_clock_leaps_when_vetting_then_the_verdict_is_the_same(monkeypatch):
-    patterns = [r"[a-z]+\d+x", r"[a-z]+\d{1,9}$", r"优惠.*!", r"\d+\s*\d+\s*x", r"(a|aa)+$"]
-
-    def verdicts():
-        vet_regex.cache_clear()
-        out = []
-        for p in patterns:
-            try:
-                out.append(vet_regex(p).costs)
-            except ValueError as exc:
-                out.append(str(exc))
-        return out
-
-    quiet = verdicts()
-    leaps = iter(range(0, 10**15, 10**9))  # every reading one second after the last
-    monkeypatch.setattr(time, "perf_counter_ns", lambda: next(leaps))
-    monkeypatch.setattr(time, "perf_counter", lambda: next(leaps) / 1e9)
-    monkeypatch.setattr(time, "monotonic", lambda: next(leaps) / 1e9)
-    assert verdicts() == quiet
-    assert [isinstance(v, tuple) for v in quiet] == [True, True, True, False, False]
+def test_given_python_unicode_escapes_when_vetted_then_they_read_as_re2_code_points():
+    assert vet_regex(r"s+[\u0100-\u017f]+s+!").source == r"s+[\x{0100}-\x{017f}]+s+!"
+    assert vet_regex(r"a\\u0100").source == r"a\\u0100"  # an escaped backslash stays literal
+    rs = compile_rules(rule("latin-ext", r"^[\u0100-\u017f]+$", match="regex"))
+    assert answer(rs, "āăą") == "latin-ext" and answer(rs, "abc") is None
 
 
-def test_given_anchored_and_unanchored_literal_free_regexes_when_matching_then_none_is_missed():
+def test_given_re2_semantics_when_matching_then_they_are_as_documented():
+    """Case-insensitive (Unicode simple folding); \\d \\w are ASCII, but NFKC has made full-width ASCII."""
+    rs = compile_rules(rule("digits", r"^\d{3}$", match="regex"), rule("word", r"^\w+$", match="regex"),
+                       rule("han", r"^\p{Han}+$", match="regex"), rule("greek", r"^σ+$", match="regex"))
+    assert answer(rs, "１２３") == "digits"  # full-width digits: half-width after normalisation
+    assert answer(rs, "١٢٣") is None  # Arabic-Indic digits are not \d in RE2 (they are in Python's re)
+    assert answer(rs, "ABC_1") == "word"  # casefolded text, case-insensitive pattern
+    assert answer(rs, "中文") == "han"  # \w is ASCII: use \p{Han} / \pL for other scripts
+    assert answer(rs, "ΣΣ") == "greek" and answer(rs, "ςσ") == "greek"
+
+
+def test_given_anchored_and_unanchored_regexes_when_matching_then_none_is_missed():
     rs = compile_rules(rule("code", r"^\d{6}$", match="regex"), rule("alt", r"^\d{4}|[a-z]{2}\d$", match="regex"),
                        rule("short", r"^\d{2}$", match="regex"))
     assert answer(rs, "123456") == "code"
     assert answer(rs, "xx ab1") == "alt"
     assert answer(rs, "12") == "short"
     assert answer(rs, "x12") is None
-    only_anchored = compile_rules(rule("code", r"^\d{6}$", match="regex"), rule("short", r"^\d{2}$", match="regex"))
-    assert answer(only_anchored, "654321") == "code" and answer(only_anchored, "a654321") is None
+
+
+def test_given_several_regexes_match_when_deciding_then_precedence_not_set_order_picks_the_winner():
+    rs = compile_rules(rule("late-high", r"vip", match="regex", priority=5),
+                       rule("early-low", r"v.p", match="regex", priority=1),
+                       rule("same-a", r"gold", match="regex"), rule("same-b", r"g.ld", match="regex"),
+                       rule("dup-1", "^x$", match="regex", triggers=["click"]),
+                       rule("dup-2", "^x$", match="regex", triggers=["click"], priority=3))
+    assert answer(rs, "vip gold") == "late-high"
+    assert answer(rs, "gold") == "same-a"  # equal priority: the earlier rule in the file
+    assert answer(rs, "x", kind="click") == "dup-2"  # identical patterns share one slot, both still rank
 
 
 def test_given_a_long_text_when_regexes_match_then_they_only_see_the_first_512_characters():
@@ -324,46 +318,49 @@ def test_given_a_long_text_when_regexes_match_then_they_only_see_the_first_512_c
     assert answer(rs, "b" * (REGEX_TEXT_LIMIT - 10) + "x") == "tail"
 
 
-def test_given_an_accepted_quadratic_regex_when_a_hostile_long_text_arrives_then_deciding_stays_fast():
-    rs = compile_rules(rule("q", r"[a-z]+\d+x", match="regex"), rule("q2", r"优惠.*!", match="regex"),
-                       rule("q3", r"[a-z]+\d{1,9}$", match="regex"))
-    texts = ("a" * 2000 + "x", "优惠" * 1000, "1a" * 1000 + "x", "a" * 2000 + "!")
-    # Deterministic: what one message may cost is bounded by the model, whatever the machine.
-    assert sum(vet_regex(r.keywords[0]).cost for r in rs.rules) <= REGEX_MESSAGE_COST_LIMIT
-    # Measured: about 20 ms here for all four texts; 1 s leaves a 10x slower machine room, while a cubic
-    # pattern (\d+\s*\d+\s*x, refused) takes about 0.7 s on each such text.
-    start = time.perf_counter()
-    for text in texts:
-        assert rs.decide(Trigger("text", text), now=NOW) is None
-    assert time.perf_counter() - start < 1.0
-
-
-
 def _regex_rules(patterns, prefix="r", **extra) -> list[dict]:
     return [rule(f"{prefix}{i}", p, match="regex", **extra) for i, p in enumerate(patterns)]
 
 
-def test_given_literal_free_regexes_over_the_set_budget_when_compiled_then_the_set_is_refused_naming_the_rule():
-    """Regexes with no required literal are tried on every text: their worst cases together are capped."""
-    patterns = [rf"[a-z]+\d{{1,{n}}}$" for n in range(1, 101)]  # vetted one by one, each is fine
-    costs = [vet_regex(p).cost for p in patterns]
-    assert all(not vet_regex(p).literal for p in patterns)
-    running, first_over = 0, None
-    for i, cost in enumerate(costs):
-        running += cost
-        if running > REGEX_SET_COST_LIMIT:
-            first_over = i
-            break
-    assert first_over is not None and first_over < 20
-    doc_rules = [rule("plain", "hi"), *_regex_rules(patterns)]
+def _decide_ms(rs: RuleSet, text: str) -> float:
+    started = time.perf_counter()
+    rs.decide(Trigger("text", text), now=NOW)
+    return (time.perf_counter() - started) * 1000
+
+
+def test_given_the_hostile_patterns_of_the_review_when_deciding_2048_chars_then_each_is_fast():
+    """Measured here: 0.1 to 1 ms each (Python's re took 22 s and 0.4 s). 50 ms leaves a slow machine room."""
+    rs = compile_rules(*_regex_rules([r"s+[\u0100-\u017f]+s+!"] * 5 + [r"^x\w+?\w+?\w+?\d"]),
+                       defaults={"reply": {"text": "default"}})
+    for text in ("s" * 2048, "x" + "a" * 2047, "sſ" * 1024):
+        assert rs.decide(Trigger("text", text), now=NOW).rule_id == "defaults.reply"
+        assert _decide_ms(rs, text) < 50
+
+
+def test_given_a_500_regex_set_at_the_size_limit_when_a_hostile_text_arrives_then_deciding_stays_fast():
+    """500 unanchored regexes, all alive on a text of s's, filling the set's program budget, and 4,500
+    contains rules: one pass decides (measured 1 to 4 ms here; the benchmark reports the figure)."""
+    patterns = [rf"s+[a-z{i % 10}]*s{{1,3}}[\u0100-\u017f]{i}" for i in range(MAX_REGEXES)]
+    doc = {"rules": _regex_rules(patterns) + [rule(f"kw{i}", f"词{i}", match="contains")
+                                              for i in range(MAX_RULES - MAX_REGEXES)],
+           "defaults": {"reply": {"text": "default"}}}
+    rs = RuleSet.compile(doc)
+    assert sum(vet_regex(p).size for p in patterns) <= REGEX_SET_PROGRAM_LIMIT
+    for text in ("s" * 2047 + "!", "sſ" * 1024, "好" * 2048):
+        assert rs.decide(Trigger("text", text), now=NOW).rule_id == "defaults.reply"
+        assert min(_decide_ms(rs, text) for _ in range(3)) < 50
+    assert answer(rs, "sss ss" + "\u0101" + "7") == "r7"
+
+
+def test_given_regexes_over_the_set_program_limit_when_compiled_then_the_one_that_crosses_it_is_named():
+    pattern = r"[a-z]{1,40}\d{1,40}"
+    size = vet_regex(pattern).size
+    fits = REGEX_SET_PROGRAM_LIMIT // size
     with pytest.raises(RuleError) as err:
-        RuleSet.compile({"rules": doc_rules})
-    assert err.value.path == f"rules[{first_over + 1}].keywords[0]"
-    assert "tried on every message" in err.value.message and "anchor it" in err.value.message
-    RuleSet.compile({"rules": doc_rules[: first_over + 1]})  # one fewer is accepted
-    # Anchored or literal-bearing variants of the same shape do not count against this budget.
-    RuleSet.compile({"rules": _regex_rules([rf"^[a-z]+\d{{1,{n}}}$" for n in range(1, 101)])
-                     + _regex_rules([rf"[a-z]+\d{{1,{n}}}!$" for n in range(1, 101)], prefix="lit")})
+        RuleSet.compile({"rules": [rule("plain", "hi"), *_regex_rules([pattern] * (fits + 1))]})
+    assert err.value.path == f"rules[{fits + 1}].keywords[0]"
+    assert "RE2 instructions" in err.value.message
+    RuleSet.compile({"rules": _regex_rules([pattern] * fits)})
 
 
 def test_given_more_regexes_than_a_set_may_hold_when_compiled_then_the_first_one_over_is_named():
@@ -376,52 +373,6 @@ def test_given_more_regexes_than_a_set_may_hold_when_compiled_then_the_first_one
     assert err.value.path == f"rules[{MAX_REGEXES // per_rule}].keywords[0]"
     assert f"at most {MAX_REGEXES} regexes" in err.value.message
 
-
-def test_given_regexes_that_spend_the_message_budget_when_deciding_then_the_rest_are_skipped_not_run():
-    slow = r"[a-z]{0,60}[a-z]{0,59}!\d"  # fails on both texts below
-    rs = compile_rules(
-        rule("slow-1", slow, match="regex", priority=9),
-        rule("slow-2", slow.replace("59}", "58}"), match="regex", priority=9),
-        rule("late", r"[a-z]+a", match="regex", priority=5),
-        rule("cheap", r"^a", match="regex", priority=1),
-    )
-    spent = vet_regex(slow).cost + vet_regex(slow.replace("59}", "58}")).cost
-    assert spent <= REGEX_MESSAGE_COST_LIMIT < spent + vet_regex(r"[a-z]+a").cost
-    assert REGEX_MESSAGE_COST_LIMIT - spent >= vet_regex(r"^a").cost
-    long_text = "a" * 600 + "!"  # the regexes see 512 letters: both slow ones run in full and fail
-    assert answer(rs, long_text) == "cheap"  # "late" would match but no longer fits: skipped
-    assert answer(rs, "aaaa!") == "late"  # on a short text every regex costs little
-
-
-def test_given_the_worst_accepted_set_when_a_hostile_2048_byte_text_arrives_then_deciding_is_bounded():
-    """Literal-free regexes up to the set budget, then costly ones up to MAX_REGEXES, keyed on "!", which
-    the text contains, and all failing on the 512 letters they see. Without the message budget deciding
-    takes about 15 s here (500 x 30 ms); with it, at most REGEX_MESSAGE_COST_LIMIT steps run."""
-    free, total = [], 0
-    for n in range(1, 100):
-        cost = vet_regex(rf"[a-z]+\d{{1,{n}}}$").cost
-        if total + cost > REGEX_SET_COST_LIMIT:
-            break
-        free.append(rf"[a-z]+\d{{1,{n}}}$")
-        total += cost
-    costly = [rf"[a-z]{{0,{60 - i % 30}}}[a-z]{{0,{60 - i // 30}}}!" for i in range(MAX_REGEXES - len(free))]
-    assert all(vet_regex(p).literal == "!" and vet_regex(p).cost > REGEX_COST_LIMIT // 4 for p in costly)
-    doc = {"rules": _regex_rules(free, prefix="free") + _regex_rules(costly, prefix="costly")
-           + [rule(f"kw{i}", f"词{i}", match="contains") for i in range(MAX_RULES - MAX_REGEXES)],
-           "defaults": {"reply": {"text": "default"}}}
-    vet_regex.cache_clear()
-    started = time.perf_counter()
-    rs = RuleSet.compile(doc)
-    compiled = time.perf_counter() - started
-    hostile = "a" * 2047 + "!"
-    assert len(hostile.encode()) == 2048
-    started = time.perf_counter()
-    assert rs.decide(Trigger("text", hostile), now=NOW).rule_id == "defaults.reply"
-    decided = time.perf_counter() - started
-    # Measured here: compile 0.35 to 0.5 s, decide 50 to 100 ms (8e6 steps at most). The bounds leave a 10x
-    # slower machine room; an engine without the message budget fails it (about 15 s).
-    assert decided < 2.0
-    assert compiled < 8.0
 
 
 # ------------------------------------------------------------------------------------------ replies
@@ -540,6 +491,69 @@ def test_given_a_value_in_a_page_path_or_url_when_rendered_then_it_is_percent_en
     assert card.pagepath == "pages/i?code=A%26B%3DC%20D"
     news = render(rs.rule("news").reply, {"invite_code": "Z9", "nickname": "Ann"})
     assert news.articles[0] == Article(title="Hi Ann", url="https://x.cn/?c=Z9")
+
+
+HOSTILE_CODE = "a b&c=d/#?"
+ENCODED_CODE = "a%20b%26c%3Dd%2F%23%3F"
+
+
+def test_given_a_hostile_invite_code_in_an_mp_link_path_when_rendered_then_it_cannot_add_parameters():
+    rs = compile_rules(rule("invite", "go", reply={"mp_link": {
+        "appid": MP, "path": "pages/invite/index?code={invite_code}", "label": "邀请 {nickname}",
+        "text": "给 {nickname}：{link}"}}))
+    out = render(rs.rule("invite").reply, {"invite_code": HOSTILE_CODE, "nickname": '<b>"x"'}).content
+    assert f'data-miniprogram-path="pages/invite/index?code={ENCODED_CODE}"' in out
+    assert "&c=" not in out and "#?" not in out
+    # outside the tag, values stay text with markup neutralised (the label and the surrounding text)
+    assert out.startswith("给 ＜b＞＂x＂：") and out.endswith(">邀请 ＜b＞＂x＂</a>")
+
+
+def test_given_a_hostile_value_in_any_url_or_page_path_when_rendered_then_each_is_encoded_the_same_way():
+    rs = compile_rules(
+        rule("card", "c", reply={"mp_card": {"title": "t", "appid": MP, "thumb_media_id": "TH",
+                                             "pagepath": "pages/i?code={invite_code}"}}),
+        rule("news", "n", reply={"news": {"title": "t", "url": "https://x.cn/?c={invite_code}"}}),
+        rule("music", "m", reply={"music": {"thumb_media_id": "TH", "music_url": "https://x.cn/{invite_code}"}}),
+        rule("href", "h", reply={"text": '<a href="https://x.cn/?c={invite_code}">{invite_code}</a>'}),
+    )
+    values = {"invite_code": HOSTILE_CODE}
+    assert render(rs.rule("card").reply, values).pagepath == f"pages/i?code={ENCODED_CODE}"
+    assert render(rs.rule("news").reply, values).articles[0].url == f"https://x.cn/?c={ENCODED_CODE}"
+    assert render(rs.rule("music").reply, values).music_url == f"https://x.cn/{ENCODED_CODE}"
+    assert render(rs.rule("href").reply, values).content == f'<a href="https://x.cn/?c={ENCODED_CODE}">{HOSTILE_CODE}</a>'
+
+
+@pytest.mark.parametrize(
+    ("path", "values", "expected"),
+    [
+        ("pages/i?code={c}", {}, "pages/i"),
+        ("pages/i?from=oa&code={c}", {"c": None}, "pages/i?from=oa"),
+        ("pages/i?code={c}&from=oa", {"c": ""}, "pages/i?from=oa"),
+        ("pages/i?a=1&code={c}&b=2", {}, "pages/i?a=1&b=2"),
+        ("pages/i?code={c}#top", {}, "pages/i#top"),
+        ("pages/i?code={c|new}", {}, "pages/i?code=new"),  # a fallback is used as written
+        ("pages/i?code={c}", {"c": "K7"}, "pages/i?code=K7"),
+        ("pages/i?code=x{c}", {}, "pages/i?code=x"),  # not the whole value: the parameter stays
+    ],
+)
+def test_given_a_missing_value_for_a_whole_query_parameter_when_rendered_then_the_parameter_is_left_out(
+        path, values, expected):
+    card = Reply(kind="mp_card", title="t", appid=MP, pagepath=path)
+    assert render(card, values).pagepath == expected
+    link = compile_rules(rule("l", "go", reply={"mp_link": {"appid": MP, "path": path, "label": "go"}}))
+    content = render(link.rule("l").reply, values).content
+    assert f'data-miniprogram-path="{expected.replace("&", "&amp;")}"' in content
+
+
+def test_given_the_example_invite_rule_and_no_invite_code_when_rendered_then_no_empty_code_is_sent():
+    from wxloop.rulesfile import load_rule_set
+
+    rs, _ = load_rule_set(str(Path(__file__).resolve().parents[2] / "rules" / "example.yaml"))
+    decision = rs.decide(Trigger("text", "邀请好友"), now=NOW)
+    assert decision.rule_id == "invite"
+    assert 'data-miniprogram-path="pages/invite/index?from=oa"' in render(decision.reply, {}).content
+    with_code = render(decision.reply, {"invite_code": HOSTILE_CODE}).content
+    assert f'data-miniprogram-path="pages/invite/index?from=oa&amp;code={ENCODED_CODE}"' in with_code
 
 
 def test_given_a_value_that_looks_like_a_placeholder_when_rendered_then_it_is_not_expanded_again():

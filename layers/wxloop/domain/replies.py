@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 # WeChat cuts passive text around 2048 bytes (unconfirmed); we cut on a character boundary below it.
 TEXT_LIMIT_BYTES = 2047
-PASSIVE_KINDS = frozenset({"text", "image", "voice", "video", "music", "news"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +46,36 @@ class Reply:
     @property
     def is_passive(self) -> bool:
         return self.kind in PASSIVE_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyKind:
+    """How one reply kind is carried and filled.
+
+    ``passive``: a passive XML reply can carry it (else it is sent as a customer-service message).
+    ``templates``: the ``Reply`` fields an operator writes with ``{placeholders}``, each with how a value placed
+    there is escaped: ``text`` (markup neutralised; inside a tag's attributes percent-encoded), ``plain``
+    (as is) or ``url`` (percent-encoded). ``articles``: news articles, filled with ``ARTICLE_TEMPLATES``.
+    """
+
+    passive: bool
+    templates: tuple[tuple[str, str], ...] = ()
+    articles: bool = False
+
+
+# The one table of reply kinds: the rule parser, the renderer and the placeholder scan all read it.
+REPLY_KINDS: dict[str, ReplyKind] = {
+    "text": ReplyKind(True, (("content", "text"),)),
+    "image": ReplyKind(True),
+    "voice": ReplyKind(True),
+    "video": ReplyKind(True, (("title", "plain"), ("description", "plain"))),
+    "music": ReplyKind(True, (("title", "plain"), ("description", "plain"), ("music_url", "url"),
+                              ("hq_music_url", "url"))),
+    "news": ReplyKind(True, articles=True),
+    "mp_card": ReplyKind(False, (("content", "text"), ("title", "plain"), ("pagepath", "url"))),
+}
+ARTICLE_TEMPLATES = (("title", "plain"), ("description", "plain"), ("url", "url"))
+PASSIVE_KINDS = frozenset(kind for kind, spec in REPLY_KINDS.items() if spec.passive)
 
 
 def text(content: str) -> Reply:

@@ -1,0 +1,268 @@
+"""Deciding: a compiled rule set answers a trigger in time that does not grow with the number of rules.
+
+Precedence (explicit, never the order handlers were registered):
+  1. the highest ``priority`` wins;
+  2. on equal priority ``exact`` beats ``contains`` beats ``regex``;
+  3. then the rule that comes first in the file.
+A rule whose time window is closed, or that is scoped (``apps``) to other accounts, is skipped as if absent,
+so the next rule in that order gets its chance.
+
+When no rule matches:
+  - ``text``: the default reply (``defaults.reply``) if any, else nothing;
+  - ``subscribe``: a matching scene rule first, then the first-time welcome (``defaults.first_welcome``, only
+    when the caller says ``first_time=True``: the engine keeps no state, the caller knows whether the person
+    is new), then the default welcome (``defaults.welcome``), else nothing;
+  - ``click`` and ``scan``: nothing.
+
+Exact keywords are a dict lookup; ``contains`` keywords are grouped by a character and tested with ``in``
+only for the characters present in the text; all regexes of a trigger are one RE2 set, decided in one pass
+over the first ``REGEX_TEXT_LIMIT`` characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+from wxloop.domain.replies import Reply
+from wxloop.domain.rules.errors import RuleError
+from wxloop.domain.rules.model import (
+    DEFAULT_IDS,
+    REGEX_TEXT_LIMIT,
+    TRIGGERS,
+    Decision,
+    Rule,
+    Trigger,
+    normalize,
+)
+from wxloop.domain.rules.parse import parse_document
+from wxloop.domain.rules.regexes import RegexSet, vet_regex
+from wxloop.domain.rules.templates import reply_needs
+from wxloop.domain.rules.windows import local_time
+
+_RANK = itemgetter(0)
+
+
+class _Index:
+    """Everything one trigger kind can match, arranged so matching cost does not grow with the rule count.
+
+    Exact keywords: a dict. ``contains`` keywords: keyed by their rarest character among all of them, so a
+    text only tests the few keyed by characters it has. Regexes: one RE2 set, decided in one pass.
+    """
+
+    __slots__ = ("exact", "needles", "by_char", "key_chars", "regex_entries", "regex_keywords", "regexes")
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list] = {}
+        self.needles: dict[str, list] = {}  # needle -> entries
+        self.by_char: dict[str, tuple] = {}  # key char -> ((needle, entries), ...)
+        self.key_chars: frozenset[str] = frozenset()
+        self.regex_entries: list = []  # parallel to regex_keywords
+        self.regex_keywords: list[str] = []
+        self.regexes: RegexSet | None = None
+
+    def add(self, rank: int, rule: Rule, keyword: str) -> None:
+        entry = (rank, rule)
+        if rule.match == "exact":
+            self.exact.setdefault(keyword, []).append(entry)
+        elif rule.match == "contains":
+            self.needles.setdefault(keyword, []).append(entry)
+        else:
+            self.regex_entries.append(entry)
+            self.regex_keywords.append(keyword)
+
+    def freeze(self) -> None:
+        for entries in self.exact.values():
+            entries.sort(key=_RANK)
+        counts: dict[str, int] = {}
+        for needle in self.needles:
+            for ch in set(needle):
+                counts[ch] = counts.get(ch, 0) + 1
+        buckets: dict[str, list] = {}
+        for needle, entries in self.needles.items():
+            entries.sort(key=_RANK)
+            key = min(needle, key=lambda ch: (counts[ch], ch == " ", ch))
+            buckets.setdefault(key, []).append((needle, entries))
+        self.by_char = {ch: tuple(b) for ch, b in buckets.items()}
+        self.key_chars = frozenset(self.by_char)
+        if self.regex_keywords:
+            try:
+                self.regexes = RegexSet(self.regex_keywords)
+            except ValueError as exc:
+                raise RuleError("rules", f"regexes refused: {exc}") from None
+
+    def candidates(self, value: str) -> list:
+        found = self.exact.get(value)
+        cands = list(found) if found else []
+        if self.key_chars:
+            for ch in self.key_chars.intersection(value):
+                for needle, entries in self.by_char[ch]:
+                    if needle in value:
+                        cands.extend(entries)
+        if self.regexes is not None:
+            entries = self.regex_entries
+            cands.extend(entries[i] for i in self.regexes.matching(value[:REGEX_TEXT_LIMIT]))
+        if len(cands) > 1:
+            cands.sort(key=_RANK)
+        return cands
+
+
+class RuleSet:
+    """A compiled rule set (immutable). Build with :meth:`compile`; ask with :meth:`decide`."""
+
+    __slots__ = ("version", "app_id", "rules", "defaults", "placeholders_needed", "_index", "_doc", "_decisions")
+
+    version: str
+    app_id: str | None
+    rules: tuple[Rule, ...]
+    defaults: dict[str, Reply]
+    placeholders_needed: frozenset[str]
+
+    def __init__(self) -> None:
+        raise TypeError("use RuleSet.compile(doc, version=...)")
+
+    @classmethod
+    def compile(cls, doc: Mapping, *, version: str | None = None, app_id: str | None = None) -> RuleSet:
+        """Validate and compile a rule-set document.
+
+        ``version`` names this compiled set (the stored version); None takes the document's ``version``,
+        else a hash of its content. ``app_id`` is the account it serves; it defaults to the document's
+        ``app_id`` and must agree with it. Rules scoped with ``apps`` are only active for those accounts
+        (with no account known they are inactive). Raises :class:`RuleError` naming the offending path.
+        """
+        parsed = parse_document(doc, app_id=app_id)
+        doc_app, defaults, defaults_doc, rules = parsed.app_id, parsed.defaults, parsed.defaults_doc, parsed.rules
+        effective_app = app_id or doc_app
+
+        self = object.__new__(cls)
+        self.app_id = effective_app
+        self.rules = tuple(rules)
+        self.defaults = defaults
+        body: dict[str, Any] = {}
+        if doc_app is not None:
+            body["app_id"] = doc_app
+        if defaults_doc:
+            body["defaults"] = defaults_doc
+        body["rules"] = [r.doc for r in rules]
+        if version is None:
+            version = doc.get("version")
+        if version is None:
+            version = content_version(body)
+        if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", version):
+            raise RuleError("version", 'must be a string of letters, digits, _ . : - (at most 64); in YAML quote '
+                            'numbers: version: "2"')
+        self.version = version
+        self._doc = {"version": version, **body}
+
+        self._index = {kind: _Index() for kind in TRIGGERS}
+        ordered = sorted(rules, key=lambda r: r.precedence)
+        needed: set[str] = set()
+        for rank, rule in enumerate(ordered):
+            if rule.apps and effective_app not in rule.apps:
+                continue
+            needed |= rule.needs
+            for keyword in rule.keywords:
+                if rule.match != "regex":
+                    keyword = normalize(keyword)
+                for kind in rule.triggers:
+                    self._index[kind].add(rank, rule, keyword)
+        for index in self._index.values():
+            index.freeze()
+        for reply in defaults.values():
+            needed |= reply_needs(reply)
+        self.placeholders_needed = frozenset(needed)
+        # Decisions are immutable: build each once, not per message.
+        self._decisions = {r.id: Decision(r.id, r.reply, r.needs) for r in rules}
+        for name, reply in defaults.items():
+            self._decisions[DEFAULT_IDS[name]] = Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
+        return self
+
+    # -- asking
+
+    def decide(self, trigger: Trigger, *, now: datetime, first_time: bool = False) -> Decision | None:
+        """What to answer to ``trigger`` at ``now``, or None for nothing (see the module docstring)."""
+        kind = trigger.kind
+        index = self._index.get(kind)
+        if index is None:
+            return None
+        value = normalize(trigger.value)
+        rule = self._first_open(index, value, now) if value else None
+        if rule is not None:
+            return self._decisions[rule.id]
+        if kind == "text":
+            return self._default("reply")
+        if kind == "subscribe":
+            if first_time and "first_welcome" in self.defaults:
+                return self._default("first_welcome")
+            return self._default("welcome")
+        return None
+
+    def _first_open(self, index: _Index, value: str, now: datetime) -> Rule | None:
+        cands = index.candidates(value)
+        if not cands:
+            return None
+        local = None
+        for _, rule in cands:
+            if rule.window is not None:
+                if local is None:
+                    local = local_time(now)
+                if not rule.window.is_open_local(local):
+                    continue
+            return rule
+        return None
+
+    def _default(self, name: str) -> Decision | None:
+        return self._decisions.get(DEFAULT_IDS[name])
+
+    def explain(self, trigger: Trigger, *, now: datetime) -> list[tuple[str, str]]:
+        """For operators (slow): every rule listening to this trigger whose keywords match, with why it did
+        or did not answer, in precedence order."""
+        value = normalize(trigger.value)
+        out: list[tuple[str, str]] = []
+        for rule in sorted(self.rules, key=lambda r: r.precedence):
+            if trigger.kind not in rule.triggers or not value:
+                continue
+            if not any(_keyword_matches(rule, kw, value) for kw in rule.keywords):
+                continue
+            if rule.apps and self.app_id not in rule.apps:
+                out.append((rule.id, f"scoped to {', '.join(sorted(rule.apps))}, not {self.app_id or 'no app'}"))
+            elif rule.window is not None and not rule.window.is_open(now):
+                out.append((rule.id, "keywords match but its time window is closed"))
+            else:
+                out.append((rule.id, "matches"))
+        return out
+
+    # -- introspection
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def to_doc(self) -> dict:
+        """The canonical document (JSON-able): ``RuleSet.compile(rs.to_doc())`` gives the same rule set."""
+        return json.loads(json.dumps(self._doc))
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __repr__(self) -> str:
+        return f"RuleSet(version={self.version!r}, app_id={self.app_id!r}, rules={len(self.rules)})"
+
+
+def _keyword_matches(rule: Rule, keyword: str, value: str) -> bool:
+    if rule.match == "regex":
+        return vet_regex(keyword).search(value[:REGEX_TEXT_LIMIT])
+    keyword = normalize(keyword)
+    return keyword == value if rule.match == "exact" else keyword in value
+
+
+def content_version(body: Mapping) -> str:
+    """A version derived from a document's content (stable across YAML formatting and key order)."""
+    payload = {k: v for k, v in body.items() if k != "version"}
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
+

@@ -1,0 +1,89 @@
+"""What the engine is asked and what it answers: triggers, normalisation, rules, decisions, limits.
+
+Triggers (``Trigger.kind``) and what a rule's ``keywords`` are matched against:
+  - ``text``      the text of a message or the speech recognised in a voice message;
+  - ``click``     the ``EventKey`` of a menu CLICK;
+  - ``subscribe`` the QR scene of a new follower (``qrscene_`` prefix removed);
+  - ``scan``      the QR scene scanned by an existing follower.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+from wxloop.domain.inbound import Inbound
+from wxloop.domain.replies import Reply
+from wxloop.domain.rules.windows import TimeWindow
+
+TRIGGERS = ("text", "click", "subscribe", "scan")
+MATCH_MODES = ("exact", "contains", "regex")  # also the tie-break order on equal priority
+REGEX_MAX_LEN = 200
+REGEX_TEXT_LIMIT = 512
+KEYWORD_MAX_LEN = 256
+MAX_RULES = 5000
+MAX_REGEXES = 500
+DEFAULT_IDS = {"reply": "defaults.reply", "welcome": "defaults.welcome", "first_welcome": "defaults.first_welcome"}
+
+_MODE_RANK = {mode: i for i, mode in enumerate(MATCH_MODES)}
+
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    kind: str  # "text" | "click" | "subscribe" | "scan"
+    value: str  # text / click key / scene ("" when none)
+
+
+def trigger_for(inbound: Inbound) -> Trigger | None:
+    """What a push asks the rule engine: text and voice → ``text``; menu click → ``click`` (EventKey);
+    follow → ``subscribe`` (scene); existing follower's scan → ``scan`` (scene); anything else → None."""
+    if inbound.msg_type in ("text", "voice"):
+        return Trigger("text", inbound.text_for_rules)
+    if inbound.msg_type == "event":
+        if inbound.event == "click":
+            return Trigger("click", inbound.event_key)
+        if inbound.event == "subscribe":
+            return Trigger("subscribe", inbound.scene)
+        if inbound.event == "scan":
+            return Trigger("scan", inbound.scene)
+    return None
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width → half-width), casefold, trim, collapse inner whitespace to one space."""
+    if not text:
+        return ""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.casefold().split())
+
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    match: str
+    keywords: tuple[str, ...]
+    priority: int
+    triggers: tuple[str, ...]
+    reply: Reply
+    needs: frozenset[str]
+    position: int  # index in the file's rule list
+    window: TimeWindow | None = None
+    apps: frozenset[str] = frozenset()
+    note: str = ""
+    doc: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def precedence(self) -> tuple[int, int, int]:
+        """Sort key: smaller wins (higher priority, then exact < contains < regex, then file position)."""
+        return (-self.priority, _MODE_RANK[self.match], self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    rule_id: str
+    reply: Reply
+    needs: frozenset[str]  # placeholder names used by this reply
+
