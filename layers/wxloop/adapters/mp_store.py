@@ -129,7 +129,7 @@ def _rate_parts(now: int, limit: int, fresh: bool) -> tuple[str, str, dict, dict
     if fresh:  # the slot holds a count of an older minute: start it again
         set_clause, cond = "#rl = :rlone", "(attribute_not_exists(#rl) OR #rl < :rlbase)"
         values[":rlone"] = minute * 1000 + 1
-        values.pop(":one")
+        del values[":one"], values[":rlcap"]
     else:
         set_clause = "#rl = if_not_exists(#rl, :rlbase) + :one"
         cond = "(attribute_not_exists(#rl) OR (#rl >= :rlbase AND #rl < :rlcap))"
