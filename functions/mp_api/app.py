@@ -4,6 +4,7 @@
 from aws_lambda_powertools import Logger
 
 from wxloop.config import load_config
+from wxloop.services.mp_api import idempotency
 from wxloop.services.mp_api.http import build_app, precheck
 
 logger = Logger()
@@ -17,4 +18,5 @@ def lambda_handler(event: dict, context) -> dict:
     refused = precheck(event)
     if refused is not None:
         return refused
+    idempotency.use_context(context)
     return app.resolve(event, context)

@@ -19,8 +19,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import Field
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from wxloop.services.mp_api import context as ctx
 from wxloop.services.mp_api import models as m
@@ -86,9 +85,8 @@ def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 
         return profile.share_info(_claims(app, app_id), body.encrypted_data, body.iv)
 
     @app.post("/mp/<app_id>/events", summary="Journey events from the client", security=AUTH, responses=ERRORS)
-    def events(app_id: AppId,
-               body: Annotated[list[m.EventIn], Field(max_length=m.MAX_EVENTS), Body()]) -> m.EventsOut:
-        return profile.record_events(_claims(app, app_id), [e.model_dump() for e in body])
+    def events(app_id: AppId, body: m.EventsIn) -> m.EventsOut:
+        return profile.record_events(_claims(app, app_id), [e.model_dump() for e in body.root])
 
     @app.put("/mp/<app_id>/preferences", summary="Topics the person chose (mirrored as OA tags)", security=AUTH,
              responses=ERRORS)

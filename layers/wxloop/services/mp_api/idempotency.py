@@ -14,6 +14,12 @@ from typing import Any
 from wxloop.services.mp_api.errors import ApiError
 
 EXPIRES_AFTER_SECONDS = 3600
+_lambda_context: list = [None]  # the current invocation's context: in-progress records expire with it
+
+
+def use_context(context: Any) -> None:
+    """Remember the Lambda context of the current invocation (the handler calls this first)."""
+    _lambda_context[0] = context
 
 
 @lru_cache(maxsize=1)
@@ -44,6 +50,8 @@ def once(operation: str, key: dict[str, Any], run: Callable[[], dict]) -> dict:
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
     config = IdempotencyConfig(expires_after_seconds=EXPIRES_AFTER_SECONDS)
+    if _lambda_context[0] is not None:
+        config.register_lambda_context(_lambda_context[0])
 
     @idempotent_function(data_keyword_argument="key", persistence_store=_store(), config=config,
                          key_prefix=f"mp_api.{operation}")

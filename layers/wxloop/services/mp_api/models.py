@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, field_validator
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Topic = Annotated[str, StringConstraints(min_length=1, max_length=30, pattern=r"^[^\x00-\x1f\x7f,]+$")]
@@ -97,6 +97,10 @@ class EventIn(_In):
         if len(json.dumps(v, ensure_ascii=False).encode("utf-8")) > MAX_PROPS_BYTES:
             raise ValueError(f"props larger than {MAX_PROPS_BYTES} bytes")
         return v
+
+
+class EventsIn(RootModel[Annotated[list[EventIn], Field(max_length=MAX_EVENTS)]]):
+    """A batch of at most 50 events."""
 
 
 class EventsOut(BaseModel):
