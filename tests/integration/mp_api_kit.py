@@ -1,6 +1,6 @@
 """What the MP API tests share: API Gateway v2 events for ``/mp/{app_id}/…``, the handler, logging in.
 
-``pytest_plugins``-free: tests import the fixtures (``mp_api``) and helpers they use.
+``pytest_plugins = ["tests.integration.mp_api_kit"]`` brings the fixture (``mp_api``); the helpers are imported.
 """
 
 from __future__ import annotations

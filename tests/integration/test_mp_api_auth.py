@@ -8,9 +8,10 @@ import time
 import pytest
 
 from tests.conftest import ACCOUNTS, MP_APP, OA_APP
-from tests.integration.conftest_wechat import fake_wechat  # noqa: F401 - fixture
-from tests.integration.mp_api_kit import call, login, mp_api, people  # noqa: F401 - fixture
+from tests.integration.mp_api_kit import call, login, people
 from wxloop.domain import session
+
+pytest_plugins = ["tests.integration.conftest_wechat", "tests.integration.mp_api_kit"]  # fixtures: fake_wechat, mp_api
 
 ROUTES = [("GET", "me", None), ("POST", "me/prompt", {"action": "shown"}), ("POST", "phone", {"code": "c1"}),
           ("POST", "share-info", {"encryptedData": "A" * 24, "iv": "A" * 22 + "=="}),
@@ -90,8 +91,8 @@ def test_rate_limit_per_person(aws, mp_api, context, fake_wechat, monkeypatch):
 
 
 def test_a_stale_counter_slot_restarts_instead_of_blocking(aws):
-    from wxloop.adapters import mp_store
     from tests.integration.conftest_wechat import new_identity
+    from wxloop.adapters import mp_store
 
     uid = new_identity(MP_APP, "oSlot")
     now = 1_800_000_000

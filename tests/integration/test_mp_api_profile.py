@@ -9,8 +9,10 @@ import os
 import time
 
 from tests.conftest import MP_APP, OA_APP
-from tests.integration.conftest_wechat import fake_wechat, pump  # noqa: F401 - fixture
-from tests.integration.mp_api_kit import call, login, mp_api, people  # noqa: F401 - fixture
+from tests.integration.conftest_wechat import pump
+from tests.integration.mp_api_kit import call, login, people
+
+pytest_plugins = ["tests.integration.conftest_wechat", "tests.integration.mp_api_kit"]  # fixtures: fake_wechat, mp_api
 
 PHONE = "13912345678"
 
@@ -110,8 +112,8 @@ def test_huge_deep_and_undecodable_bodies_are_refused_before_parsing(aws, mp_api
 
 def test_preferences_become_oa_tags_created_on_demand_and_cached(aws, mp_api, context, fake_wechat):
     from tests.conftest import load_handler
-    from wxloop.adapters import repository
     from tests.integration.conftest_wechat import new_identity
+    from wxloop.adapters import repository
 
     new_identity(OA_APP, "oOaTags")
     repository.link_unionid(OA_APP, "oOaTags", "uTags", int(time.time()))
@@ -133,9 +135,9 @@ def test_preferences_become_oa_tags_created_on_demand_and_cached(aws, mp_api, co
 
 
 def test_a_stale_tag_job_is_skipped(aws, fake_wechat):
+    from tests.integration.conftest_wechat import new_identity
     from wxloop.adapters import mp_store
     from wxloop.services import jobs
-    from tests.integration.conftest_wechat import new_identity
 
     uid = new_identity(OA_APP, "oOaStale")
     mp_store.use_person(uid, now=int(time.time()), limit=100, sets={"prefs": {"topics": [], "v": 200}})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from tests.conftest import MP_APP, OA_APP
-from tests.integration.conftest_wechat import fake_wechat  # noqa: F401 - fixture
 from tests.integration.conftest_wechat import new_identity
-from tests.integration.mp_api_kit import call, login, mp_api, people  # noqa: F401 - fixture
+from tests.integration.mp_api_kit import call, login, people
+
+pytest_plugins = ["tests.integration.conftest_wechat", "tests.integration.mp_api_kit"]  # fixtures: fake_wechat, mp_api
 
 
 def test_first_login_creates_one_person_with_attribution_and_keeps_the_session_key_sealed(
