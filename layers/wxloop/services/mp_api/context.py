@@ -51,7 +51,7 @@ def linked_oa(app_id: str) -> tuple[str, str] | None:
 def signing_keys() -> tuple[bytes, ...]:
     """The config's ``session_keys`` as bytes (the first signs and seals); 503 when none is configured."""
     keys = tuple(k.get_secret_value().encode("utf-8") for k in load_config().session_keys)
-    if not keys:
+    if not keys or len(keys[0]) < 16:  # a short signing key is as good as none
         raise ApiError(503, "sessions are not configured")
     return keys
 
