@@ -152,3 +152,18 @@ def test_an_oa_subscribe_mirrors_the_follow_state_for_get_me(aws, mp_api, contex
     aws.run_stream()
     me = call(mp_api, context, "GET", "me", token=token)[1]
     assert me["follow"]["following"] is False and me["prompt"]["mode"] == "component"
+
+
+def test_request_budgets_get_me_one_and_a_returning_login_two(aws, mp_api, context, fake_wechat):
+    from collections import Counter
+
+    from wxloop.adapters import aws as aws_clients
+
+    login(mp_api, context, fake_wechat, openid="oBudget", scene=1011)
+    calls: Counter = Counter()
+    aws_clients.client("dynamodb").meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
+    token = login(mp_api, context, fake_wechat, openid="oBudget", scene=1011)["token"]
+    assert sum(calls.values()) == 2, calls
+    calls.clear()
+    assert call(mp_api, context, "GET", "me", token=token)[0] == 200
+    assert dict(calls) == {"UpdateItem": 1}
