@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 # The function and layer Makefiles (sam build) compile .pyc with it: never empty.
 export PY313 := $(PYTHON_BOOT)
 
-.PHONY: help venv run test test-unit test-py311 bench lint validate build clean
+.PHONY: help venv run test test-unit test-py311 bench lint validate build clean openapi
 
 help:
 	@echo "make run        serve every webhook locally (embedded DynamoDB/SQS, fake WeChat API)"
@@ -67,3 +67,7 @@ build: $(SAM_VENV)/.stamp
 
 clean:
 	rm -rf $(VENV) .venv311 $(SAM_VENV) .aws-sam
+
+# The MP client API's OpenAPI document, generated from its pydantic models (a test fails when it drifts).
+openapi: venv
+	PYTHONPATH=layers $(PY) -m wxloop.services.mp_api.http > openapi.json

@@ -29,6 +29,8 @@ BENCHES = {
     "rules_matching": "benchmarks.bench_rules",
     "token_access": "benchmarks.bench_tokens",
     "campaign_planning": "benchmarks.bench_planning",
+    "mp_api": "benchmarks.bench_mp_api",
+    "mp_api_cold_init": "benchmarks.bench_mp_api_cold",
 }
 
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         started = time.perf_counter()
         bench = importlib.import_module(module)
-        result = bench.run(args.build_dir) if name == "cold_start_init" else bench.run()
+        result = bench.run(args.build_dir) if name in ("cold_start_init", "mp_api_cold_init") else bench.run()
         result["seconds"] = round(time.perf_counter() - started, 1)
         results[name] = result
         verdict = {True: "within budget", False: "OVER BUDGET"}.get(result.get("within_budget"), "no budget")

@@ -42,6 +42,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:put_journey_event",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUBEV# marker)",
         ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUB# counters)",
+        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state)",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (the jobs a push left)",
         ("sqs:SendMessage", "StreamFailureQueue", None): "event source mapping's on-failure destination",
     },
@@ -68,9 +69,34 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
+        ("dynamodb:GetItem", "Table", "TAGS#"): "wxloop.adapters.mp_store:get_tag_id (tag_topics jobs)",
+        ("dynamodb:PutItem", "Table", "TAGS#"): "wxloop.adapters.mp_store:put_tag_id (tag_topics jobs)",
         ("dynamodb:ConditionCheckItem", "Table", "UNION#"): f"{R}:_merge_items (the union names the survivor)",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:api_client",
+    },
+    "MpApiRole": {
+        ("logs:CreateLogStream", "MpApiLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "MpApiLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:GetItem", "Table", "USER#"): f"{R}:get_person",
+        ("dynamodb:GetItem", "Table", "ID#"): f"{R}:get_identity (login, link_unionid)",
+        ("dynamodb:GetItem", "Table", "UNION#"): f"{R}:link_unionid (the union item)",
+        ("dynamodb:GetItem", "Table", "TOKEN#"): f"{R}:get_token (getuserphonenumber)",
+        ("dynamodb:GetItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
+        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:use_person (rate slot + read)",
+        ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:link_unionid (identity repoints; session key)",
+        ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
+        ("dynamodb:UpdateItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
+        ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (the person; put_journey_event)",
+        ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (the MP identity)",
+        ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
+        ("dynamodb:PutItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
+        ("dynamodb:BatchWriteItem", "Table", "USER#"): "wxloop.adapters.mp_store:put_journey_events",
+        ("dynamodb:ConditionCheckItem", "Table", "UNION#"): f"{R}:_merge_items (the union names the survivor)",
+        ("dynamodb:DeleteItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (tag sync, follow card)",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
+        ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:code_to_session",
     },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -95,8 +121,9 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
                 "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem",
                 "dynamodb:BatchWriteItem"}
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
-                  "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole"}
-TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction"}
+                  "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
+                  "MpApiFunction": "MpApiRole"}
+TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
 
 
 def _branches(value) -> Iterator:

@@ -428,6 +428,11 @@ def _tags_create(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _
     return _Reply({"tag": {"id": tag_id, "name": name}})
 
 
+def _tags_get(fake: FakeWeChat, app_id: str | None, _q: dict, _doc: dict) -> _Reply:
+    tags = fake._tags.get(app_id or "", {})
+    return _Reply({"tags": [{"id": tag_id, "name": name, "count": 0} for tag_id, name in sorted(tags.items())]})
+
+
 def _tagging(add: bool) -> Callable:
     def endpoint(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _Reply:
         openids, tag_id = doc.get("openid_list") or [], doc.get("tagid")
@@ -457,6 +462,7 @@ _ROUTES: dict[str, Callable[[FakeWeChat, str | None, dict, dict], _Reply]] = {
     "/cgi-bin/tags/members/batchtagging": _tagging(True),
     "/cgi-bin/tags/members/batchuntagging": _tagging(False),
     "/cgi-bin/tags/create": _tags_create,
+    "/cgi-bin/tags/get": _tags_get,
 }
 
 

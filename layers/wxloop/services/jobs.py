@@ -11,6 +11,8 @@ A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same p
   left: ``closed:credit``).
 - ``user_info``: ``openid``; fetches OA ``user/info`` and links the ``unionid`` when there is one.
 - ``tag``: ``openid``, ``add``/``remove``: lists of tag ids.
+- ``tag_topics``: ``openid``, ``uid``, ``version``, ``topics``/``remove``: tag names; the MP's preferences
+  mirrored on the OA (``wxloop.services.mp_api.tags``).
 - ``touch``: ``inbound`` (dict form of ``Inbound``), ``at``; records a push the webhook queued instead of
   writing (``wxloop.services.oa_push.record_later``).
 
@@ -48,7 +50,7 @@ JOB_TTL_SECONDS = 7 * 86400
 CLOSED_CODES = frozenset({45015, 43101})  # out of the CS window / unfollowed; no subscribe credit
 QUOTA_CODE = 45009  # the daily quota of this API is used up: no call until it resets
 BACKOFF_CODES = frozenset({45047})  # the person's customer-service message cap is reached
-CALLS_WECHAT = frozenset({"cs_send", "subscribe_send", "user_info", "tag"})  # one WeChat API each
+CALLS_WECHAT = frozenset({"cs_send", "subscribe_send", "user_info", "tag", "tag_topics"})  # one WeChat API each
 CHINA_UTC_OFFSET = 8 * 3600  # WeChat's daily quotas reset at midnight China time (no DST)
 BACKOFF_FIRST_SECONDS = 60
 BACKOFF_MAX_SECONDS = 900  # SQS DelaySeconds cap
@@ -254,6 +256,12 @@ def _tag(job: Mapping, now: int) -> str:
     return "tagged"
 
 
+def _tag_topics(job: Mapping, now: int) -> str:
+    from wxloop.services.mp_api.tags import run_tag_topics
+
+    return run_tag_topics(job, _client(job["app_id"]))
+
+
 def _touch(job: Mapping, now: int) -> str:
     from wxloop.services import oa_push
 
@@ -271,6 +279,7 @@ KINDS: dict[str, tuple[Callable[[Mapping, int], str], tuple[str, ...], Callable[
                        lambda job: f"subscribe:{job['template_id']}"),
     "user_info": (_user_info, ("openid",), None),
     "tag": (_tag, ("openid",), None),
+    "tag_topics": (_tag_topics, ("openid", "uid"), None),
     "touch": (_touch, ("inbound",), None),
 }
 

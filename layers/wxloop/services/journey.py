@@ -84,6 +84,20 @@ def record(stream_record: Mapping) -> tuple[bool, int]:
     # an outbox event (``journey: False``) only carries jobs, e.g. a Mini Program card rendered after the touch
     written = repository.put_journey_event(uid, event, ttl=ttl) if event.get("journey", True) else False
     _apply_credits(stream_record, event)
+    _mirror_follow(uid, event)
     if jobs:
         queue.send_many(jobs)
     return written, len(jobs)
+
+
+FOLLOW_EVENTS = {"oa.event.subscribe": True, "oa.event.scan": True, "oa.event.unsubscribe": False}
+
+
+def _mirror_follow(uid: str, event: Mapping) -> None:
+    """Keep the OA follow state on the person too (``fol_{oa}``), so the MP API reads it with the person in
+    one request; a replayed or older event does not overwrite a newer state."""
+    following = FOLLOW_EVENTS.get(str(event.get("type") or ""))
+    if following is not None and event.get("app"):
+        from wxloop.adapters import mp_store
+
+        mp_store.mirror_follow(uid, str(event["app"]), following, int(event.get("at") or 0))
