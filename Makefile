@@ -34,7 +34,7 @@ $(VENV)/.stamp: pyproject.toml
 venv: $(VENV)/.stamp
 
 run: venv
-	$(PY) -m wxloop.local.stack
+	$(PY) -m devstack.stack
 
 test: venv
 	$(PY) -m pytest tests
@@ -52,7 +52,7 @@ bench: venv build
 	$(PY) benchmarks/run.py --build-dir .aws-sam/build --out benchmarks/results.json
 
 lint: venv
-	$(PY) -m ruff check layers functions tests benchmarks
+	$(PY) -m ruff check layers functions tests benchmarks devstack events
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from wxloop.local.table import REPO_ROOT, load_template
+from devstack.table import REPO_ROOT, load_template
 
 
 @dataclass

@@ -7,9 +7,9 @@ import secrets
 import threading
 import time
 
-from wxloop.local.gateway import LambdaContext
+from devstack.gateway import LambdaContext
 
-log = logging.getLogger("wxloop.local")
+log = logging.getLogger("devstack")
 
 
 def _sqs_event(messages: list[dict], queue_arn: str) -> dict:

@@ -19,7 +19,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from wxloop.local.table import REPO_ROOT
+from devstack.table import REPO_ROOT
 
 DEMO_ACCOUNTS = REPO_ROOT / "config" / "demo-accounts.json"
 DEMO_RULES = REPO_ROOT / "rules" / "example.yaml"
@@ -64,7 +64,7 @@ class LocalStack:
             os.environ["WECHAT_ACCOUNTS"] = self.accounts_file.read_text(encoding="utf-8")
         accounts = json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
 
-        from wxloop.local.fake_wechat import FakeWeChat
+        from devstack.fake_wechat import FakeWeChat
 
         self._fake = FakeWeChat({k: v.get("app_secret", "") for k, v in accounts.items()})
         os.environ["WECHAT_API_BASE"] = self._fake.start()
@@ -72,7 +72,7 @@ class LocalStack:
 
         import boto3
 
-        from wxloop.local.table import create_table
+        from devstack.table import create_table
 
         ddb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
@@ -88,9 +88,9 @@ class LocalStack:
 
         self._publish_rules_and_menu(accounts)
 
-        from wxloop.local.gateway import load_function, routes_from_template, serve
-        from wxloop.local.pumps import pump_queue, pump_stream
-        from wxloop.local.table import load_template
+        from devstack.gateway import load_function, routes_from_template, serve
+        from devstack.pumps import pump_queue, pump_stream
+        from devstack.table import load_template
 
         template = load_template()
         routes = routes_from_template(template)
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  fake WeChat API:      {stack.urls['wechat_api']}   (calls: {stack.urls['wechat_api']}/__fake/calls)")
     print(f"  rules: {args.rules.name}   menu: {args.menu.name}")
     print("\nSend a message as WeChat would (signed, encrypted), in another terminal:")
-    print("  .venv/bin/python -m wxloop.local.simulator text shop")
-    print("  .venv/bin/python -m wxloop.local.simulator subscribe store_12")
-    print("  .venv/bin/python -m wxloop.local.simulator click ABOUT_US")
+    print("  .venv/bin/python -m devstack.simulator text shop")
+    print("  .venv/bin/python -m devstack.simulator subscribe store_12")
+    print("  .venv/bin/python -m devstack.simulator click ABOUT_US")
     sys.stdout.flush()
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -1,6 +1,6 @@
 """End to end: ``make run``'s stack in its own process, driven over HTTP the way WeChat drives it.
 
-The stack is started exactly as ``make run`` starts it (``python -m wxloop.local.stack``); the test plays
+The stack is started exactly as ``make run`` starts it (``python -m devstack.stack``); the test plays
 WeChat with the simulator (signed, encrypted pushes) and reads what the worker did from the fake WeChat
 API's call log and what was stored from the embedded DynamoDB.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from wxloop.local.simulator import Simulator
+from devstack.simulator import Simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=15)
 
 
-def _start_stack(command: tuple[str, ...] = (sys.executable, "-m", "wxloop.local.stack"),
+def _start_stack(command: tuple[str, ...] = (sys.executable, "-m", "devstack.stack"),
                  startup_seconds: float = STARTUP_SECONDS) -> tuple[subprocess.Popen, _Output, str]:
     """Start the stack on a port the OS picks (``WXLOOP_PORT=0``; the stack prints the URL it bound); kill it
     and fail with its output when it does not come up in time; retry when a port it picked was taken."""
