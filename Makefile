@@ -15,10 +15,11 @@ export SAM_CLI_TELEMETRY := 0
 # The function and layer Makefiles (sam build) compile .pyc with it: never empty.
 export PY313 := $(PYTHON_BOOT)
 
-.PHONY: help venv run test test-unit test-py311 bench lint validate build clean
+.PHONY: help venv run cli test test-unit test-py311 bench lint validate build clean
 
 help:
 	@echo "make run        serve every webhook locally (embedded DynamoDB/SQS, fake WeChat API)"
+	@echo "make cli ARGS=  the wxloop CLI against the running make run stack (e.g. ARGS='rules pull')"
 	@echo "make test       all tests (unit, integration, e2e)"
 	@echo "make bench      benchmarks -> benchmarks/results.json"
 	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
@@ -34,7 +35,12 @@ $(VENV)/.stamp: pyproject.toml
 venv: $(VENV)/.stamp
 
 run: venv
-	$(PY) -m devstack.stack
+	@$(PY) -m devstack.stack
+
+# The stack writes what the CLI needs (endpoint, table, queue, accounts, fake WeChat API) to .local/env.
+cli: venv
+	@test -f .local/env || { echo "no .local/env: start the stack first (make run)" >&2; exit 1; }
+	@set -a && . ./.local/env && set +a && $(VENV)/bin/wxloop $(ARGS)
 
 test: venv
 	$(PY) -m pytest tests

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -26,18 +27,70 @@ DEMO_RULES = REPO_ROOT / "rules" / "example.yaml"
 DEMO_MENU = REPO_ROOT / "rules" / "menu.yaml"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ENV_FILE = REPO_ROOT / ".local" / "env"
+# Stable by default so the CLI and a browser tab keep working across restarts; 0 lets the OS pick.
+PORTS = {"WXLOOP_PORT": ("gateway", 3000), "WXLOOP_AWS_PORT": ("embedded AWS", 3001),
+         "WXLOOP_WECHAT_PORT": ("fake WeChat API", 3002)}
+
+
+class PortInUse(RuntimeError):
+    """A port the stack needs is taken (most often: the stack is already running)."""
+
+
+def ports_from_env(environ=os.environ) -> dict[str, int]:
+    """Port of each server (``WXLOOP_PORT``, ``WXLOOP_AWS_PORT``, ``WXLOOP_WECHAT_PORT``; 0 = any)."""
+    return {name: int(environ.get(name) or default) for name, (_, default) in PORTS.items()}
+
+
+def check_free(ports: dict[str, int], host: str = "127.0.0.1") -> None:
+    """Raise ``PortInUse`` naming the first fixed port another process listens on."""
+    for name, port in ports.items():
+        if not port:
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind (TIME_WAIT is fine)
+            try:
+                s.bind((host, port))
+            except OSError:
+                raise PortInUse(f"port {port} ({PORTS[name][0]}) is already in use: is `make run` already "
+                                f"running? Stop it, or choose another port with {name}=...") from None
+
+
+def queue_attributes(template: dict, dlq_arn: str, logical_id: str = "JobsQueue") -> dict[str, str]:
+    """The jobs queue's visibility timeout and redrive count as the template sets them."""
+    props = (template["Resources"].get(logical_id) or {}).get("Properties") or {}
+    receives = (props.get("RedrivePolicy") or {}).get("maxReceiveCount", 3)
+    return {"VisibilityTimeout": str(props.get("VisibilityTimeout", 30)),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(receives)})}
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """``export NAME=value`` lines a shell can source (owner-only: the accounts hold app secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `make run` while it runs: `source` it, or use `make cli ARGS=...`."]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def remove_env_file(path: Path) -> None:
+    """Remove the file if this process wrote it (a newer stack may have replaced it)."""
+    try:
+        if f"WXLOOP_STACK_PID={os.getpid()}\n" in path.read_text(encoding="utf-8"):
+            path.unlink()
+    except OSError:
+        pass
 
 
 class LocalStack:
     """Everything ``make run`` starts; usable from tests as a context manager."""
 
-    def __init__(self, *, port: int = 3000, accounts_file: Path = DEMO_ACCOUNTS, rules_file: Path | None = DEMO_RULES,
+    def __init__(self, *, ports: dict[str, int] | None = None, accounts_file: Path = DEMO_ACCOUNTS, rules_file: Path | None = DEMO_RULES,
                  menu_file: Path | None = DEMO_MENU, table: str = "wxloop-local", quiet: bool = False):
-        self.port, self.accounts_file, self.table, self.quiet = port, accounts_file, table, quiet
+        self.ports = {**ports_from_env({}), **(ports or {})}
+        self.port = self.ports["WXLOOP_PORT"]
+        self.accounts_file, self.table, self.quiet = accounts_file, table, quiet
         self.rules_file, self.menu_file = rules_file, menu_file
         self.stop_event = threading.Event()
         self._moto = self._gateway = self._fake = None
@@ -49,11 +102,11 @@ class LocalStack:
 
         from devstack import moto_dynamodb
 
+        check_free(self.ports)
         moto_dynamodb.apply()
-        moto_port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.ports["WXLOOP_AWS_PORT"], verbose=False)
         self._moto.start()
-        aws_url = f"http://127.0.0.1:{moto_port}"
+        aws_url = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
         env = {
             "AWS_ENDPOINT_URL": aws_url, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TABLE_NAME": self.table,
@@ -61,6 +114,12 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
         }
         os.environ.update(env)
+        from devstack.gateway import function_environment
+        from devstack.table import load_template
+
+        template = load_template()
+        for name, value in function_environment(template).items():  # as deployed, unless set here
+            os.environ.setdefault(name, value)
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("WECHAT_ACCOUNTS_SECRET", None)
         if not os.environ.get("WECHAT_ACCOUNTS"):
@@ -69,7 +128,8 @@ class LocalStack:
 
         from devstack.fake_wechat import FakeWeChat
 
-        self._fake = FakeWeChat({k: v.get("app_secret", "") for k, v in accounts.items()})
+        self._fake = FakeWeChat({k: v.get("app_secret", "") for k, v in accounts.items()},
+                                port=self.ports["WXLOOP_WECHAT_PORT"])
         os.environ["WECHAT_API_BASE"] = self._fake.start()
         self.urls["wechat_api"] = os.environ["WECHAT_API_BASE"]
 
@@ -82,20 +142,15 @@ class LocalStack:
         stream_arn = create_table(ddb, self.table)
         dlq = sqs.create_queue(QueueName="wxloop-jobs-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes={
-            "VisibilityTimeout": "10",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
-        })["QueueUrl"]
+        queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes=queue_attributes(template, dlq_arn))["QueueUrl"]
         os.environ["QUEUE_URL"] = queue
         self.urls.update(aws=aws_url, queue=queue, dlq=dlq)
 
         self._publish_rules_and_menu(accounts)
 
-        from devstack.gateway import load_function, routes_from_template, serve
+        from devstack.gateway import function_timeout, load_function, routes_from_template, serve
         from devstack.pumps import pump_queue, pump_stream
-        from devstack.table import load_template
 
-        template = load_template()
         routes = routes_from_template(template)
         self.route_paths = [r.template for r in routes]
         self._gateway = serve(routes, port=self.port)
@@ -103,11 +158,20 @@ class LocalStack:
         self.urls["gateway"] = f"http://127.0.0.1:{self.port}"
         resources = template["Resources"]
         if "WorkerFunction" in resources:
-            pump_queue(sqs, queue, load_function("WorkerFunction", template), self.stop_event)
+            pump_queue(sqs, queue, load_function("WorkerFunction", template), self.stop_event,
+                       timeout=function_timeout("WorkerFunction", template))
         if "StreamFunction" in resources and stream_arn:
             pump_stream(boto3.client("dynamodbstreams"), stream_arn, load_function("StreamFunction", template),
-                        self.stop_event)
+                        self.stop_event, timeout=function_timeout("StreamFunction", template))
         return self
+
+    def cli_environment(self) -> dict[str, str]:
+        """What a CLI in another shell needs to talk to this stack (written to ``.local/env``)."""
+        names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                 "AWS_REGION", "TABLE_NAME", "QUEUE_URL", "WECHAT_API_BASE", "WECHAT_ACCOUNTS")
+        return {"WXLOOP_STACK_PID": str(os.getpid()), "WXLOOP_GATEWAY_URL": self.urls["gateway"],
+                **{n: os.environ[n] for n in names if n in os.environ},
+                "WECHAT_ACCOUNTS": json.dumps(json.loads(os.environ["WECHAT_ACCOUNTS"]), ensure_ascii=False)}
 
     def _publish_rules_and_menu(self, accounts: dict) -> None:
         """Publish the rule file as the current rule set of the account it names (of every OA when it names
@@ -144,16 +208,38 @@ class LocalStack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wxloop-local", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("WXLOOP_PORT", "3000")))
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=None, help="gateway port (default WXLOOP_PORT or 3000)")
     parser.add_argument("--rules", type=Path, default=DEMO_RULES, help="rule file to publish (default: the demo)")
     parser.add_argument("--menu", type=Path, default=DEMO_MENU, help="menu file to publish (default: the demo)")
+    parser.add_argument("--env-file", type=Path, default=Path(os.environ.get("WXLOOP_ENV_FILE") or ENV_FILE),
+                        help="where to write the CLI's environment (default .local/env)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    stack = LocalStack(port=args.port, rules_file=args.rules, menu_file=args.menu).start()
+    ports = ports_from_env()
+    if args.port is not None:
+        ports["WXLOOP_PORT"] = args.port
+    try:
+        stack = LocalStack(ports=ports, rules_file=args.rules, menu_file=args.menu).start()
+    except (PortInUse, OSError) as exc:  # one clear line, not a traceback
+        print(f"wxloop: {exc}", file=sys.stderr)
+        return 1
+    write_env_file(args.env_file, stack.cli_environment())
+    _print_banner(stack, args)
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    print("\nstopping…")
+    remove_env_file(args.env_file)
+    stack.stop()
+    return 0
+
+
+def _print_banner(stack: LocalStack, args: argparse.Namespace) -> None:
     accounts = json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
     gw = stack.urls["gateway"]
     print("wxloop is running locally. Ctrl-C stops everything.\n")
@@ -164,18 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n  embedded AWS (moto):  {stack.urls['aws']}   table: {stack.table}")
     print(f"  fake WeChat API:      {stack.urls['wechat_api']}   (calls: {stack.urls['wechat_api']}/__fake/calls)")
     print(f"  rules: {args.rules.name}   menu: {args.menu.name}")
+    print(f"  CLI environment:      {args.env_file}   (make cli ARGS='rules pull', or source it)")
     print("\nSend a message as WeChat would (signed, encrypted), in another terminal:")
     print("  .venv/bin/python -m devstack.simulator text shop")
     print("  .venv/bin/python -m devstack.simulator subscribe store_12")
     print("  .venv/bin/python -m devstack.simulator click ABOUT_US")
     sys.stdout.flush()
-    done = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    done.wait()
-    print("\nstopping…")
-    stack.stop()
-    return 0
 
 
 if __name__ == "__main__":
