@@ -15,12 +15,14 @@ export SAM_CLI_TELEMETRY := 0
 # The function and layer Makefiles (sam build) compile .pyc with it: never empty.
 export PY313 := $(PYTHON_BOOT)
 
-.PHONY: help venv run test test-unit test-py311 bench lint validate build clean openapi
+.PHONY: help venv run cli stack-bench test test-unit test-py311 bench lint validate build clean openapi
 
 help:
 	@echo "make run        serve every webhook locally (embedded DynamoDB/SQS, fake WeChat API)"
+	@echo "make cli ARGS=  the wxloop CLI against the running make run stack (e.g. ARGS='rules pull')"
 	@echo "make test       all tests (unit, integration, e2e)"
 	@echo "make bench      benchmarks -> benchmarks/results.json"
+	@echo "make stack-bench  2,000 messages from 1,000 new people against the running make run stack"
 	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
 	@echo "make lint       ruff"
 
@@ -34,7 +36,17 @@ $(VENV)/.stamp: pyproject.toml
 venv: $(VENV)/.stamp
 
 run: venv
-	$(PY) -m wxloop.local.stack
+	@$(PY) -m devstack.stack
+
+# Needs `make run` in another terminal: msg/s of the first and last hundred, first-contact latency, memory.
+stack-bench: venv
+	@test -f .local/env || { echo "no .local/env: start the stack first (make run)" >&2; exit 1; }
+	$(PY) -m devstack.volume --messages $(or $(MESSAGES),2000)
+
+# The stack writes what the CLI needs (endpoint, table, queue, accounts, fake WeChat API) to .local/env.
+cli: venv
+	@test -f .local/env || { echo "no .local/env: start the stack first (make run)" >&2; exit 1; }
+	@set -a && . ./.local/env && set +a && $(VENV)/bin/wxloop $(ARGS)
 
 test: venv
 	$(PY) -m pytest tests
@@ -52,7 +64,7 @@ bench: venv build
 	$(PY) benchmarks/run.py --build-dir .aws-sam/build --out benchmarks/results.json
 
 lint: venv
-	$(PY) -m ruff check layers functions tests benchmarks
+	$(PY) -m ruff check layers functions tests benchmarks devstack events
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)

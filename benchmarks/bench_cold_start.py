@@ -101,7 +101,7 @@ def run(build_dir: str | Path = ROOT / ".aws-sam" / "build", samples: int = 15) 
     if not (function / "app.py").exists():
         return {"name": "cold_start_init", "skipped": f"no built artifact in {build_dir}: run `make build`"}
     env = dict(setup_env())
-    from wxloop.local.simulator import Simulator, http_event
+    from devstack.simulator import Simulator, http_event
 
     sim = Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
     push = sim.push(sim.text("oColdStart", "hello"), "safe")

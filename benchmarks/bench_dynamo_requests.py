@@ -27,10 +27,10 @@ def run() -> dict:
     with mock_aws():
         import boto3
 
+        from devstack.gateway import LambdaContext, load_function
+        from devstack.simulator import Simulator, http_event
+        from devstack.table import create_table
         from wxloop.adapters import aws
-        from wxloop.local.gateway import LambdaContext, load_function
-        from wxloop.local.simulator import Simulator, http_event
-        from wxloop.local.table import create_table
         from wxloop.services import rules_cache
 
         aws.reset()

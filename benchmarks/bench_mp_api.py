@@ -23,10 +23,7 @@ CPU_BUDGET_US = 1000.0
 
 
 def _fake_wechat_class():
-    try:
-        from devstack.fake_wechat import FakeWeChat  # the local stack's new home
-    except ImportError:
-        from wxloop.local.fake_wechat import FakeWeChat
+    from devstack.fake_wechat import FakeWeChat
     return FakeWeChat
 
 
@@ -73,8 +70,8 @@ def _requests() -> dict:
     with mock_aws(), fake(secrets) as wechat:
         import boto3
 
+        from devstack.table import create_table
         from wxloop.adapters import aws
-        from wxloop.local.table import create_table
 
         os.environ["WECHAT_API_BASE"] = wechat.base_url
         aws.reset()

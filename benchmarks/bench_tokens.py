@@ -35,9 +35,9 @@ def run(n: int = 200, repeats: int = 5) -> dict:
     with mock_aws():
         import boto3
 
+        from devstack.fake_wechat import FakeWeChat, accounts_from_config
+        from devstack.table import create_table
         from wxloop.adapters import aws, repository, wechat
-        from wxloop.local.fake_wechat import FakeWeChat, accounts_from_config
-        from wxloop.local.table import create_table
 
         aws.reset()
         create_table(boto3.client("dynamodb", region_name="us-east-1"), repository.table_name())

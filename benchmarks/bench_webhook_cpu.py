@@ -45,9 +45,9 @@ def run(n: int = 200, samples: int = 60) -> dict:
     from wechatpy.utils import check_signature
 
     import wxloop.protocol  # noqa: F401
+    from devstack.gateway import LambdaContext, load_function
+    from devstack.simulator import Simulator, http_event
     from wxloop.adapters import aws
-    from wxloop.local.gateway import LambdaContext, load_function
-    from wxloop.local.simulator import Simulator, http_event
 
     sim = Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
     push = sim.push(sim.text("oBenchUser0000000000000001", "zzz no rule matches"), "safe")

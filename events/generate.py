@@ -14,7 +14,7 @@ What it writes, for the demo Official Account of config/demo-accounts.json:
     oa-subscribe-scene.json   POST: a follow through the QR code scene "store_12", safe mode
     env.json                  sam's --env-vars: the demo accounts, the clock-skew check off, Powertools
 
-``wxloop.local.simulator`` signs and encrypts each push as WeChat does, with a fixed timestamp, nonce,
+``devstack.simulator`` signs and encrypts each push as WeChat does, with a fixed timestamp, nonce,
 MsgId, request id and encryption prefix: the same code writes the same files. The timestamp is old, so
 env.json sets WECHAT_CLOCK_SKEW_SECONDS to "0" (no freshness check), and the handler counts its time budget
 from now for a ``timeEpoch`` that old.
@@ -35,11 +35,11 @@ from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "layers"))
+sys.path[:0] = [str(ROOT / "layers"), str(ROOT)]
 
 from wechatpy.crypto.base import BasePrpCrypto  # noqa: E402
 
-from wxloop.local.simulator import Simulator, http_event  # noqa: E402
+from devstack.simulator import Simulator, http_event  # noqa: E402
 
 EVENTS_DIR = ROOT / "events"
 DEMO_ACCOUNTS = ROOT / "config" / "demo-accounts.json"

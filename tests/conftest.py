@@ -89,7 +89,7 @@ class Aws:
         """Every record of the table's stream so far, shaped as Lambda receives them."""
         import boto3
 
-        from wxloop.local.pumps import _jsonable
+        from devstack.pumps import _jsonable
 
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         out = []
@@ -151,7 +151,7 @@ def aws(monkeypatch):
         _reset_caches()
         import boto3
 
-        from wxloop.local.table import create_table
+        from devstack.table import create_table
 
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")

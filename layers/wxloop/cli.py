@@ -183,6 +183,7 @@ def _rules_push(args, out: TextIO) -> int:
     if not app_id:
         raise CliError(f"{args.file}:1: no app_id in the file: pass --app APPID")
     from wxloop.adapters import repository
+    from wxloop.services import rules_cache
 
     try:
         repository.put_rule_set(app_id, rules.to_doc(), rules.version)
@@ -191,8 +192,8 @@ def _rules_push(args, out: TextIO) -> int:
                        "version by content)") from None
     except Exception as exc:
         raise CliError(f"push failed: {exc}", EXIT_NO_MATCH) from None
-    print(f"pushed {args.file} as version {rules.version} of {app_id} ({len(rules)} rules); now current",
-          file=out)
+    print(f"pushed {args.file} as version {rules.version} of {app_id} ({len(rules)} rules); serving picks it "
+          f"up within {rules_cache.refresh_seconds():g} s (RULES_REFRESH_SECONDS)", file=out)
     return EXIT_OK
 
 

@@ -1,6 +1,6 @@
 """End to end: ``make run``'s stack in its own process, driven over HTTP the way WeChat drives it.
 
-The stack is started exactly as ``make run`` starts it (``python -m wxloop.local.stack``); the test plays
+The stack is started exactly as ``make run`` starts it (``python -m devstack.stack``); the test plays
 WeChat with the simulator (signed, encrypted pushes) and reads what the worker did from the fake WeChat
 API's call log and what was stored from the embedded DynamoDB.
 """
@@ -9,139 +9,31 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
+import shlex
+import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from wxloop.local.simulator import Simulator
+from devstack.simulator import Simulator
+from tests.e2e.stack_kit import ACCOUNTS, OA, http, shutdown, stack_urls, start_stack
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-ACCOUNTS = json.loads((ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8"))["accounts"]
-OA = next(app for app, acct in ACCOUNTS.items() if acct["kind"] == "oa")
-STARTUP_SECONDS = 60  # a cold start imports moto, boto3 and wechatpy: seconds, not minutes
-STARTUP_ATTEMPTS = 3  # the stack picks its embedded AWS port itself: another process may take it first
-BANNER_END = "simulator click"  # the last line the stack prints once everything is up
-
-
-def _http(url: str, body: bytes | None = None, *, method: str | None = None) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"))
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-class _Output:
-    """Everything a child process prints, read by a thread so that no read can block the tests."""
-
-    def __init__(self, stream) -> None:
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        self.ended = False  # the process closed its output (it exited)
-        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, stream) -> None:
-        for line in iter(stream.readline, ""):
-            self.lines.put(line)
-        self.lines.put(None)  # end of output: the process closed it (exited)
-
-    def wait_for(self, marker: str, deadline: float) -> bool:
-        """True once a printed line contains ``marker``; False at the end of the output or the deadline."""
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                return False
-            if line is None:
-                self.ended = True
-                return False
-            self.seen.append(line)
-            if marker in line:
-                return True
-
-    def text(self) -> str:
-        return "".join(self.seen)
-
-    def drain(self, timeout: float) -> str:
-        """All output so far (after the process ended: all of it)."""
-        self._thread.join(timeout)
-        while True:
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                return self.text()
-            if line is not None:
-                self.seen.append(line)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=15)
-
-
-def _start_stack(command: tuple[str, ...] = (sys.executable, "-m", "wxloop.local.stack"),
-                 startup_seconds: float = STARTUP_SECONDS) -> tuple[subprocess.Popen, _Output, str]:
-    """Start the stack on a port the OS picks (``WXLOOP_PORT=0``; the stack prints the URL it bound); kill it
-    and fail with its output when it does not come up in time; retry when a port it picked was taken."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "TABLE_", "QUEUE_"))}
-    env.update(WXLOOP_PORT="0", PYTHONUNBUFFERED="1")
-    report = ""
-    for attempt in range(1, STARTUP_ATTEMPTS + 1):
-        proc = subprocess.Popen(list(command), cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        out = _Output(proc.stdout)
-        if out.wait_for(BANNER_END, time.monotonic() + startup_seconds) and proc.poll() is None:
-            return proc, out, out.text()
-        if out.ended:  # it closed its output: give it a moment to exit (threads of its own may linger)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        _stop(proc)
-        printed = out.drain(timeout=5)
-        why = f"exit code {proc.returncode}" if out.ended else f"no banner within {startup_seconds} s: killed"
-        report += f"--- attempt {attempt} ({why}):\n{printed}\n"
-        if "Address already in use" not in printed:
-            break
-    pytest.fail(f"the local stack did not start:\n{report}")
 
 
 @pytest.fixture(scope="module")
 def stack():
-    proc, out, printed = _start_stack()
+    proc, out, printed = start_stack()
     try:
-        gateway = re.search(rf"(http://127\.0\.0\.1:\d+)/wechat/oa/{OA}\b", printed)
-        fake = re.search(r"fake WeChat API:\s+(http://\S+)", printed)
-        aws = re.search(r"embedded AWS \(moto\):\s+(http://\S+)", printed)
-        if not (gateway and fake and aws):
-            pytest.fail(f"the local stack printed no URLs:\n{printed}")
-        yield {"url": f"{gateway.group(1)}/wechat/oa/{OA}", "fake": fake.group(1), "aws": aws.group(1),
-               "printed": printed}
+        yield stack_urls(printed)
     finally:
-        proc.terminate()
-        try:
-            code = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            code = None
-        _stop(proc)
-        rest = out.drain(timeout=5)
+        code, rest = shutdown(proc, out)
     assert code == 0, f"Ctrl-C/SIGTERM must stop the stack cleanly (exit code {code}):\n{rest}"
 
 
@@ -153,12 +45,12 @@ def sim() -> Simulator:
 
 def _post(stack, sim: Simulator, xml: str, mode: str = "safe", **kw) -> tuple[int, str]:
     push = sim.push(xml, mode, **kw)
-    status, body = _http(f"{stack['url']}?{urllib.parse.urlencode(push.query)}", push.body.encode())
+    status, body = http(f"{stack['url']}?{urllib.parse.urlencode(push.query)}", push.body.encode())
     return status, sim.open_reply(body, push) if status == 200 else body
 
 
 def _fake_calls(stack, path: str) -> list[dict]:
-    _, body = _http(f"{stack['fake']}/__fake/calls?path={urllib.parse.quote(path)}")
+    _, body = http(f"{stack['fake']}/__fake/calls?path={urllib.parse.quote(path)}")
     return json.loads(body)["calls"]
 
 
@@ -179,9 +71,9 @@ def test_prints_the_webhook_url_and_publishes_the_demo_menu(stack):
 
 def test_get_verify_echoes_and_wrong_signature_is_403(stack, sim):
     query = sim.verify_query("e2e-echo")
-    assert _http(f"{stack['url']}?{urllib.parse.urlencode(query)}") == (200, "e2e-echo")
+    assert http(f"{stack['url']}?{urllib.parse.urlencode(query)}") == (200, "e2e-echo")
     query["signature"] = "0" * 40
-    assert _http(f"{stack['url']}?{urllib.parse.urlencode(query)}")[0] == 403
+    assert http(f"{stack['url']}?{urllib.parse.urlencode(query)}")[0] == 403
 
 
 @pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
@@ -234,3 +126,50 @@ def test_forged_push_is_rejected_and_stores_nothing(stack, sim):
     status, _ = _post(stack, sim, xml)
     assert status == 200
     assert _identity(stack, "oE2E-forged") is not None
+
+
+def _env_file(stack) -> dict[str, str]:
+
+    out = {}
+    for line in open(stack["env_file"], encoding="utf-8"):
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].rstrip("\n").partition("=")
+            out[name] = shlex.split(value)[0]
+    return out
+
+
+def test_env_file_gives_the_cli_everything_to_talk_to_the_stack(stack):
+
+    values = _env_file(stack)
+    assert stat.S_IMODE(os.stat(stack["env_file"]).st_mode) == 0o600, "it holds the accounts' app secrets"
+    assert values["AWS_ENDPOINT_URL"] == stack["aws"] and values["WECHAT_API_BASE"] == stack["fake"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "TABLE_", "QUEUE_"))}
+    cli = [sys.executable, "-c", "import sys; from wxloop.cli import main; sys.exit(main())"]
+    pulled = subprocess.run([*cli, "rules", "pull"], env={**env, **values}, capture_output=True, text=True,
+                            timeout=60)
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"app_id: {OA}" in pulled.stdout
+    pushed = subprocess.run([*cli, "menu", "push", "rules/menu.yaml", "--app", OA], env={**env, **values},
+                            capture_output=True, text=True, timeout=60)
+    assert pushed.returncode == 0, pushed.stderr
+    assert len(_fake_calls(stack, "/cgi-bin/menu/create")) == 2, "the fake API got it, not WeChat"
+
+
+def test_second_stack_on_the_same_port_says_so_in_one_line(stack):
+
+    port = stack["gateway"].rsplit(":", 1)[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WECHAT_", "TABLE_", "QUEUE_"))}
+    env.update(WXLOOP_PORT=port, WXLOOP_AWS_PORT="0", WXLOOP_WECHAT_PORT="0", WXLOOP_ENV_FILE=os.devnull)
+    second = subprocess.run([sys.executable, "-m", "devstack.stack"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode == 1
+    lines = (second.stdout + second.stderr).strip().splitlines()
+    assert len(lines) == 1 and f"port {port} (gateway) is already in use" in lines[0], lines
+
+
+def test_body_that_is_not_utf8_reaches_the_function_base64_encoded(stack, sim):
+    push = sim.push(sim.text("oE2E-binary", "shop"), "plain")
+    status, body = http(f"{stack['url']}?{urllib.parse.urlencode(push.query)}", b"<xml>\xff\xfe\x80</xml>")
+    assert (status, body) == (200, "success"), "a malformed push gets WeChat's empty answer, not a dropped connection"
+    status, _ = http(f"{stack['url']}?{urllib.parse.urlencode(push.query)}", push.body.encode())
+    assert status == 200

@@ -18,7 +18,7 @@ import pytest
 
 def account_secrets() -> dict[str, str]:
     """app id → app secret of the test accounts (from ``WECHAT_ACCOUNTS``, set by tests/conftest.py)."""
-    from wxloop.local.fake_wechat import accounts_from_config
+    from devstack.fake_wechat import accounts_from_config
 
     return accounts_from_config(os.environ["WECHAT_ACCOUNTS"])
 
@@ -38,7 +38,7 @@ def _forget_clients() -> None:
 @pytest.fixture
 def fake_wechat(monkeypatch):
     """The fake WeChat API on 127.0.0.1 (ephemeral port), with the test accounts; WECHAT_API_BASE set."""
-    from wxloop.local.fake_wechat import FakeWeChat
+    from devstack.fake_wechat import FakeWeChat
 
     fake = FakeWeChat(account_secrets())
     monkeypatch.setenv("WECHAT_API_BASE", fake.start())

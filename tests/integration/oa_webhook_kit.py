@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import xmltodict
 
+from devstack.simulator import Simulator, http_event
 from tests.conftest import OA_AES_KEY, OA_APP, OA_TOKEN, load_handler
-from wxloop.local.simulator import Simulator, http_event
 
 
 @pytest.fixture

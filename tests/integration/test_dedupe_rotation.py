@@ -16,8 +16,8 @@ import time
 import pytest
 import xmltodict
 
+from devstack.simulator import http_event
 from tests.conftest import OA_APP
-from wxloop.local.simulator import http_event
 
 pytest_plugins = ["tests.integration.oa_webhook_kit"]  # fixtures: app, sim
 

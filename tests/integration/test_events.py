@@ -152,7 +152,7 @@ def test_env_json_is_sam_env_vars_format_with_demo_values_only():
 
 
 def test_sam_local_passes_every_env_json_variable_to_the_function():
-    from wxloop.local.table import load_template
+    from devstack.table import load_template
 
     template = load_template()
     declared = set(template["Globals"]["Function"]["Environment"]["Variables"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from devstack.simulator import Simulator, http_event
 from tests.conftest import OA_AES_KEY, OA_APP, OA_TOKEN, load_handler
-from wxloop.local.simulator import Simulator, http_event
 
 pytest_plugins = ["tests.integration.conftest_wechat"]  # fixtures: fake_wechat
 

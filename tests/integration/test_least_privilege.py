@@ -11,10 +11,10 @@ import time
 import botocore.client
 import pytest
 
+from devstack.simulator import Simulator, http_event
 from tests.conftest import OA_AES_KEY, OA_APP, OA_TOKEN, load_handler
 from tests.integration.conftest_wechat import pump
 from tests.unit.test_template import FUNCTION_ROLES, grants
-from wxloop.local.simulator import Simulator, http_event
 
 pytest_plugins = ["tests.integration.conftest_wechat"]  # fixtures: fake_wechat
 

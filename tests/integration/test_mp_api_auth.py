@@ -133,10 +133,10 @@ def test_a_launch_without_the_component_queues_the_follow_card_once(aws, mp_api,
 
 def test_an_oa_subscribe_mirrors_the_follow_state_for_get_me(aws, mp_api, context, fake_wechat):
     """Follow the OA by a QR scene, then log in to the MP as the same human: the MP sees a follower."""
+    from devstack.simulator import Simulator
     from tests.conftest import OA_AES_KEY, OA_TOKEN, load_handler
     from tests.integration.oa_webhook_kit import post
     from wxloop.adapters import repository
-    from wxloop.local.simulator import Simulator
 
     oa, sim = load_handler("oa_webhook"), Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
     out, _ = post(oa, context, sim, sim.subscribe("oOaFan", "poster_7"), "safe")

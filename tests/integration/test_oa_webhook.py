@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from devstack.simulator import Simulator, http_event
 from tests.conftest import OA_AES_KEY, OA_APP, OA_PLAIN_APP, OA_TOKEN, load_handler
 from tests.integration.oa_webhook_kit import identities, people, post, reply_of
-from wxloop.local.simulator import Simulator, http_event
 
 pytest_plugins = ["tests.integration.oa_webhook_kit"]  # fixtures: app, sim
 

@@ -10,9 +10,9 @@ import time
 import pytest
 import xmltodict
 
+from devstack.simulator import http_event
 from tests.conftest import OA_APP
 from tests.integration.oa_webhook_kit import identities, post
-from wxloop.local.simulator import http_event
 
 pytest_plugins = ["tests.integration.oa_webhook_kit"]  # fixtures: app, sim
 

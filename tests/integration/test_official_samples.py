@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import xmltodict
 
+from devstack.simulator import Simulator, _sign, http_event
 from tests.conftest import OA_AES_KEY, OA_APP, OA_TOKEN, load_handler
-from wxloop.local.simulator import Simulator, _sign, http_event
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "official"
 
@@ -54,7 +54,7 @@ def test_given_the_published_safe_mode_vector_then_it_decrypts_and_is_answered_e
     assert ident["openid"] == sample["expected"]["FromUserName"]
     assert "<Encrypt>" in out["body"]
     sim = Simulator(sample["app_id"], sample["token"], sample["encoding_aes_key"])
-    from wxloop.local.simulator import Push
+    from devstack.simulator import Push
 
     reply = xmltodict.parse(sim.open_reply(out["body"], Push(query, sample["body"], True)))["xml"]
     assert reply["ToUserName"] == "messense" and reply["MsgType"] == "text"

@@ -29,6 +29,7 @@ def test_given_the_example_when_pushed_and_pulled_then_the_pulled_file_compiles_
     assert code == 0, err
     local, _ = load_rule_set(EXAMPLE)
     assert f"version {local.version} of {OA}" in out
+    assert "within 30 s (RULES_REFRESH_SECONDS)" in out and "now current" not in out
     assert repository.current_rule_version(OA) == local.version
 
     pulled = tmp_path / "pulled.yaml"

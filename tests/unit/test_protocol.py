@@ -7,8 +7,8 @@ import time
 import pytest
 import xmltodict
 
+from devstack.simulator import Simulator
 from wxloop.domain.replies import Article, Reply, mp_link, truncate_utf8
-from wxloop.local.simulator import Simulator
 from wxloop.protocol.outbound import cs_message, passive_xml
 from wxloop.protocol.push import Malformed, PushEndpoint, PushRejected, parse_inbound
 
@@ -59,7 +59,7 @@ def test_skew_edges(endpoint, sim):
 
 def test_non_numeric_timestamp_is_rejected(endpoint, sim):
     push = sim.push(sim.text("oU1", "hi"), "plain")
-    from wxloop.local.simulator import _sign
+    from devstack.simulator import _sign
 
     q = {"timestamp": "soon", "nonce": "n", "signature": _sign(TOKEN, "soon", "n")}
     with pytest.raises(PushRejected, match="bad_timestamp"):
@@ -79,7 +79,7 @@ def test_safe_mode_requires_msg_signature_and_key(sim):
 def test_garbage_ciphertext_is_malformed_not_a_crash(endpoint, sim):
     push = sim.push(sim.text("oU1", "hi"), "safe")
     body = "<xml><Encrypt><![CDATA[bm90IGEgY2lwaGVydGV4dA==]]></Encrypt></xml>"
-    from wxloop.local.simulator import _sign
+    from devstack.simulator import _sign
 
     q = {**push.query, "msg_signature": _sign(TOKEN, push.query["timestamp"], push.query["nonce"], "bm90IGEgY2lwaGVydGV4dA==")}
     with pytest.raises(Malformed):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wxloop.local.table import load_template
+from devstack.table import load_template
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]

@@ -14,7 +14,7 @@ Control API (JSON): ``GET /__fake/calls[?path=]``, ``POST /__fake/reset``, ``POS
 ``POST /__fake/expire`` ``{"app_id"?}`` (expire issued tokens), ``POST /__fake/rotate`` ``{"app_id"}`` (as if
 someone force-refreshed the stable token).
 
-Standalone: ``python -m wxloop.local.fake_wechat --port 8089`` (accounts from ``WECHAT_ACCOUNTS`` or
+Standalone: ``python -m devstack.fake_wechat --port 8089`` (accounts from ``WECHAT_ACCOUNTS`` or
 ``--accounts FILE``).
 """
 
@@ -505,7 +505,7 @@ def accounts_from_config(raw: str | bytes | Mapping) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wxloop.local.fake_wechat", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devstack.fake_wechat", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--accounts", help="accounts config JSON file (default: the WECHAT_ACCOUNTS variable)")

@@ -7,9 +7,9 @@ import secrets
 import threading
 import time
 
-from wxloop.local.gateway import LambdaContext
+from devstack.gateway import LambdaContext
 
-log = logging.getLogger("wxloop.local")
+log = logging.getLogger("devstack")
 
 
 def _sqs_event(messages: list[dict], queue_arn: str) -> dict:
@@ -21,7 +21,8 @@ def _sqs_event(messages: list[dict], queue_arn: str) -> dict:
     } for m in messages]}
 
 
-def pump_queue(sqs, queue_url: str, handler, stop: threading.Event, *, name: str = "WorkerFunction") -> threading.Thread:
+def pump_queue(sqs, queue_url: str, handler, stop: threading.Event, *, name: str = "WorkerFunction",
+               timeout: float = 30) -> threading.Thread:
     """Deliver queue messages to ``handler`` in batches, deleting those it did not report as failed."""
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
@@ -33,7 +34,7 @@ def pump_queue(sqs, queue_url: str, handler, stop: threading.Event, *, name: str
                 msgs = got.get("Messages", [])
                 if not msgs:
                     continue
-                out = handler(_sqs_event(msgs, arn), LambdaContext(name, 30)) or {}
+                out = handler(_sqs_event(msgs, arn), LambdaContext(name, timeout)) or {}
                 failed = {f["itemIdentifier"] for f in out.get("batchItemFailures", [])}
                 for m in msgs:
                     if m["MessageId"] not in failed:
@@ -47,7 +48,8 @@ def pump_queue(sqs, queue_url: str, handler, stop: threading.Event, *, name: str
     return t
 
 
-def pump_stream(streams, stream_arn: str, handler, stop: threading.Event, *, name: str = "StreamFunction") -> threading.Thread:
+def pump_stream(streams, stream_arn: str, handler, stop: threading.Event, *, name: str = "StreamFunction",
+                timeout: float = 30) -> threading.Thread:
     """Deliver the table's stream records to ``handler`` (one shard iterator per shard, from the start)."""
 
     def loop():
@@ -69,7 +71,7 @@ def pump_stream(streams, stream_arn: str, handler, stop: threading.Event, *, nam
                     if records:
                         for r in records:
                             r.setdefault("eventSourceARN", stream_arn)
-                        handler({"Records": _jsonable(records)}, LambdaContext(name, 30))
+                        handler({"Records": _jsonable(records)}, LambdaContext(name, timeout))
                 stop.wait(0.5)
             except Exception as exc:
                 log.warning("stream pump: %r", exc)

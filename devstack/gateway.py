@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from wxloop.local.table import REPO_ROOT, load_template
+from devstack.table import REPO_ROOT, load_template
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API's payload limit
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Route:
     pattern: re.Pattern
     function: str
     handler: object
+    timeout: float = 6.0
 
 
 def load_function(logical_id: str, template: dict | None = None, root: Path = REPO_ROOT):
@@ -36,6 +39,27 @@ def load_function(logical_id: str, template: dict | None = None, root: Path = RE
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return getattr(module, attr)
+
+
+def function_timeout(logical_id: str, template: dict) -> float:
+    """The function's ``Timeout`` in the template (else the Globals' one, else Lambda's 3 s)."""
+    props = template["Resources"][logical_id].get("Properties") or {}
+    glob = ((template.get("Globals") or {}).get("Function") or {})
+    return float(props.get("Timeout") or glob.get("Timeout") or 3)
+
+
+def function_environment(template: dict) -> dict[str, str]:
+    """The literal environment variables the template gives its functions (Globals, then each function's;
+    references such as ``!Ref`` and empty values are left out: the stack sets those itself)."""
+    blocks = [((template.get("Globals") or {}).get("Function") or {}).get("Environment")]
+    blocks += [(res.get("Properties") or {}).get("Environment") for res in template["Resources"].values()
+               if res.get("Type") == "AWS::Serverless::Function"]
+    out: dict[str, str] = {}
+    for block in blocks:
+        for name, value in ((block or {}).get("Variables") or {}).items():
+            if isinstance(value, str | int | float) and str(value):
+                out[name] = str(value)
+    return out
 
 
 def routes_from_template(template: dict | None = None) -> list[Route]:
@@ -51,8 +75,9 @@ def routes_from_template(template: dict | None = None) -> list[Route]:
         handler = load_function(logical_id, template)
         for ev in http:
             path = ev["Path"]
-            regex = "^" + re.sub(r"\{(\w+)\+?\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", path) + "$"
-            routes.append(Route(ev.get("Method", "ANY").upper(), path, re.compile(regex), logical_id, handler))
+            regex = "^" + re.sub(r"\{(\w+)(\+?)\}", lambda m: f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})", path) + "$"
+            routes.append(Route(ev.get("Method", "ANY").upper(), path, re.compile(regex), logical_id, handler,
+                                function_timeout(logical_id, template)))
     return routes
 
 
@@ -68,14 +93,18 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def encode_body(body: bytes) -> tuple[str | None, bool]:
+    """The event's ``body`` and ``isBase64Encoded``: text as is, other bytes base64 (as API Gateway does)."""
+    if not body:
+        return None, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
 def make_event(method: str, route: Route, path: str, params: dict, query: str, headers: dict, body: bytes) -> dict:
-    text_body = body.decode("utf-8") if body else None
-    is_b64 = False
-    if body:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            text_body, is_b64 = base64.b64encode(body).decode(), True
+    text_body, is_b64 = encode_body(body)
     qs = urllib.parse.parse_qs(query, keep_blank_values=True)
     now = time.time()
     return {
@@ -109,7 +138,14 @@ def serve(routes: list[Route], host: str = "127.0.0.1", port: int = 3000) -> Thr
 
         def _dispatch(self):
             parsed = urllib.parse.urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY_BYTES:  # API Gateway's own limit answers before any function
+                self.close_connection = True
+                return self._send(413 if length > 0 else 400, {"Content-Type": "application/json"},
+                                  b'{"message":"Bad Request"}')
             body = self.rfile.read(length) if length else b""
             for route in routes:
                 m = route.pattern.match(parsed.path)
@@ -117,7 +153,7 @@ def serve(routes: list[Route], host: str = "127.0.0.1", port: int = 3000) -> Thr
                     event = make_event(self.command, route, parsed.path, m.groupdict(), parsed.query,
                                        dict(self.headers.items()), body)
                     try:
-                        out = route.handler(event, LambdaContext(route.function))
+                        out = route.handler(event, LambdaContext(route.function, route.timeout))
                     except Exception as exc:  # what API Gateway does when a function fails
                         return self._send(500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}',
                                           note=repr(exc))

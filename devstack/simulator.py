@@ -146,7 +146,7 @@ def http_event(method: str, app_id: str, query: dict, body: str = "", *, kind: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m wxloop.local.simulator``: post a push to a running wxloop and print the reply."""
+    """``python -m devstack.simulator``: post a push to a running wxloop and print the reply."""
     p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
     p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify"])
     p.add_argument("value", nargs="?", default="", help="text content, QR scene, menu key or URL")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--openid", default="oDemoUser000000000000000001")
     p.add_argument("--mode", choices=MODES, default="safe")
     args = p.parse_args(argv)
-    from wxloop.local.table import REPO_ROOT
+    from devstack.table import REPO_ROOT
 
     raw = os.environ.get("WECHAT_ACCOUNTS") or (REPO_ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8")
     accounts = json.loads(raw).get("accounts", {})
