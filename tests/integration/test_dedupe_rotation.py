@@ -5,7 +5,7 @@ CreateTime; every write clears the set of the hour to come (by the clock, whatev
 also the set of two hours back. So a key lives one to two hours: WeChat's retries (within ~15 s) of a push
 made just before the hour are still deduped after it, and the item does not grow without bound.
 
-The clock of the rotation (``time.time`` as the repository sees it) is set per step; each scenario runs for
+The clock of the rotation (``time.time`` as the identity adapter sees it) is set per step; each scenario runs for
 hours falling on each of the three sets.
 """
 
@@ -26,7 +26,7 @@ HOUR = 3600
 
 
 class _Clock:
-    """Stands in for the ``time`` module inside the repository: ``time()`` is set by the test."""
+    """Stands in for the ``time`` module inside the identity adapter: ``time()`` is set by the test."""
 
     def __init__(self, now: float) -> None:
         self.now = now
@@ -40,10 +40,10 @@ class _Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import identities
 
     fake = _Clock(time.time())
-    monkeypatch.setattr(repository, "time", fake)
+    monkeypatch.setattr(identities, "time", fake)
     return fake
 
 
@@ -54,7 +54,7 @@ def boundary(request) -> int:
 
 
 def _set_of(create_time: int) -> str:
-    from wxloop.adapters.repository import DEDUPE_PERIOD_SECONDS, DEDUPE_SETS
+    from wxloop.adapters.dynamo.identities import DEDUPE_PERIOD_SECONDS, DEDUPE_SETS
 
     return f"dd{(create_time // DEDUPE_PERIOD_SECONDS) % DEDUPE_SETS}"
 
@@ -177,7 +177,7 @@ def test_a_key_two_hours_back_is_cleared_by_the_next_write(aws, app, context, si
 def test_over_many_hours_the_item_keeps_only_the_keys_of_this_hour_and_the_last(aws, clock, boundary):
     """Pushes every 20 minutes for eight hours (each with a retry): after every write the sets hold exactly
     the keys of the clock's hour and of the hour before, so the item never grows past two hours of pushes."""
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import identities
     from wxloop.domain.inbound import Inbound
 
     start = boundary - 8 * HOUR
@@ -188,13 +188,13 @@ def test_over_many_hours_the_item_keeps_only_the_keys_of_this_hour_and_the_last(
                       content="hi")
         event = {"id": inb.dedupe_key, "type": "oa.text", "app": OA_APP, "at": at, "detail": {}}
         kwargs = {"now": at, "event": event, "reply": None}
-        touch = repository.touch_identity(OA_APP, inb, **kwargs)
+        touch = identities.touch_identity(OA_APP, inb, **kwargs)
         if touch.status == "unknown":
-            touch = repository.create_identity(OA_APP, inb, first_touch={"channel": "oa"}, **kwargs)
+            touch = identities.create_identity(OA_APP, inb, first_touch={"channel": "oa"}, **kwargs)
         assert touch.status == "recorded"
         clock.now = at + 10
-        assert repository.touch_identity(OA_APP, inb, **kwargs).status == "duplicate"  # WeChat's retry
+        assert identities.touch_identity(OA_APP, inb, **kwargs).status == "duplicate"  # WeChat's retry
         keys_by_hour.setdefault(at // HOUR, set()).add(inb.dedupe_key)
         hour = at // HOUR
         expected = {_set_of(h * HOUR): keys_by_hour[h] for h in (hour - 1, hour) if h in keys_by_hour}
-        assert _dedupe_sets(repository.get_identity(OA_APP, OPENID)) == expected, f"after the push at hour {hour}"
+        assert _dedupe_sets(identities.get_identity(OA_APP, OPENID)) == expected, f"after the push at hour {hour}"

@@ -45,16 +45,16 @@ def test_given_a_failing_record_then_only_it_is_reported_for_retry(aws, context,
         hook.lambda_handler(http_event("POST", OA_APP, push.query, push.body), context)
     records = [r for r in aws.stream_records() if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["sk"]["S"] == "ID"]
     assert len(records) == 2
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import journey as journey_store
 
-    real = repository.put_journey_event
+    real = journey_store.put_journey_event
 
     def flaky(uid, event, *, ttl):
         if event["uid"] == records[0]["dynamodb"]["NewImage"]["uid"]["S"]:
             raise RuntimeError("throttled")
         return real(uid, event, ttl=ttl)
 
-    monkeypatch.setattr(repository, "put_journey_event", flaky)
+    monkeypatch.setattr(journey_store, "put_journey_event", flaky)
     out = stream.lambda_handler({"Records": records}, context)
     assert out == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
 

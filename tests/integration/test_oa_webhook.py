@@ -159,18 +159,19 @@ def test_a_personalised_card_rides_on_the_reply_write_so_sqs_being_down_loses_no
 
 def test_a_personal_reply_still_goes_out_when_reading_the_person_or_keeping_the_reply_fails(aws, app, context, sim,
                                                                                           monkeypatch):
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import identities as identity_store
+    from wxloop.adapters.dynamo import people
 
     post(app, context, sim, sim.text(OPENID, "hi"))
 
     def down(*_a, **_k):
         raise RuntimeError("DynamoDB is down")
 
-    monkeypatch.setattr(repository, "get_person", down)
+    monkeypatch.setattr(people, "get_person", down)
     out, push = post(app, context, sim, sim.text(OPENID, "my points please"))
     assert reply_of(sim, out, push)["Content"] == "You have  points"  # no value, no fallback given: empty
     monkeypatch.undo()
-    monkeypatch.setattr(repository, "store_reply", down)
+    monkeypatch.setattr(identity_store, "store_reply", down)
     out, push = post(app, context, sim, sim.text(OPENID, "my points please", msg_id=77))
     assert reply_of(sim, out, push)["Content"] == "You have 0 points"
     monkeypatch.undo()
@@ -179,35 +180,35 @@ def test_a_personal_reply_still_goes_out_when_reading_the_person_or_keeping_the_
 
 
 def test_a_late_personal_reply_never_overwrites_the_reply_kept_for_a_newer_push(aws, app, context, sim):
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import identities as identity_store
     from wxloop.protocol.push import parse_inbound
 
     post(app, context, sim, sim.text(OPENID, "hi"))
     older = parse_inbound(sim.text(OPENID, "my points please", msg_id=900).encode())
-    repository.touch_identity(OA_APP, older, now=older.create_time, event={"id": older.dedupe_key}, reply="")
+    identity_store.touch_identity(OA_APP, older, now=older.create_time, event={"id": older.dedupe_key}, reply="")
     post(app, context, sim, sim.text(OPENID, "shop", msg_id=901))  # a newer push, its reply kept
     newer_reply = identities(aws)[0]["last_reply"]
-    assert repository.store_reply(OA_APP, OPENID, older.dedupe_key, "<xml>late</xml>") is False
+    assert identity_store.store_reply(OA_APP, OPENID, older.dedupe_key, "<xml>late</xml>") is False
     assert identities(aws)[0]["last_reply"] == newer_reply
 
 
 def test_a_personal_card_still_goes_out_when_a_newer_push_was_answered_meanwhile(aws, app, context, sim,
                                                                                 monkeypatch):
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import identities as identity_store
     from wxloop.protocol.push import parse_inbound
 
     post(app, context, sim, sim.text(OPENID, "hi"))
     aws.jobs()  # the first contact's unionid lookup
-    real_touch = repository.touch_identity
+    real_touch = identity_store.touch_identity
     newer = sim.text(OPENID, "shop", msg_id=903)
 
     def touch_then_newer_push(app_id, inb, **kw):  # the person's next push is answered right after this touch
         out = real_touch(app_id, inb, **kw)
-        monkeypatch.setattr(repository, "touch_identity", real_touch)
+        monkeypatch.setattr(identity_store, "touch_identity", real_touch)
         post(app, context, sim, newer)
         return out
 
-    monkeypatch.setattr(repository, "touch_identity", touch_then_newer_push)
+    monkeypatch.setattr(identity_store, "touch_identity", touch_then_newer_push)
     out, push = post(app, context, sim, sim.text(OPENID, "my card", msg_id=904))
     assert reply_of(sim, out, push)["Content"] == "You have 0 points"
     assert [j["message"]["miniprogrampage"]["title"] for j in aws.jobs() if j["kind"] == "cs_send"] == ["0 points"]
@@ -215,13 +216,13 @@ def test_a_personal_card_still_goes_out_when_a_newer_push_was_answered_meanwhile
 
 
 def test_a_retry_while_a_personal_reply_is_being_rendered_gets_success(aws, app, context, sim):
-    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import identities as identity_store
     from wxloop.protocol.push import parse_inbound
 
     post(app, context, sim, sim.text(OPENID, "hi"))
     xml = sim.text(OPENID, "my points please", msg_id=902)
     inb = parse_inbound(xml.encode())
-    repository.touch_identity(OA_APP, inb, now=inb.create_time, event={"id": inb.dedupe_key}, reply="")
+    identity_store.touch_identity(OA_APP, inb, now=inb.create_time, event={"id": inb.dedupe_key}, reply="")
     out, _ = post(app, context, sim, xml, "safe")  # WeChat's retry arrives before the reply was kept
     assert out["statusCode"] == 200 and out["body"] == "success"
 

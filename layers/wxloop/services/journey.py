@@ -15,7 +15,10 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from wxloop.adapters import queue, repository
+from wxloop.adapters import queue
+from wxloop.adapters.dynamo import credits, keys
+from wxloop.adapters.dynamo import journey as journey_store
+from wxloop.adapters.dynamo.codec import unmarshal
 from wxloop.settings import settings
 
 POPUP_EVENT, CHANGE_EVENT = "subscribe_msg_popup_event", "subscribe_msg_change_event"
@@ -27,13 +30,13 @@ def new_event(record: Mapping) -> tuple[str, dict] | None:
     if record.get("eventName") not in ("INSERT", "MODIFY"):
         return None
     change = record.get("dynamodb") or {}
-    new = repository.unmarshal(change.get("NewImage")) or {}
-    if not str(new.get("pk", "")).startswith("ID#") or new.get("sk") != "ID":
+    new = unmarshal(change.get("NewImage")) or {}
+    if keys.identity_of(new) is None:
         return None
     ev, uid = new.get("ev"), new.get("uid")
     if not isinstance(ev, dict) or not ev.get("id") or not uid:
         return None
-    old = repository.unmarshal(change.get("OldImage")) or {}
+    old = unmarshal(change.get("OldImage")) or {}
     if isinstance(old.get("ev"), dict) and old["ev"].get("id") == ev["id"]:
         return None
     at = int(ev.get("at") or 0)
@@ -66,9 +69,11 @@ def _apply_credits(stream_record: Mapping, event: Mapping) -> None:
     if not changes:
         return
     change = stream_record.get("dynamodb") or {}
-    pk = str((repository.unmarshal(change.get("Keys") or change.get("NewImage")) or {}).get("pk", ""))
-    _, app_id, openid = pk.split("#", 2)  # ID#{app_id}#{openid}: checked by new_event
-    repository.apply_subscribe_event(app_id, openid, str(event["id"]), changes, now=int(event["at"]),
+    found = keys.identity_of(unmarshal(change.get("Keys") or change.get("NewImage")) or {})
+    if found is None:  # checked by new_event
+        return
+    app_id, openid = found
+    credits.apply_subscribe_event(app_id, openid, str(event["id"]), changes, now=int(event["at"]),
                                      ttl=int(time.time()) + CREDIT_MARKER_TTL_SECONDS)
 
 
@@ -82,7 +87,7 @@ def record(stream_record: Mapping) -> tuple[bool, int]:
     jobs = [j for j in event.pop("jobs", None) or [] if isinstance(j, dict)]
     ttl = int(event["at"]) + settings().journey_retention_days * 86400
     # an outbox event (``journey: False``) only carries jobs, e.g. a Mini Program card rendered after the touch
-    written = repository.put_journey_event(uid, event, ttl=ttl) if event.get("journey", True) else False
+    written = journey_store.put_journey_event(uid, event, ttl=ttl) if event.get("journey", True) else False
     _apply_credits(stream_record, event)
     _mirror_follow(uid, event)
     if jobs:

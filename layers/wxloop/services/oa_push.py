@@ -17,7 +17,8 @@ from functools import lru_cache
 from aws_lambda_powertools import Logger
 
 from wxloop import config as config_mod
-from wxloop.adapters import queue, repository
+from wxloop.adapters import queue
+from wxloop.adapters.dynamo import codec, identities, people
 from wxloop.domain import rules as rule_engine
 from wxloop.domain.inbound import Inbound
 from wxloop.domain.replies import Reply
@@ -162,23 +163,23 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
         return decision, xml, event
 
     decision, xml, event = decide(False)
-    repository.ddb()  # a cold container creates its client here (~0.2 s of CPU), before the budget check
+    codec.ddb()  # a cold container creates its client here (~0.2 s of CPU), before the budget check
     if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
         return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
     try:
         personal = decision is not None and decision.needs
         # a reply rendered after the write is marked "" (being rendered): a retry meanwhile gets "success"
-        touch = repository.touch_identity(app_id, inb, now=now, event=event, reply="" if personal else xml,
+        touch = identities.touch_identity(app_id, inb, now=now, event=event, reply="" if personal else xml,
                                           want_uid=personal)
         if touch.status == "unknown":
             decision, xml, event = decide(True)
             personal = decision is not None and decision.needs
             if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
                 return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
-            touch = repository.create_identity(
+            touch = identities.create_identity(
                 app_id, inb, now=now, event=event, reply="" if personal else xml,
                 first_touch=first_touch(app_id, inb, now))
-    except repository.RepositoryError as exc:
+    except codec.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
         return _record_later(app_id, inb, event, now=now, count=count, reason="write_failed")
     if touch.status == "duplicate":
@@ -204,7 +205,7 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
     values: Mapping = {}
     if time.monotonic() < deadline - 2 * CALL_RESERVE_SECONDS:  # the read, then the write keeping the reply
         try:
-            values = placeholder_values(repository.get_person(uid) or {})
+            values = placeholder_values(people.get_person(uid) or {})
         except Exception as exc:
             logger.warning("person read failed", extra={"error": repr(exc)[:200]})
     reply = rule_engine.render(decision.reply, values)
@@ -218,14 +219,14 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
 
     if (xml or outbox) and fits():
         try:
-            if repository.store_reply(app_id, inb.openid, inb.dedupe_key, xml, outbox=outbox):
+            if identities.store_reply(app_id, inb.openid, inb.dedupe_key, xml, outbox=outbox):
                 return xml
         except Exception as exc:  # retries then get "success"; the reply itself still goes out
             logger.warning("reply not kept for retries", extra={"error": repr(exc)[:200]})
     # the card still has to go: on its own write (a newer push's reply is kept), else straight to the queue
     if outbox and fits():
         try:
-            if repository.leave_outbox(app_id, inb.openid, outbox):
+            if identities.leave_outbox(app_id, inb.openid, outbox):
                 return xml
         except Exception as exc:
             logger.warning("outbox not written", extra={"error": repr(exc)[:200]})
@@ -305,12 +306,12 @@ def record_later(job: Mapping) -> str:
     now = int(job.get("at") or time.time())
     jobs = job.get("jobs")
     event = journey_event(app_id, inb, now=now, jobs=jobs if jobs is not None else follow_up_jobs(app_id, inb, None))
-    touch = repository.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
+    touch = identities.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
     if touch.status == "unknown":
         kinds = {j.get("kind") for j in event.get("jobs") or ()}
         if "user_info" not in kinds:  # a first contact: learn the unionid, as the webhook would have
             event = {**event, "jobs": [*(event.get("jobs") or ()),
                                        *follow_up_jobs(app_id, inb, None, first_contact=True)]}
-        touch = repository.create_identity(app_id, inb, now=now, event=event, reply=None,
+        touch = identities.create_identity(app_id, inb, now=now, event=event, reply=None,
                                            first_touch=first_touch(app_id, inb, now))
     return touch.status

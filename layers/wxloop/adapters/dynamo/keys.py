@@ -1,0 +1,65 @@
+"""Every table key of wxloop, in one place (item layout in the README, "Data")."""
+
+from __future__ import annotations
+
+
+def person_key(uid: str) -> dict:
+    return {"pk": {"S": f"USER#{uid}"}, "sk": {"S": "PROFILE"}}
+
+
+def identity_pk(app_id: str, openid: str) -> str:
+    return f"ID#{app_id}#{openid}"
+
+
+def identity_key(app_id: str, openid: str) -> dict:
+    return {"pk": {"S": identity_pk(app_id, openid)}, "sk": {"S": "ID"}}
+
+
+def parse_identity_pk(pk: str) -> tuple[str, str] | None:
+    """(app_id, openid) of an identity item's ``pk``, or None when it is no identity key."""
+    prefix, _, rest = pk.partition("#")
+    app_id, _, openid = rest.partition("#")
+    return (app_id, openid) if prefix == "ID" and app_id and openid else None
+
+
+def union_key(unionid: str) -> dict:
+    return {"pk": {"S": f"UNION#{unionid}"}, "sk": {"S": "ID"}}
+
+
+def journey_pk(uid: str) -> str:
+    return f"USER#{uid}"
+
+
+def journey_sk(at_iso: str, event_id: str) -> str:
+    return f"EV#{at_iso}#{event_id}"
+
+
+def subscribe_credit_key(app_id: str, openid: str, template_id: str) -> dict:
+    return {"pk": {"S": identity_pk(app_id, openid)}, "sk": {"S": f"SUB#{template_id}"}}
+
+
+def subscribe_event_marker(app_id: str, openid: str, event_id: str) -> dict:
+    return {"pk": identity_pk(app_id, openid), "sk": f"SUBEV#{event_id}"}
+
+
+def token_key(app_id: str) -> dict:
+    return {"pk": {"S": f"TOKEN#{app_id}"}, "sk": {"S": "TOKEN"}}
+
+
+def job_key(job_id: str) -> dict:
+    return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
+
+
+def quota_key(app_id: str, api: str) -> dict:
+    return {"pk": {"S": f"QUOTA#{app_id}"}, "sk": {"S": f"API#{api}"}}
+
+
+def rules_key(app_id: str, sk: str) -> dict:
+    return {"pk": {"S": f"RULES#{app_id}"}, "sk": {"S": sk}}
+
+
+def identity_of(item: dict) -> tuple[str, str] | None:
+    """(app_id, openid) when a plain item (or an item's keys) is an identity item, else None."""
+    if item.get("sk") != "ID":
+        return None
+    return parse_identity_pk(str(item.get("pk", "")))
