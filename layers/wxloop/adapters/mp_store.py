@@ -34,16 +34,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from wxloop.adapters import repository
-from wxloop.adapters.repository import (
+from wxloop.adapters.dynamo.codec import (
     RepositoryError,
-    _conditional_update,
     ddb,
     is_conditional_failure,
     marshal,
-    person_key,
     table_name,
     unmarshal,
 )
+from wxloop.adapters.dynamo.codec import conditional_update as _conditional_update
+from wxloop.adapters.dynamo.keys import person_key
 
 RATE_WINDOW_SECONDS = 60
 RATE_SLOTS = 16  # each request clears the other slots: a stale count is only met after 16k idle minutes
