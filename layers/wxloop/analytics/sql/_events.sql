@@ -1,0 +1,42 @@
+-- The shared prelude of every KPI (common table expressions, prepended by the runner).
+-- journey: the lake table (Parquet, partition dt = UTC arrival day); erased: persons every KPI excludes.
+-- Days are Asia/Shanghai days (UTC+8 all year). Duplicate deliveries of a record count once.
+raw AS (
+  SELECT DISTINCT event_id, person, platform, type, ts, by_user, channel, experiment, variant, inviter,
+         merged_from
+  FROM journey
+  WHERE dt <= :dt_until AND ts < :ts_until
+),
+-- person.merged: merged_from's events belong to person; a survivor merged later is followed one more hop
+merges AS (
+  SELECT merged_from AS alias, MIN(person) AS survivor
+  FROM raw
+  WHERE type = 'person.merged' AND merged_from IS NOT NULL AND merged_from <> person
+  GROUP BY merged_from
+),
+aliases AS (
+  SELECT m1.alias, COALESCE(m2.survivor, m1.survivor) AS survivor
+  FROM merges m1 LEFT JOIN merges m2 ON m2.alias = m1.survivor
+),
+gone AS (SELECT DISTINCT person FROM erased),
+events AS (
+  SELECT r.event_id, COALESCE(a.survivor, r.person) AS person, r.platform, r.type, r.ts,
+         CAST(r.ts + INTERVAL '8' HOUR AS DATE) AS day, r.by_user, r.channel, r.experiment, r.variant,
+         CASE WHEN gi.person IS NULL THEN COALESCE(ai.survivor, r.inviter) END AS inviter
+  FROM raw r
+  LEFT JOIN aliases a ON a.alias = r.person
+  LEFT JOIN aliases ai ON ai.alias = r.inviter
+  LEFT JOIN gone gi ON gi.person = COALESCE(ai.survivor, r.inviter)
+  LEFT JOIN gone g1 ON g1.person = COALESCE(a.survivor, r.person)
+  LEFT JOIN gone g2 ON g2.person = r.person
+  WHERE r.type <> 'person.merged' AND g1.person IS NULL AND g2.person IS NULL
+),
+-- first touch: the person's earliest own action; its channel (none recorded: 'direct')
+first_ts AS (SELECT person, MIN(ts) AS ts FROM events WHERE by_user GROUP BY person),
+first_touch AS (
+  SELECT f.person, f.ts AS first_ts, CAST(f.ts + INTERVAL '8' HOUR AS DATE) AS first_day,
+         COALESCE(MIN(e.channel), 'direct') AS channel
+  FROM first_ts f JOIN events e ON e.person = f.person AND e.ts = f.ts AND e.by_user
+  GROUP BY f.person, f.ts
+),
+conversions AS (SELECT person, MIN(ts) AS conv_ts FROM events WHERE type = :conversion GROUP BY person)
