@@ -18,7 +18,7 @@ SELECT c.channel,
        COUNT(r.person) AS registered,
        COUNT(v.person) AS converted,
        CAST(COUNT(v.person) AS DOUBLE) / COUNT(*) AS conversion_rate,
-       AVG(CAST(date_diff('second', c.first_ts, v.conv_ts) AS DOUBLE)) / 86400 AS mean_days_to_convert
+       AVG(CAST(date_diff('millisecond', c.first_ts, v.conv_ts) AS DOUBLE) / 1000) / 86400 AS mean_days_to_convert
 FROM cohort c
 JOIN platforms p ON p.person = c.person
 LEFT JOIN registered r ON r.person = c.person

@@ -7,7 +7,7 @@ cohort AS (
   WHERE f.first_day BETWEEN :since AND :until
 ),
 durations AS (
-  SELECT CAST(date_diff('second', first_ts, conv_ts) AS DOUBLE) AS secs FROM cohort WHERE conv_ts IS NOT NULL
+  SELECT CAST(date_diff('millisecond', first_ts, conv_ts) AS DOUBLE) / 1000 AS secs FROM cohort WHERE conv_ts IS NOT NULL
 ),
 ranked AS (
   SELECT secs, ROW_NUMBER() OVER (ORDER BY secs) AS rn, COUNT(*) OVER () AS n FROM durations
