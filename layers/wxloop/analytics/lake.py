@@ -150,6 +150,12 @@ def configure(writer: LakeWriter | None) -> None:
     _writer, _configured = writer, True
 
 
+def reset() -> None:
+    """Forget the writer: the next ``forward`` reads the environment again (tests)."""
+    global _writer, _configured
+    _writer, _configured = None, False
+
+
 def _current() -> LakeWriter | None:
     global _writer, _configured
     if not _configured:

@@ -6,8 +6,11 @@ fields below. ``ts`` is UTC; the KPIs count days in Asia/Shanghai (UTC+8, no day
 
 Vocabulary the KPIs rely on (other types are stored and ignored by them):
 
-- ``{oa|mp}.*`` with ``by_user`` true: the person did something on that platform (activity);
-- ``*.send.*``, ``reward.*`` and other system events: ``by_user`` false (never counted as activity);
+- ``{oa|mp}.*`` with ``by_user`` true: the person did something on that platform (activity), e.g.
+  ``oa.text``, ``oa.event.subscribe``, ``mp.launch`` (scene in detail), ``mp.client.<name>`` (client events),
+  ``mp.phone_bound`` / ``mp.registered`` (registration), ``mp.order_paid`` (the default conversion);
+- sends (``oa.send.cs``, ``mp.send.subscribe``), ``reward.*`` and other system events: ``by_user`` false
+  (never counted as activity); ``platform`` is the kind of the app involved;
 - ``referral.attributed``: the person arrived through ``inviter``'s invitation;
 - ``person.merged``: ``merged_from``'s events belong to ``person`` from now on (UnionID merge);
 - registration and conversion types are parameters of the report (defaults in ``wxloop.analytics.kpi``).
