@@ -112,7 +112,7 @@ def run_report(engine: Engine, params: KpiParams,
     for i, name in enumerate(KPIS):
         if progress:
             progress(i, len(KPIS), name)
-        results[name] = engine.query(render(name, params))
+        results[name] = [{k: _stable(v) for k, v in row.items()} for row in engine.query(render(name, params))]
     if progress:
         progress(len(KPIS), len(KPIS), "done")
     return {
@@ -124,6 +124,11 @@ def run_report(engine: Engine, params: KpiParams,
                     "ab": ab_comparisons(results["ab_variants"])},
         "headline": headline(results, params),
     }
+
+
+def _stable(value: Any) -> Any:
+    # parallel float sums differ in the last bits from run to run: 12 significant digits are reproducible
+    return float(f"{value:.12g}") if isinstance(value, float) else value
 
 
 def retention_uplift(rows: Sequence[dict[str, Any]], days: Sequence[int] = (1, 7, 30)) -> list[dict[str, Any]]:

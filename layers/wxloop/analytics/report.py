@@ -181,7 +181,9 @@ def _histogram(rows: Sequence[dict[str, Any]]) -> list[tuple[str, float]]:
 def html(report: dict[str, Any]) -> str:
     """The report as one HTML document: headline cards, charts, tables, and the data as JSON."""
     p = report["params"]
-    data = json.dumps(report, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+    # no '<', '>' or '&' inside the script element: lake values cannot end it or switch the HTML parser's state
+    data = (json.dumps(report, ensure_ascii=False, sort_keys=True)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     title = f"wxloop KPIs {p['since']} – {p['until']}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
