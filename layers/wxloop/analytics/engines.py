@@ -94,7 +94,7 @@ class AthenaEngine:
     name = "athena"
 
     def __init__(self, workgroup: str, database: str, *, client: Any = None, timeout: float = 240,
-                 poll: float = 1.0) -> None:
+                 poll: float = 0.25) -> None:
         self.workgroup, self.database = workgroup, database
         self.timeout, self.poll = timeout, poll
         if client is None:
@@ -108,7 +108,7 @@ class AthenaEngine:
         qid = self.client.start_query_execution(
             QueryString=sql, WorkGroup=self.workgroup,
             QueryExecutionContext={"Database": self.database})["QueryExecutionId"]
-        deadline = time.monotonic() + self.timeout
+        deadline, wait = time.monotonic() + self.timeout, self.poll
         while True:
             ex = self.client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
             state = ex["Status"]["State"]
@@ -120,7 +120,8 @@ class AthenaEngine:
             if time.monotonic() > deadline:
                 self.client.stop_query_execution(QueryExecutionId=qid)
                 raise EngineError(f"athena {qid}: still running after {self.timeout:.0f} s")
-            time.sleep(self.poll)
+            time.sleep(wait)
+            wait = min(wait * 2, 4.0)  # short queries answer in a second or two; long ones need no busy polling
         return self._rows(qid)
 
     def _rows(self, qid: str) -> list[dict[str, Any]]:
