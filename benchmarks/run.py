@@ -28,6 +28,7 @@ BENCHES = {
     "cold_start_init": "benchmarks.bench_cold_start",
     "rules_matching": "benchmarks.bench_rules",
     "token_access": "benchmarks.bench_tokens",
+    "kpi_report": "benchmarks.bench_kpi",
 }
 
 

@@ -30,7 +30,7 @@ def test_each_rendered_kpi_parses_in_both_dialects(name, dialect):
     sqlglot.parse_one(kpi.render(name, PARAMS), read=dialect, error_level=sqlglot.ErrorLevel.RAISE)
 
 
-@pytest.mark.parametrize("name", [*kpi.KPIS, "_events"])
+@pytest.mark.parametrize("name", [*kpi.KPIS, "_events", "_persons"])
 def test_no_construct_only_one_engine_understands(name):
     body = "\n".join(line.split("--")[0] for line in kpi.sql_text(name).splitlines())
     for pattern, why in NOT_PORTABLE.items():

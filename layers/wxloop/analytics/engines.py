@@ -57,6 +57,15 @@ class DuckDBEngine:
         else:
             self.con.execute("CREATE VIEW erased AS SELECT CAST(NULL AS VARCHAR) AS person WHERE 1 = 0")
 
+    def materialize(self, name: str, sql: str) -> None:
+        """Keep a query's result as the temporary table ``name`` (the KPI prelude's tables)."""
+        if not name.isidentifier():
+            raise EngineError(f"not a table name: {name!r}")
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        except Exception as exc:
+            raise EngineError(f"duckdb: {exc}") from exc
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         try:
             cur = self.con.execute(sql)

@@ -119,7 +119,7 @@ class LocalParquetWriter:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"part-{uuid.uuid4().hex}.parquet"
         tmp = path.with_suffix(".tmp")
-        pq.write_table(pa.Table.from_arrays(arrays, schema=schema), tmp, compression="zstd")
+        pq.write_table(pa.Table.from_arrays(arrays, schema=schema), tmp, compression="snappy")  # what Firehose writes
         tmp.rename(path)  # readers never see a half-written file
         return path
 
