@@ -67,3 +67,15 @@ build: $(SAM_VENV)/.stamp
 
 clean:
 	rm -rf $(VENV) .venv311 $(SAM_VENV) .aws-sam
+
+# Headless Chromium from the OS packages, for the KPI report's browser test (idempotent; root or sudo).
+.PHONY: browser kpi-demo
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# Demo journeys into the local lake, then the HTML KPI report of their last 28 days.
+kpi-demo: venv
+	$(PY) -m wxloop.cli demo traffic --persons 5000 --days 60 --lake .local/lake
+	$(PY) -m wxloop.cli kpi --format html -o .local/kpi.html --lake .local/lake

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
-from wxloop.analytics.schema import COLUMN_NAMES
-
 SHANGHAI = timedelta(hours=8)
 
 
@@ -26,7 +24,7 @@ class Oracle:
         end = int(datetime(until.year, until.month, until.day, 16, tzinfo=UTC).timestamp() * 1000)
         unique, seen = [], set()
         for r in rows:
-            key = tuple(r.get(c) for c in COLUMN_NAMES if c not in ("app", "detail", "v", "campaign"))
+            key = r["event_id"]  # a repeated delivery: the same event id (and the same content)
             if key in seen or r["ts"] >= end:
                 continue
             seen.add(key)

@@ -1,11 +1,13 @@
 -- The shared prelude of every KPI (common table expressions, prepended by the runner).
 -- journey: the lake table (Parquet, partition dt = UTC arrival day); erased: persons every KPI excludes.
--- Days are Asia/Shanghai days (UTC+8 all year). Duplicate deliveries of a record count once.
+-- Days are Asia/Shanghai days (UTC+8 all year). A record delivered twice (same event_id) counts once.
 raw AS (
-  SELECT DISTINCT event_id, person, platform, type, ts, by_user, channel, experiment, variant, inviter,
-         merged_from
+  SELECT event_id, MIN(person) AS person, MIN(platform) AS platform, MIN(type) AS type, MIN(ts) AS ts,
+         bool_or(by_user) AS by_user, MIN(channel) AS channel, MIN(experiment) AS experiment,
+         MIN(variant) AS variant, MIN(inviter) AS inviter, MIN(merged_from) AS merged_from
   FROM journey
   WHERE dt <= :dt_until AND ts < :ts_until
+  GROUP BY event_id
 ),
 -- person.merged: merged_from's events belong to person; a survivor merged later is followed one more hop
 merges AS (
@@ -20,7 +22,7 @@ aliases AS (
 ),
 gone AS (SELECT DISTINCT person FROM erased),
 events AS (
-  SELECT r.event_id, COALESCE(a.survivor, r.person) AS person, r.platform, r.type, r.ts,
+  SELECT COALESCE(a.survivor, r.person) AS person, r.platform, r.type, r.ts,
          CAST(r.ts + INTERVAL '8' HOUR AS DATE) AS day, r.by_user, r.channel, r.experiment, r.variant,
          CASE WHEN gi.person IS NULL THEN COALESCE(ai.survivor, r.inviter) END AS inviter
   FROM raw r
