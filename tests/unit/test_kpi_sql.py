@@ -159,6 +159,9 @@ def test_edge_cases_give_the_numbers_worked_out_by_hand(edge_lake):
     assert [w["week"] for w in weeks] == ["2026-10-05", "2026-10-12"]
     # week of Oct 5: a (MP only in window), b (both), e (both, merged), g, k -> 2 of 5 cross
     assert (weeks[0]["active_persons"], weeks[0]["cross_platform_persons"]) == (5, 2)
+    # the headline takes the last whole week of the window, not the one-day week of Oct 12
+    head = kpi.headline({"cross_platform_share": weeks, "time_to_conversion": [ttc], "retention": []}, params)
+    assert (head["cross_share_week"], head["cross_share_last_week"]) == ("2026-10-05", 0.4)
     ref = q("referrals")[0]
     assert (ref["inviters"], ref["invitees"], ref["converted_invitees"]) == (1, 1, 1)  # b -> g; h erased
     ab = {r["variant"]: r for r in q("ab_variants")}

@@ -207,19 +207,22 @@ def ab_comparisons(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def headline(results: dict[str, list[dict[str, Any]]], params: KpiParams) -> dict[str, Any]:
-    """The three target KPIs: cross-platform share (all weeks' persons pooled, and the last week), median
-    days to conversion, D7 retention uplift."""
+    """The three target KPIs: cross-platform share of the last whole week in the window (the last week
+    when none is whole) and of all weeks pooled, median days to conversion, D7 retention uplift."""
     weeks = results["cross_platform_share"]
     active = sum(int(w["active_persons"]) for w in weeks)
     cross = sum(int(w["cross_platform_persons"]) for w in weeks)
-    share = cross / active if active else None
-    last = weeks[-1]["cross_share"] if weeks else None
+    whole = [w for w in weeks if date.fromisoformat(w["week"]) >= params.since
+             and date.fromisoformat(w["week"]) + timedelta(days=6) <= params.until]
+    last = (whole or weeks or [None])[-1]
     ttc = results["time_to_conversion"][0] if results["time_to_conversion"] else {}
     median = ttc.get("median_days")
     d7 = next((u for u in retention_uplift(results["retention"]) if u["day"] == 7), {})
     return {
-        "cross_share_mean_weekly": share, "cross_share_last_week": last, "cross_share_target": params.target_share,
-        "cross_share_meets_target": None if last is None else last >= params.target_share,
+        "cross_share_week": last["week"] if last else None,
+        "cross_share_last_week": last["cross_share"] if last else None,
+        "cross_share_all_weeks": cross / active if active else None, "cross_share_target": params.target_share,
+        "cross_share_meets_target": None if last is None else last["cross_share"] >= params.target_share,
         "median_days_to_conversion": median, "days_target": TARGET_DAYS,
         "conversion_meets_target": None if median is None else median < TARGET_DAYS,
         "d7_uplift": d7.get("uplift"), "uplift_target": TARGET_UPLIFT, "uplift_meets_target": d7.get("meets_target"),

@@ -36,7 +36,7 @@ def text_tables(report: dict[str, Any]) -> str:
     p, h = report["params"], report["headline"]
     lines = [f"wxloop KPIs {p['since']} .. {p['until']} ({p['timezone']}), engine {p['engine']}, "
              f"conversion = {p['conversion']}", "",
-             f"cross-platform share, last week: {_pct(h['cross_share_last_week'])} (target "
+             f"cross-platform share, week of {h['cross_share_week']}: {_pct(h['cross_share_last_week'])} (target "
              f"{_pct(h['cross_share_target'])}: {_verdict(h['cross_share_meets_target'])})",
              f"median first touch -> conversion: {_num(h['median_days_to_conversion'])} days (target < "
              f"{h['days_target']:g}: {_verdict(h['conversion_meets_target'])})",
@@ -96,7 +96,7 @@ def _html_table(name: str, rows: Sequence[dict[str, Any]], cols: Sequence[tuple[
 
 
 def _cards(h: dict[str, Any]) -> str:
-    cards = [("Cross-platform share (last week)", _pct(h["cross_share_last_week"]),
+    cards = [(f"Cross-platform share (week of {h['cross_share_week'] or '–'})", _pct(h["cross_share_last_week"]),
               f"target ≥ {_pct(h['cross_share_target'])}", h["cross_share_meets_target"]),
              ("First touch → conversion (median)", f"{_num(h['median_days_to_conversion'])} days",
               f"target < {h['days_target']:g} days", h["conversion_meets_target"]),
