@@ -27,7 +27,12 @@ def _handle(record) -> None:
 def lambda_handler(event: dict, context) -> dict:
     lake_batch.clear()
     response = process_partial_response(event=event, record_handler=_handle, processor=processor, context=context)
-    sent = lake.forward(lake_batch)  # a lake failure fails the invocation: the batch comes again
+    try:
+        sent = lake.forward(lake_batch)
+    except Exception:  # analytics must not hold up the shard (the outbox jobs behind it): count, alarm, go on
+        logger.exception("journey events not delivered to the lake", extra={"events": len(lake_batch)})
+        metrics.add_metric(name="LakeRecordsFailed", unit="Count", value=len(lake_batch))
+        return response
     if sent:
         metrics.add_metric(name="LakeRecords", unit="Count", value=sent)
     return response

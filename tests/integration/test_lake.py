@@ -84,6 +84,23 @@ def test_given_a_local_lake_when_the_stream_runs_then_the_kpis_read_it(aws, cont
     assert engine.query(kpi.render("time_to_conversion", params))[0]["persons"] == 2
 
 
+def test_given_the_lake_is_down_then_the_batch_still_succeeds_and_the_loss_is_counted(aws, context, monkeypatch):
+    import io
+
+    monkeypatch.setenv("LAKE_STREAM_NAME", "wxloop-journey")  # no such stream in moto: every call fails
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    hook, stream = load_handler("oa_webhook"), load_handler("stream")
+    out = io.StringIO()
+    stream.metrics._stream = out
+    _pushes(hook, context, int(time.time()))
+
+    assert stream.lambda_handler({"Records": aws.stream_records()}, context) == {"batchItemFailures": []}
+
+    assert len([i for i in aws.items() if i["sk"].startswith("EV#")]) == 3  # the table keeps the journey
+    emf = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    assert [d["LakeRecordsFailed"] for d in emf if "LakeRecordsFailed" in d] in ([3], [[3]])
+
+
 class _Firehose:
     def __init__(self, fail_first: int) -> None:
         self.fail_first, self.calls = fail_first, []

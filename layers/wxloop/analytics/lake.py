@@ -6,7 +6,9 @@
   ``<root>/journey/dt=YYYY-MM-DD/``, the same columns and partitions, so one SQL text reads both.
 
 Delivery is at least once (a retried stream batch sends its records again); the KPI SQL drops duplicate
-records, so a repeat never counts twice. ``forward`` is what the stream function calls once per batch.
+records, so a repeat never counts twice. ``forward`` is what the stream function calls once per batch. The
+stream function does not fail a batch for the lake: a delivery that fails after Firehose retries is counted
+(``LakeRecordsFailed``, alarmed) and the table keeps the journey records.
 """
 
 from __future__ import annotations
