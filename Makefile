@@ -83,3 +83,14 @@ clean:
 # The MP client API's OpenAPI document, generated from its pydantic models (a test fails when it drifts).
 openapi: venv
 	PYTHONPATH=layers $(PY) -m wxloop.services.mp_api.http > openapi.json
+# Headless Chromium from the OS packages, for the KPI report's browser test (idempotent; root or sudo).
+.PHONY: browser kpi-demo
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# Demo journeys into the local lake, then the HTML KPI report of their last 28 days.
+kpi-demo: venv
+	$(PY) -m wxloop.cli demo traffic --persons 5000 --days 60 --lake .local/lake
+	$(PY) -m wxloop.cli kpi --format html -o .local/kpi.html --lake .local/lake

@@ -31,6 +31,7 @@ BENCHES = {
     "campaign_planning": "benchmarks.bench_planning",
     "mp_api": "benchmarks.bench_mp_api",
     "mp_api_cold_init": "benchmarks.bench_mp_api_cold",
+    "kpi_report": "benchmarks.bench_kpi",
 }
 
 

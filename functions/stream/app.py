@@ -4,16 +4,18 @@ then goes to the on-failure destination, so no event is dropped)."""
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from wxloop.analytics import lake
 from wxloop.metrics import OutcomeMetrics
 from wxloop.services import journey
 
 logger = Logger()
 metrics = OutcomeMetrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+lake_batch: list = []  # this invocation's journey events, sent to the lake in one call
 
 
 def _handle(record) -> None:
-    written, jobs = journey.record(record.raw_event)
+    written, jobs = journey.record(record.raw_event, lake_batch)
     if written:
         metrics.add_metric(name="JourneyEvents", unit="Count", value=1)
     if jobs:
@@ -23,4 +25,14 @@ def _handle(record) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    return process_partial_response(event=event, record_handler=_handle, processor=processor, context=context)
+    lake_batch.clear()
+    response = process_partial_response(event=event, record_handler=_handle, processor=processor, context=context)
+    try:
+        sent = lake.forward(lake_batch)
+    except Exception:  # analytics must not hold up the shard (the outbox jobs behind it): count, alarm, go on
+        logger.exception("journey events not delivered to the lake", extra={"events": len(lake_batch)})
+        metrics.add_metric(name="LakeRecordsFailed", unit="Count", value=len(lake_batch))
+        return response
+    if sent:
+        metrics.add_metric(name="LakeRecords", unit="Count", value=sent)
+    return response

@@ -7,6 +7,7 @@
     wxloop rules pull [--app APPID] [--version V] [-o FILE]
     wxloop menu validate FILE [--rules FILE]
     wxloop menu push FILE --app APPID
+    wxloop kpi ... / wxloop demo traffic ...   (see wxloop.analytics.cli)
 
 Exit codes: 0 done (``rules test``: a rule or default answered), 1 nothing answered or a remote call failed,
 2 the input is wrong (printed as ``file:line: message``). ``push``/``pull`` use the table in ``TABLE_NAME``
@@ -61,12 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     mp = msub.add_parser("push", help="publish a menu file (menu/create)")
     mp.add_argument("file")
     mp.add_argument("--app", required=True)
+
+    from wxloop.analytics import cli as analytics_cli
+
+    analytics_cli.add_parsers(top)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = _COMMANDS[(args.area, args.command)]
+    from wxloop.analytics import cli as analytics_cli
+
+    handler = {**_COMMANDS, **analytics_cli.COMMANDS}[(args.area, args.command)]
     try:
         return handler(args, sys.stdout)
     except CliError as exc:

@@ -45,6 +45,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state)",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (the jobs a push left)",
         ("sqs:SendMessage", "StreamFailureQueue", None): "event source mapping's on-failure destination",
+        ("firehose:PutRecordBatch", "LakeDeliveryStream", None): "wxloop.analytics.lake:FirehoseWriter",
     },
     "WorkerRole": {
         ("logs:CreateLogStream", "WorkerLogGroup", None): "Lambda runtime: its own log group",
@@ -98,6 +99,24 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:code_to_session",
     },
+    "KpiRole": {
+        ("logs:CreateLogStream", "KpiLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "KpiLogGroup", None): "Lambda runtime: its own log group",
+        **{(f"athena:{a}", "athena:workgroup/${KpiWorkGroup}", None): "wxloop.analytics.engines:AthenaEngine"
+           for a in ("StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution")},
+        **{(a, r, None): "Athena reads the Glue catalog as the caller (wxloop.analytics.engines:AthenaEngine)"
+           for a in ("glue:GetDatabase", "glue:GetTable")
+           for r in ("glue:catalog", "glue:database/${LakeDatabase}", "glue:table/${LakeDatabase}/journey",
+                     "glue:table/${LakeDatabase}/erased")},
+        ("s3:GetObject", "${LakeBucket.Arn}/journey/*", None): "Athena reads the lake as the caller",
+        ("s3:GetObject", "${LakeBucket.Arn}/erased/*", None): "Athena reads the erasure list as the caller",
+        ("s3:ListBucket", "LakeBucket", None): "Athena lists the lake's partitions as the caller",
+        ("s3:GetBucketLocation", "LakeBucket", None): "Athena locates the lake as the caller",
+        ("s3:ListBucket", "AthenaResultsBucket", None): "Athena lists its results as the caller",
+        ("s3:GetBucketLocation", "AthenaResultsBucket", None): "Athena locates its results as the caller",
+        **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
+           for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+    },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
         ("logs:PutLogEvents", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -122,7 +141,9 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
                 "dynamodb:BatchWriteItem"}
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
-                  "MpApiFunction": "MpApiRole"}
+                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole"}
+# Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
+SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
 
 
@@ -153,6 +174,8 @@ def _resource_name(value) -> str:
                 return "Table/stream/*"
             if arg == "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*":
                 return "ec2:account-region"
+            if "${" in arg and not arg.rstrip("/*").endswith(":"):  # one named resource (or its objects)
+                return arg.replace("arn:${AWS::Partition}:", "").replace(":${AWS::Region}:${AWS::AccountId}", "")
     raise AssertionError(f"unrecognised policy resource {value!r}: teach _resource_name what it means")
 
 
@@ -206,7 +229,7 @@ def test_every_function_has_its_own_role_and_no_sam_policies():
         assert "Policies" not in props, function_id
         assert RESOURCES[role_id]["Type"] == "AWS::IAM::Role"
     policy_types = {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"}
-    assert {k for k, v in RESOURCES.items() if v["Type"] in policy_types} == set(FUNCTION_ROLES.values())
+    assert {k for k, v in RESOURCES.items() if v["Type"] in policy_types} == set(FUNCTION_ROLES.values()) | SERVICE_ROLES
 
 
 @pytest.mark.parametrize("role_id", sorted(USES))

@@ -77,9 +77,10 @@ def _apply_credits(stream_record: Mapping, event: Mapping) -> None:
                                      ttl=int(time.time()) + CREDIT_MARKER_TTL_SECONDS)
 
 
-def record(stream_record: Mapping) -> tuple[bool, int]:
+def record(stream_record: Mapping, lake_batch: list | None = None) -> tuple[bool, int]:
     """Write the journey event a stream record carries (once) and queue its jobs. Returns (journey record
-    written, jobs queued); raises when the jobs could not be queued, so the record is retried."""
+    written, jobs queued); raises when the jobs could not be queued, so the record is retried. A journey
+    event is also appended as (uid, event) to ``lake_batch``, which the caller sends to the lake at once."""
     found = new_event(stream_record)
     if found is None:
         return False, 0
@@ -92,6 +93,8 @@ def record(stream_record: Mapping) -> tuple[bool, int]:
     _mirror_follow(uid, event)
     if jobs:
         queue.send_many(jobs)
+    if lake_batch is not None and event.get("journey", True):
+        lake_batch.append((uid, event))  # also on a replay: the lake's at-least-once copy is deduped by the KPIs
     return written, len(jobs)
 
 
