@@ -28,6 +28,7 @@ DEMO_MENU = REPO_ROOT / "rules" / "menu.yaml"
 
 
 ENV_FILE = REPO_ROOT / ".local" / "env"
+LAKE_DIR = REPO_ROOT / ".local" / "lake"  # the journey lake `make run` writes and `wxloop kpi` reads
 # Stable by default so the CLI and a browser tab keep working across restarts; 0 lets the OS pick.
 PORTS = {"WXLOOP_PORT": ("gateway", 3000), "WXLOOP_AWS_PORT": ("embedded AWS", 3001),
          "WXLOOP_WECHAT_PORT": ("fake WeChat API", 3002)}
@@ -122,6 +123,8 @@ class LocalStack:
             os.environ.setdefault(name, value)
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("WECHAT_ACCOUNTS_SECRET", None)
+        os.environ.pop("LAKE_STREAM_NAME", None)  # no Firehose here: the stream writes the same Parquet layout
+        os.environ.setdefault("LAKE_PATH", str(LAKE_DIR))
         if not os.environ.get("WECHAT_ACCOUNTS"):
             os.environ["WECHAT_ACCOUNTS"] = self.accounts_file.read_text(encoding="utf-8")
         accounts = json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
@@ -168,7 +171,7 @@ class LocalStack:
     def cli_environment(self) -> dict[str, str]:
         """What a CLI in another shell needs to talk to this stack (written to ``.local/env``)."""
         names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                 "AWS_REGION", "TABLE_NAME", "QUEUE_URL", "WECHAT_API_BASE", "WECHAT_ACCOUNTS")
+                 "AWS_REGION", "TABLE_NAME", "QUEUE_URL", "WECHAT_API_BASE", "WECHAT_ACCOUNTS", "LAKE_PATH")
         return {"WXLOOP_STACK_PID": str(os.getpid()), "WXLOOP_GATEWAY_URL": self.urls["gateway"],
                 **{n: os.environ[n] for n in names if n in os.environ},
                 "WECHAT_ACCOUNTS": json.dumps(json.loads(os.environ["WECHAT_ACCOUNTS"]), ensure_ascii=False)}
