@@ -97,6 +97,16 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction"}
+# SAM function properties that grant or widen permissions beside the function's own role.
+SAM_FUNCTION_GRANTS = ("Policies", "Connectors", "PermissionsBoundary", "RolePath", "AssumeRolePolicyDocument")
+# What a role may say: its trust and inline policies (read above). A boundary or managed policy is refused.
+ROLE_PROPERTIES = {"Description", "AssumeRolePolicyDocument", "Policies", "Path", "Tags", "RoleName",
+                   "MaxSessionDuration"}
+
+
+def is_grant_resource(resource_type: str) -> bool:
+    """Whether a resource of this type can grant permissions to a principal (IAM, SAM connectors)."""
+    return resource_type.startswith("AWS::IAM::") or resource_type == "AWS::Serverless::Connector"
 
 
 def _branches(value) -> Iterator:
@@ -173,13 +183,22 @@ def test_every_function_has_its_own_role_and_no_sam_policies():
     """SAM adds managed policies on "*" (logs, SQS polling, stream reading) unless a function brings its role."""
     functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(FUNCTION_ROLES)
+    assert set(FUNCTION_ROLES.values()) == set(USES), "each role declared in FUNCTION_ROLES has its USES entry"
     for function_id, role_id in FUNCTION_ROLES.items():
         props = RESOURCES[function_id]["Properties"]
         assert props.get("Role") == {"GetAtt": f"{role_id}.Arn"}, function_id
-        assert "Policies" not in props, function_id
+        for grants_more in SAM_FUNCTION_GRANTS:
+            assert grants_more not in props, f"{function_id}: {grants_more} grants beyond its role"
         assert RESOURCES[role_id]["Type"] == "AWS::IAM::Role"
-    policy_types = {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"}
-    assert {k for k, v in RESOURCES.items() if v["Type"] in policy_types} == set(FUNCTION_ROLES.values())
+        assert set(RESOURCES[role_id]["Properties"]) <= ROLE_PROPERTIES, f"{role_id}: only inline Policies"
+    assert not set(TEMPLATE["Globals"]["Function"]) & {*SAM_FUNCTION_GRANTS, "Role"}, "Globals grant nothing"
+
+
+def test_no_grant_outside_the_declared_roles():
+    """Any IAM resource (an ``AWS::IAM::RolePolicy`` attached to a role, a user, a group, a managed policy...)
+    or a SAM connector grants beside the roles these tests read: only the declared roles may exist."""
+    iam = {k for k, v in RESOURCES.items() if is_grant_resource(v["Type"])}
+    assert iam == set(FUNCTION_ROLES.values()), f"grants outside the checked roles: {sorted(iam - set(USES))}"
 
 
 @pytest.mark.parametrize("role_id", sorted(USES))
@@ -260,3 +279,36 @@ def test_a_grant_on_star_fails_the_check(monkeypatch):
         test_nothing_on_star_that_aws_can_scope("OaWebhookRole")
     with pytest.raises(AssertionError):
         test_every_grant_is_used("OaWebhookRole")
+
+
+STAR_STAR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+@pytest.mark.parametrize("logical_id, resource", [
+    ("Backdoor", {"Type": "AWS::IAM::RolePolicy", "Properties": {
+        "RoleName": {"Ref": "OaWebhookRole"}, "PolicyName": "x", "PolicyDocument": STAR_STAR}}),
+    ("Backdoor", {"Type": "AWS::IAM::Policy", "Properties": {
+        "Roles": [{"Ref": "OaWebhookRole"}], "PolicyName": "x", "PolicyDocument": STAR_STAR}}),
+    ("Backdoor", {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+        "Roles": [{"Ref": "OaWebhookRole"}], "PolicyDocument": STAR_STAR}}),
+    ("Conn", {"Type": "AWS::Serverless::Connector", "Properties": {
+        "Source": {"Id": "OaWebhookFunction"}, "Destination": {"Id": "Table"}, "Permissions": ["Read", "Write"]}}),
+])
+def test_a_grant_beside_the_roles_fails_the_check(monkeypatch, logical_id, resource):
+    monkeypatch.setitem(RESOURCES, logical_id, resource)
+    with pytest.raises(AssertionError):
+        test_no_grant_outside_the_declared_roles()
+
+
+@pytest.mark.parametrize("where, key, value", [
+    ("OaWebhookRole", "PermissionsBoundary", "arn:aws:iam::aws:policy/AdministratorAccess"),
+    ("OaWebhookRole", "ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"]),
+    ("OaWebhookFunction", "Connectors", {"C": {"Properties": {"Destination": {"Id": "Table"},
+                                                              "Permissions": ["Write"]}}}),
+    ("OaWebhookFunction", "PermissionsBoundary", "arn:aws:iam::aws:policy/AdministratorAccess"),
+    ("OaWebhookFunction", "Policies", ["AdministratorAccess"]),
+])
+def test_a_boundary_connector_or_policy_on_a_function_or_role_fails_the_check(monkeypatch, where, key, value):
+    monkeypatch.setitem(RESOURCES[where]["Properties"], key, value)
+    with pytest.raises(AssertionError):
+        test_every_function_has_its_own_role_and_no_sam_policies()
