@@ -27,7 +27,7 @@ from wxloop.domain.rules.model import (
     Rule,
     normalize,
 )
-from wxloop.domain.rules.regexes import REGEX_SET_PROGRAM_LIMIT, vet_regex
+from wxloop.domain.rules.regexes import REGEX_SET_PROGRAM_LIMIT, REGEX_SET_WIDTH_LIMIT, vet_regex
 from wxloop.domain.rules.reply_specs import parse_reply as _parse_reply
 from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import parse_window as _parse_window
@@ -80,7 +80,7 @@ def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     seen_ids: dict[str, int] = {}
     regex_count = 0
-    program = 0  # RE2 instructions of all regexes so far
+    program = width = 0  # RE2 instructions and tracked history of all regexes so far
     for i, raw in enumerate(raw_rules):
         rule = _parse_rule(raw, i, regex_room=MAX_REGEXES - regex_count)
         if rule.id in seen_ids:
@@ -91,7 +91,13 @@ def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:
             continue
         regex_count += len(rule.keywords)
         for k, keyword in enumerate(rule.keywords):
-            program += vet_regex(keyword).size
+            vetted = vet_regex(keyword)
+            program += vetted.size
+            width += vetted.width
+            if width > REGEX_SET_WIDTH_LIMIT:
+                raise RuleError(f"rules[{i}].keywords[{k}]",
+                                f"regex refused: with it the set's regexes track {width} characters of history "
+                                f"(limit {REGEX_SET_WIDTH_LIMIT}); use fewer ., classes and counted repeats")
             if program > REGEX_SET_PROGRAM_LIMIT:
                 raise RuleError(f"rules[{i}].keywords[{k}]",
                                 f"regex refused: with it the set's regexes compile to {program} RE2 instructions "
