@@ -18,6 +18,7 @@ from wxloop.domain.rules import (
     REGEX_SET_PROGRAM_LIMIT,
     REGEX_SET_WIDTH_LIMIT,
     REGEX_TEXT_LIMIT,
+    RegexSet,
     RuleError,
     RuleSet,
     TimeWindow,
@@ -780,3 +781,33 @@ def test_given_no_version_when_compiled_then_the_version_is_a_hash_of_content_no
     assert a.version == b.version != c.version
     assert RuleSet.compile({"version": "2025-06-r1", "rules": []}).version == "2025-06-r1"
     assert RuleSet.compile({"version": "2025-06-r1", "rules": []}, version="stored").version == "stored"
+
+
+# ------------------------------------------------------------------------------- invisible characters
+
+
+@pytest.mark.parametrize("text", ["我要退\u200b款", "我要退\u00ad款", "我要退\u2060款", "我要\u202e退款",
+                                  "\ufeff我要退款"])
+def test_given_an_invisible_format_character_inside_a_keyword_when_deciding_then_the_keyword_still_matches(text):
+    rs = compile_rules(rule("refund", "退款", match="contains"), rule("help", "help"))
+    assert answer(rs, text) == "refund"
+    assert answer(rs, "help\u200b") == "help" and answer(rs, "he\u00adlp") == "help"
+
+
+def test_given_a_lone_surrogate_in_a_text_when_matching_regexes_then_nothing_raises():
+    rs = compile_rules(rule("abc", r"ab+c", match="regex"), defaults={"reply": {"text": "d"}})
+    assert answer(rs, "ab\ud800c") == "abc"  # the surrogate is dropped like an invisible character
+    assert RegexSet([r"ab+c", r"x"]).matching("ab\udfffc x") == [1]  # encoded with "replace", never raising
+
+
+@pytest.mark.parametrize("value", ["a\x00b\x01\x08\x0b\x0c\x1f", "a\ud800b", "a\ufffeb"])
+def test_given_a_placeholder_value_xml_cannot_carry_when_rendered_then_the_reply_xml_stays_valid(value):
+    from xml.dom import minidom
+
+    from wxloop.protocol.outbound import passive_xml
+
+    rs = compile_rules(rule("hi", "hi", reply={"text": "hi {nickname}!"}))
+    out = render(rs.decide(Trigger("text", "hi"), now=NOW).reply, {"nickname": value})
+    assert out.content == "hi ab!"
+    xml = passive_xml(out, openid="o1", account="gh_1", now=1)
+    assert minidom.parseString(xml.encode()).getElementsByTagName("Content")[0].firstChild.data == "hi ab!"

@@ -159,7 +159,8 @@ class RegexSet:
 
     def matching(self, text: str) -> list[int]:
         """Indices (in the patterns given) of the regexes that match somewhere in ``text``."""
-        found = self._match_bytes(text.encode()) if self._match_bytes else self._set.Match(text)
+        raw = text.encode("utf-8", "replace")  # a lone surrogate becomes "?" rather than an exception
+        found = self._match_bytes(raw) if self._match_bytes else self._set.Match(raw.decode())
         if not found:
             return []
         return [i for slot in found for i in self._members[slot]]
