@@ -811,3 +811,44 @@ def test_given_a_placeholder_value_xml_cannot_carry_when_rendered_then_the_reply
     assert out.content == "hi ab!"
     xml = passive_xml(out, openid="o1", account="gh_1", now=1)
     assert minidom.parseString(xml.encode()).getElementsByTagName("Content")[0].firstChild.data == "hi ab!"
+
+
+# ------------------------------------------------------------------------------------------ set size
+
+
+def test_given_more_keywords_than_a_set_may_hold_when_compiled_then_the_first_one_over_is_named():
+    from wxloop.domain.rules.model import MAX_KEYWORDS
+
+    per_rule = 1000
+    rules = [rule(f"r{i}", [f"k{i}-{j}" for j in range(per_rule)]) for i in range(MAX_KEYWORDS // per_rule)]
+    RuleSet.compile({"rules": rules})
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile({"rules": [*rules, rule("one-more", ["x", "y"])]})
+    assert err.value.path == f"rules[{MAX_KEYWORDS // per_rule}].keywords[0]"
+    with pytest.raises(RuleError) as err:  # one huge rule is refused before its keywords are read
+        RuleSet.compile({"rules": [rule("huge", [f"k{j}" for j in range(10 * MAX_KEYWORDS)])]})
+    assert err.value.path == f"rules[0].keywords[{MAX_KEYWORDS}]"
+
+
+def test_given_contains_keywords_over_the_character_budget_when_compiled_then_the_one_that_crosses_it_is_named():
+    from wxloop.domain.rules.model import MAX_NEEDLE_CHARS
+
+    needles = [f"{j:05d}" + "好" * 245 for j in range(MAX_NEEDLE_CHARS // 250 + 1)]
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile({"rules": [rule("ok", "hi"), rule("many", needles, match="contains")]})
+    assert err.value.path == f"rules[1].keywords[{MAX_NEEDLE_CHARS // 250}]"
+    assert "contains keywords together" in err.value.message
+
+
+def test_given_a_compressed_rule_set_when_inflated_then_a_bomb_is_refused_and_a_real_one_reads_back():
+    import zlib
+
+    from wxloop.domain.rules.stored import StoredRulesTooLarge, inflate_rules_doc
+
+    doc = b'{"rules": []}' * 1000
+    assert inflate_rules_doc(zlib.compress(doc)) == doc
+    assert inflate_rules_doc(zlib.compress(doc), len(doc)) == doc
+    with pytest.raises(StoredRulesTooLarge):
+        inflate_rules_doc(zlib.compress(doc), len(doc) - 1)
+    with pytest.raises(zlib.error):
+        inflate_rules_doc(zlib.compress(doc)[:-8])

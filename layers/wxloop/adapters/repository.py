@@ -851,10 +851,11 @@ def _rules_body(doc: Mapping) -> tuple[dict, str]:
 
 def _rules_doc(item: Mapping) -> dict:
     import json
-    import zlib
+
+    from wxloop.domain.rules.stored import inflate_rules_doc
 
     if "doc_z" in item:
-        return json.loads(zlib.decompress(bytes(item["doc_z"])).decode("utf-8"))
+        return json.loads(inflate_rules_doc(bytes(item["doc_z"])).decode("utf-8"))
     return json.loads(item["doc"])
 
 
