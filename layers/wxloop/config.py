@@ -17,6 +17,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 _APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
+# A shorter key (or "") would let anyone forge invite references and session tokens. Each user of these keys
+# derives its own purpose key from them first (invites: HMAC(key, "wxloop/invite-ref/v1")); session tokens
+# must do the same with their own purpose, so one kind of MAC never verifies as another.
+SESSION_KEY_MIN_CHARS = 32
 
 
 class ConfigError(RuntimeError):
@@ -73,6 +77,15 @@ class AccountsConfig(BaseModel):
         for app_id in v:
             if not _APP_ID.match(app_id):
                 raise ValueError(f"not an app id: {app_id!r}")
+        return v
+
+    @field_validator("session_keys")
+    @classmethod
+    def _long_session_keys(cls, v: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for n, key in enumerate(v):
+            if len(key.get_secret_value()) < SESSION_KEY_MIN_CHARS:
+                raise ValueError(f"session key {n} is shorter than {SESSION_KEY_MIN_CHARS} characters "
+                                 "(use e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
         return v
 
     def account(self, app_id: str) -> Account | None:

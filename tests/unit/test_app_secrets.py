@@ -104,3 +104,12 @@ def test_the_worker_fetches_tokens_with_the_second_secrets_app_secret(secrets, m
         assert wechat.api_client(OA_APP).secret == SECRET_VALUES[OA_APP]
     finally:
         wechat.reset()
+
+
+@pytest.mark.parametrize("keys", [[""], ["short"], ["x" * 31], ["x" * 40, "y" * 31]])
+def test_a_session_key_shorter_than_32_characters_is_refused(keys):
+    from wxloop.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="session_keys: .*shorter than 32"):
+        parse_config({"accounts": {}, "session_keys": keys})
+    assert len(parse_config({"accounts": {}, "session_keys": ["k" * 32]}).session_keys) == 1
