@@ -249,6 +249,37 @@ def test_unused_actions_are_gone():
     assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
 
 
+def _rule_value(expr, params: dict):
+    """A CloudFormation rule expression's value for ``params`` (the few functions rules allow, as used here)."""
+    if not isinstance(expr, dict):
+        return [_rule_value(e, params) for e in expr] if isinstance(expr, list) else expr
+    (tag, arg), = expr.items()
+    tag = tag.removeprefix("Fn::")
+    if tag == "Ref":
+        return params[arg]
+    args = _rule_value(arg, params)
+    return {"Equals": lambda: args[0] == args[1], "Not": lambda: not args[0], "And": lambda: all(args),
+            "Or": lambda: any(args), "Contains": lambda: args[1] in args[0]}[tag]()
+
+
+def _rules_refuse(params: dict) -> list[str]:
+    """The names of the template's rules whose assertions fail for ``params`` (defaults filled in)."""
+    values = {k: v.get("Default") for k, v in TEMPLATE["Parameters"].items()} | params
+    return [name for name, rule in (TEMPLATE.get("Rules") or {}).items()
+            if _rule_value(rule.get("RuleCondition", True), values)
+            and not all(_rule_value(a["Assert"], values) for a in rule["Assertions"])]
+
+
+@pytest.mark.parametrize("stage, arn, refused", [
+    ("prod", "", True), ("staging", "", True), ("dev", "", False),
+    ("prod", "arn:aws:secretsmanager:cn-north-1:1:secret:app", False),
+    ("staging", "arn:aws:secretsmanager:cn-north-1:1:secret:app", False),
+])
+def test_staging_and_prod_cannot_deploy_without_the_app_secrets_secret(stage, arn, refused):
+    """Otherwise the app secrets stay in the accounts secret that the internet-facing webhooks read."""
+    assert bool(_rules_refuse({"Stage": stage, "AppSecretsSecretArn": arn})) == refused
+
+
 def test_app_secrets_reach_only_token_fetchers():
     assert TEMPLATE["Parameters"]["AppSecretsSecretArn"].get("Default") == ""
     assert "WECHAT_APP_SECRETS_SECRET" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
