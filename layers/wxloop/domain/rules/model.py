@@ -26,6 +26,7 @@ MAX_RULES = 5000
 MAX_REGEXES = 500
 MAX_KEYWORDS = 20_000  # all keywords of a set: compiling stays well under a second inside a request
 MAX_NEEDLE_CHARS = 100_000  # characters of all ``contains`` keywords of a set together
+MAX_NESTED_NEEDLES = 6  # contains keywords that may end at one place of a text (卡, 会员卡, 金卡会员卡 ... )
 DEFAULT_IDS = {"reply": "defaults.reply", "welcome": "defaults.welcome", "first_welcome": "defaults.first_welcome"}
 
 _MODE_RANK = {mode: i for i, mode in enumerate(MATCH_MODES)}
