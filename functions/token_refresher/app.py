@@ -20,7 +20,7 @@ load_config()  # at INIT: a wrong accounts config fails the start, naming the fi
 def lambda_handler(event: dict, context) -> dict:
     margin = wechat.refresh_margin()
     result: dict[str, str] = {}
-    for app_id, account in load_config().accounts.items():
+    for app_id, account in load_config(with_app_secrets=True).accounts.items():
         if account.app_secret is None:
             continue
         try:

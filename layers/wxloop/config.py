@@ -17,6 +17,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 _APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
+# A shorter key (or "") would let anyone forge invite references and session tokens. Each user of these keys
+# derives its own purpose key from them first (invites: HMAC(key, "wxloop/invite-ref/v1")); session tokens
+# must do the same with their own purpose, so one kind of MAC never verifies as another.
+SESSION_KEY_MIN_CHARS = 32
 
 
 class ConfigError(RuntimeError):
@@ -73,6 +77,15 @@ class AccountsConfig(BaseModel):
         for app_id in v:
             if not _APP_ID.match(app_id):
                 raise ValueError(f"not an app id: {app_id!r}")
+        return v
+
+    @field_validator("session_keys")
+    @classmethod
+    def _long_session_keys(cls, v: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for n, key in enumerate(v):
+            if len(key.get_secret_value()) < SESSION_KEY_MIN_CHARS:
+                raise ValueError(f"session key {n} is shorter than {SESSION_KEY_MIN_CHARS} characters "
+                                 "(use e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
         return v
 
     def account(self, app_id: str) -> Account | None:
@@ -148,8 +161,19 @@ def _parse_cached(raw: str) -> AccountsConfig:
 
 
 @lru_cache(maxsize=4)
+def _parse_without_app_secrets_cached(raw: str) -> AccountsConfig:
+    return without_app_secrets(parse_config(raw))
+
+
+@lru_cache(maxsize=4)
 def _merge_cached(raw: str, raw_secrets: str) -> AccountsConfig:
     return merge_app_secrets(raw, raw_secrets)
+
+
+def without_app_secrets(config: AccountsConfig) -> AccountsConfig:
+    """``config`` with every account's ``app_secret`` removed (everything else as is)."""
+    accounts = {app: acc.model_copy(update={"app_secret": None}) for app, acc in config.accounts.items()}
+    return config.model_copy(update={"accounts": accounts})
 
 
 def _secret_text(secret_id: str) -> str:
@@ -160,12 +184,14 @@ def _secret_text(secret_id: str) -> str:
     return raw if isinstance(raw, str) else raw.decode()
 
 
-def load_config() -> AccountsConfig:
-    """The current config: ``WECHAT_ACCOUNTS`` inline, else the secret ``WECHAT_ACCOUNTS_SECRET``; plus, when
-    ``WECHAT_APP_SECRETS_SECRET`` is set, the app secrets of that second secret (``merge_app_secrets``).
+def load_config(*, with_app_secrets: bool = False) -> AccountsConfig:
+    """The current config: ``WECHAT_ACCOUNTS`` inline, else the secret ``WECHAT_ACCOUNTS_SECRET``.
 
-    Only token-fetching code (worker, token refresher, CLI) is given the second secret, so the webhooks'
-    config never holds an app secret. Secrets are read through Powertools Parameters (cached for
+    By default no account carries its ``app_secret`` (validated, then dropped): the webhooks and the MP API
+    never need one, so none is held in their memory even when the document has them (dev). Token-fetching
+    code asks ``with_app_secrets=True``; then, when ``WECHAT_APP_SECRETS_SECRET`` is set (deployed, given
+    only to the worker and the token refresher), the app secrets come from that second secret
+    (``merge_app_secrets``). Secrets are read through Powertools Parameters (cached for
     ``WECHAT_ACCOUNTS_MAX_AGE`` seconds, default 300), so a rotated secret is picked up without a redeploy;
     parsing is cached per document.
     """
@@ -174,6 +200,8 @@ def load_config() -> AccountsConfig:
     if not inline and not secret_id:
         raise ConfigError("set WECHAT_ACCOUNTS (JSON) or WECHAT_ACCOUNTS_SECRET (secret id)")
     raw = inline or _secret_text(secret_id or "")
+    if not with_app_secrets:
+        return _parse_without_app_secrets_cached(raw)
     app_secrets_id = os.environ.get("WECHAT_APP_SECRETS_SECRET")
     if app_secrets_id:
         return _merge_cached(raw, _secret_text(app_secrets_id))

@@ -8,6 +8,7 @@ import moto  # noqa: F401 - before any AWS client exists
 import yaml
 
 from wxloop.adapters import repository
+from wxloop.adapters.dynamo.keys import rules_key
 from wxloop.cli import main
 from wxloop.domain.rules import RuleSet
 from wxloop.rulesfile import load_rule_set
@@ -99,3 +100,18 @@ def test_given_a_large_rule_set_when_stored_then_it_is_compressed_and_reads_back
     raw = aws.ddb.get_item(TableName=aws.table, Key={"pk": {"S": f"RULES#{OTHER}"}, "sk": {"S": "CURRENT"}})["Item"]
     assert "doc_z" in raw and "doc" not in raw
     assert repository.get_rule_set(OTHER) == (rs.version, doc)
+
+
+def test_given_a_stored_blob_that_inflates_past_the_ceiling_when_read_then_it_is_refused_not_inflated(aws):
+    """A decompression bomb under CURRENT (97 KB inflating to 100 MB) is refused before it is inflated."""
+    import zlib
+
+    import pytest
+
+    from wxloop.domain.rules.stored import StoredRulesTooLarge
+
+    bomb = zlib.compress(b'{"rules":[' + b" " * 100_000_000 + b"]}", 9)
+    item = {**rules_key(OTHER, "CURRENT"), "version": {"S": "bomb"}, "doc_z": {"B": bomb}}
+    aws.ddb.put_item(TableName=aws.table, Item=item)
+    with pytest.raises(StoredRulesTooLarge):
+        repository.get_rule_set(OTHER)

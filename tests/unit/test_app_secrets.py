@@ -84,7 +84,7 @@ def test_only_token_fetchers_hold_app_secrets(function_id, secrets, monkeypatch)
             monkeypatch.setenv(name, arn)
         else:
             monkeypatch.delenv(name, raising=False)
-    config = load_config()
+    config = load_config(with_app_secrets=function_id in TOKEN_FETCHERS)  # as each function's code asks
     held = {app for app, account in config.accounts.items() if account.app_secret is not None}
     if function_id in TOKEN_FETCHERS:
         assert held == set(SECRET_VALUES)
@@ -104,3 +104,34 @@ def test_the_worker_fetches_tokens_with_the_second_secrets_app_secret(secrets, m
         assert wechat.api_client(OA_APP).secret == SECRET_VALUES[OA_APP]
     finally:
         wechat.reset()
+
+
+@pytest.mark.parametrize("keys", [[""], ["short"], ["x" * 31], ["x" * 40, "y" * 31]])
+def test_a_session_key_shorter_than_32_characters_is_refused(keys):
+    from wxloop.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="session_keys: .*shorter than 32"):
+        parse_config({"accounts": {}, "session_keys": keys})
+    assert len(parse_config({"accounts": {}, "session_keys": ["k" * 32]}).session_keys) == 1
+
+
+def test_the_default_loader_holds_no_app_secret_even_when_the_document_has_them(monkeypatch):
+    """Dev keeps app secrets in the one document: the webhooks' loader (the default) still drops them."""
+    import wxloop.config as config_mod
+    from wxloop.services import oa_push
+
+    doc = copy.deepcopy(_without_app_secrets())
+    for app, value in SECRET_VALUES.items():
+        doc["accounts"][app]["app_secret"] = value
+    monkeypatch.setenv("WECHAT_ACCOUNTS", json.dumps(doc))
+    monkeypatch.delenv("WECHAT_APP_SECRETS_SECRET", raising=False)
+    webhook = load_config()
+    assert all(acc.app_secret is None for acc in webhook.accounts.values())
+    assert all(v not in repr(webhook.model_dump()) for v in SECRET_VALUES.values())
+    assert webhook.account(OA_APP).token.get_secret_value()  # pushes still verify
+    fetcher = load_config(with_app_secrets=True)
+    assert fetcher.account(OA_APP).app_secret.get_secret_value() == SECRET_VALUES[OA_APP]
+    seen = []
+    monkeypatch.setattr(config_mod, "load_config", lambda **kw: seen.append(kw) or webhook)
+    assert oa_push.endpoint_for(OA_APP, "oa") is not None
+    assert seen == [{}]  # the push path loads through the default: no app secrets

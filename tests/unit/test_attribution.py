@@ -115,3 +115,20 @@ def test_refollowing_or_a_second_mp_cannot_farm_a_new_referral():
 def test_an_openid_on_a_linked_app_without_a_first_contact_time_is_not_new():
     legacy = PersonFacts("b" * 32, openids={MP: "o-b-mp", OA: "o-b-oa"}, first_seen={MP: T})
     assert decide_referral(legacy, INVITER, TOUCH, LINKED, None) == Refused(RefusalReason.NOT_NEW)
+
+
+def test_a_paid_self_referral_through_a_second_identity_is_handed_back_for_reversal_after_the_merge():
+    """The inviter opens their own link in the MP as a second, not yet linked identity and gets paid; the
+    merge that shows it must not keep the referral (inviter == invitee) but return it to be reversed."""
+    inviter = PersonFacts("u1" * 16, None, {OA: "o-a-oa"}, {OA: T - 100 * 86400})
+    second = PersonFacts("u2" * 16, None, {MP: "o-a-mp"}, {MP: T})
+    ref = decide_referral(second, inviter, TOUCH, LINKED, None)
+    assert isinstance(ref, Referral)  # nothing ties the two identities yet
+    paid = Referral(ref.invitee, ref.inviter, ref.campaign, ref.channel, ref.created_at, state="rewarded")
+    merged = PersonFacts(inviter.uid, "union-x", {OA: "o-a-oa", MP: "o-a-mp"}, {OA: T - 100 * 86400, MP: T})
+    out = referral_after_merge(None, paid, merged, second.uid, LINKED)
+    assert out.keep is None and out.voided == ()
+    assert [(r.invitee, r.inviter, r.state) for r in out.self_referred] == [(inviter.uid, inviter.uid, "rewarded")]
+    other_way = PersonFacts(second.uid, "union-x", merged.openids, merged.first_seen)
+    out = referral_after_merge(paid, None, other_way, inviter.uid, LINKED)
+    assert out.keep is None and len(out.self_referred) == 1

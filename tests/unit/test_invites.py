@@ -2,6 +2,7 @@
 
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from wxloop.domain.invites import (
 )
 
 T = 1_790_000_000
-KEYS = ["new-key-0123456789abcdef", "old-key-0123456789abcdef"]
+KEYS = ["new-key-0123456789abcdef0123456789", "old-key-0123456789abcdef0123456789"]
 UID = "0123456789abcdef0123456789abcdef"
 REF = InviteRef(UID, "spring-2027", T)
 
@@ -44,7 +45,24 @@ def test_rotation_the_first_key_signs_and_every_key_verifies():
     old = sign_ref(REF, KEYS[1:])
     assert verify_ref(old, KEYS, T) == REF
     assert verify_ref(sign_ref(REF, KEYS), KEYS[1:], T) == RefRefused(RefProblem.BAD_SIGNATURE)
-    assert problem(verify_ref(old, ["another-key"], T)) is RefProblem.BAD_SIGNATURE
+    assert problem(verify_ref(old, ["another-key-0123456789abcdef01234"], T)) is RefProblem.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("short", ["", "k1", "x" * 31])
+def test_a_short_key_never_signs_and_never_verifies(short):
+    """An empty or short session key would let anyone compute the MAC: it is refused, not used."""
+    with pytest.raises(ValueError, match="at least 32"):
+        sign_ref(REF, [short])
+    forged_body = f"1.{REF.inviter}.{REF.campaign}.{T:x}"
+    import base64
+    import hashlib
+    import hmac
+
+    derived = hmac.new(short.encode(), b"wxloop/invite-ref/v1", hashlib.sha256).digest()
+    mac = base64.urlsafe_b64encode(hmac.new(derived, forged_body.encode(), hashlib.sha256).digest()[:12])
+    forged = f"{forged_body}.{mac.decode().rstrip('=')}"
+    assert problem(verify_ref(forged, [short], T)) is RefProblem.NO_KEYS
+    assert problem(verify_ref(forged, [short, *KEYS], T)) is RefProblem.BAD_SIGNATURE
 
 
 def test_tampering_with_any_field_breaks_the_signature():

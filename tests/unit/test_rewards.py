@@ -16,6 +16,7 @@ from wxloop.domain.rewards import (
     decide_reward,
     entry_id,
     parse_reward_doc,
+    reverse_referral,
 )
 from wxloop.rulesfile import FileError
 
@@ -44,7 +45,9 @@ def test_the_example_file_loads():
 
 @pytest.mark.parametrize("qualify", ["share", {"event": "shared_page"}, {"event": "follow_oa"},
                                      {"event": "oa_followed"}, {"event": "lucky_draw"}, {"event": "forward_to_group"},
-                                     {"event": "subscribe"}, {"event": "invite"}])
+                                     {"event": "subscribe"}, {"event": "invite"}, {"event": "shar_e"},
+                                     {"event": "fo11ow"}, {"event": "sh4re_page"}, {"event": "sub_scribe"},
+                                     {"event": "l1ke"}, {"event": "lott3ry"}])
 def test_rewards_for_sharing_following_or_luck_cannot_be_configured(qualify):
     with pytest.raises(ConfigError, match="sharing, following or luck") as err:
         campaign(qualify=qualify)
@@ -55,6 +58,7 @@ def test_real_actions_are_accepted():
     assert campaign(qualify={"event": "first_order"}).qualify.event == "first_order"
     assert campaign(qualify={"event": "invitee_first_order"}).qualify.kind == "event"
     assert campaign(qualify={"active_days": 7}).qualify.days == 7
+    assert campaign(qualify={"event": "order_paid_3"}).qualify.event == "order_paid_3"
 
 
 @pytest.mark.parametrize("body, path", [
@@ -136,6 +140,36 @@ def test_a_reversal_compensates_never_below_zero_and_only_what_was_paid():
     assert isinstance(spent, Reversal) and spent.entry.points == -30 and spent.shortfall == 70
     assert decide_reward(c, pending(), refund, Tallies(inviter_balance=500)) is NoReward.NOTHING_TO_REVERSE
     assert decide_reward(c, pending(state="reversed"), refund, Tallies()) is NoReward.NOTHING_TO_REVERSE
+
+
+def test_what_a_reversal_could_not_take_back_is_debt_that_later_rewards_repay_first():
+    c = campaign(qualify={"event": "first_order"}, reverse_on=["order_refunded"])
+    refund = InviteeEvent("event", B, T + 86400, name="order_refunded")
+    spent = decide_reward(c, pending(state="rewarded"), refund, Tallies(inviter_balance=0))
+    assert isinstance(spent, Reversal) and spent.entry.points == 0 and spent.debt_added == 100
+    order = InviteeEvent("event", B, T + 60, name="first_order")
+    partly = decide_reward(c, pending(), order, Tallies(inviter_debt=30))
+    assert isinstance(partly, Reward) and partly.debt_repaid == 30 and partly.entry.points == 70
+    wholly = decide_reward(c, pending(), order, Tallies(inviter_debt=250))
+    assert isinstance(wholly, Reward) and wholly.debt_repaid == 100 and wholly.entry.points == 0
+    clean = decide_reward(c, pending(), order, Tallies())
+    assert isinstance(clean, Reward) and clean.debt_repaid == 0 and clean.entry.points == 100
+
+
+def test_an_event_dated_before_the_referral_does_not_reward():
+    early = InviteeEvent("phone_bound", B, T - 1)
+    assert decide_reward(campaign(), pending(), early, Tallies()) is NoReward.BEFORE_REFERRAL
+    assert isinstance(decide_reward(campaign(), pending(), InviteeEvent("phone_bound", B, T), Tallies()), Reward)
+
+
+def test_a_paid_self_referral_found_by_a_merge_is_reversed_not_refused():
+    c = campaign(reverse_on=["order_refunded"])
+    paid_to_self = pending(inviter=B, state="rewarded")
+    refund = InviteeEvent("event", B, T + 86400, name="order_refunded")
+    out = decide_reward(c, paid_to_self, refund, Tallies(inviter_balance=500))
+    assert isinstance(out, Reversal) and out.entry.points == -100 and out.entry.uid == B
+    merged = reverse_referral(c, paid_to_self, "merge showed a self-referral", T + 5, Tallies(inviter_balance=40))
+    assert isinstance(merged, Reversal) and merged.entry.points == -40 and merged.debt_added == 60
 
 
 def test_a_self_referral_record_never_pays_and_the_daily_cap_counts_shanghai_days():

@@ -16,7 +16,9 @@ from wxloop.domain.rules import (
     MAX_REGEXES,
     MAX_RULES,
     REGEX_SET_PROGRAM_LIMIT,
+    REGEX_SET_WIDTH_LIMIT,
     REGEX_TEXT_LIMIT,
+    RegexSet,
     RuleError,
     RuleSet,
     TimeWindow,
@@ -265,7 +267,7 @@ def test_given_a_regex_re2_cannot_take_when_compiled_then_it_is_refused_naming_t
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"(a+)+$", r"(a|aa)+$", r"\d+\s*\d+\s*x", r".*优惠.*!", r"a.*b.*c", r"x{0,100}x{0,100}y",
+    [r"(a+)+$", r"(a|aa)+$", r"\d+\s*\d+\s*x", r".*优惠.*!", r"a.*b.*c", r"x{0,16}x{0,16}y",
      r"s+[\u0100-\u017f]+s+!", r"^x\w+?\w+?\w+?\d", r"(\w+\s?)*!"],
 )
 def test_given_a_pattern_python_would_backtrack_on_when_vetted_then_re2_accepts_it(pattern):
@@ -338,22 +340,72 @@ def test_given_the_hostile_patterns_of_the_review_when_deciding_2048_chars_then_
 
 
 def test_given_a_500_regex_set_at_the_size_limit_when_a_hostile_text_arrives_then_deciding_stays_fast():
-    """500 unanchored regexes, all alive on a text of s's, filling the set's program budget, and 4,500
-    contains rules: one pass decides (measured 1 to 4 ms here; the benchmark reports the figure)."""
-    patterns = [rf"s+[a-z{i % 10}]*s{{1,3}}[\u0100-\u017f]{i}" for i in range(MAX_REGEXES)]
+    """Unanchored regexes, all alive on a text of s's, filling the set's width budget, and 4,500 contains
+    rules: one pass decides (measured 1 to 4 ms here; the benchmark reports the figure)."""
+    patterns = [rf"s+[a-z{i % 10}]*s{{1,3}}[\u0100-\u017f]{i}" for i in range(REGEX_SET_WIDTH_LIMIT // 2)]
     doc = {"rules": _regex_rules(patterns) + [rule(f"kw{i}", f"词{i}", match="contains")
                                               for i in range(MAX_RULES - MAX_REGEXES)],
            "defaults": {"reply": {"text": "default"}}}
     rs = RuleSet.compile(doc)
-    assert sum(vet_regex(p).size for p in patterns) <= REGEX_SET_PROGRAM_LIMIT
+    assert sum(vet_regex(p).width for p in patterns) == REGEX_SET_WIDTH_LIMIT
     for text in ("s" * 2047 + "!", "sſ" * 1024, "好" * 2048):
         assert rs.decide(Trigger("text", text), now=NOW).rule_id == "defaults.reply"
         assert min(_decide_ms(rs, text) for _ in range(3)) < 50
     assert answer(rs, "sss ss" + "\u0101" + "7") == "r7"
 
 
+@pytest.mark.parametrize("pattern, reason", [
+    (r"a[ab]{180}c", "counted repeat of 180"),
+    (r"(?:a|b)[ab]{20}c", "counted repeat of 20"),
+    (r"(?:退款|退货).{0,60}(?:订单|单号)", "counted repeat of 60"),
+    (r"x{17,}", "counted repeat of 17"),
+    ("a" + "." * 190 + "c", "tracks 190 characters"),
+    (r"(?:[ab]{16}){3}", "tracks 48 characters"),
+    (".", "any one character"),
+    (r"\b", "any one character"),
+    (r"\w", "any one character"),
+])
+def test_given_a_regex_that_makes_re2_track_a_long_window_when_compiled_then_it_is_refused(pattern, reason):
+    """Linear time is not enough: a counted repeat of a broad class keeps up to N live states per
+    character (a[ab]{180}c took 10 ms alone, 600 ms in a set), so repeats and windows are bounded."""
+    with pytest.raises(RuleError) as err:
+        compile_rules(rule("ok", "fine"), rule("bad", ["fine", pattern], match="regex"))
+    assert err.value.path == "rules[1].keywords[1]"
+    assert reason in str(err.value)
+
+
+def test_given_regexes_over_the_set_width_limit_when_compiled_then_the_one_that_crosses_it_is_named():
+    patterns = [f"a[ab]{{16}}c{i}" for i in range(REGEX_SET_WIDTH_LIMIT // 16 + 1)]
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile({"rules": _regex_rules(patterns)})
+    assert err.value.path == f"rules[{REGEX_SET_WIDTH_LIMIT // 16}].keywords[0]"
+    assert "characters of history" in err.value.message
+
+
+def test_given_the_widest_accepted_sets_when_random_ab_texts_arrive_then_each_decides_fast_and_right():
+    """The review's families at their largest accepted size, on cold sets: fast, and no match is lost."""
+    rnd = random.Random(5)
+    texts = ["".join(rnd.choice("ab") for _ in range(2048)) for _ in range(3)] + ["a" * 2048]
+    for make in (lambda i: f"a[ab]{{16}}c{i % 10}", lambda i: f"(?:a|b)[ab]{{{1 + i % 16}}}c"):
+        patterns, width = [], 0
+        while width + vet_regex(make(len(patterns))).width <= REGEX_SET_WIDTH_LIMIT:
+            width += vet_regex(make(len(patterns))).width
+            patterns.append(make(len(patterns)))
+        doc = {"rules": _regex_rules(patterns)}
+        for text in texts:
+            assert min(_decide_ms(RuleSet.compile(doc), text) for _ in range(3)) < 50
+        hit = texts[0][:40] + "a" + "ab" * 8 + "c7"
+        expected = next((f"r{i}" for i, p in enumerate(patterns) if re.search(p, hit)), None)
+        assert expected is not None and answer(RuleSet.compile(doc), hit) == expected
+
+
+def test_given_a_realistic_window_regex_when_compiled_then_it_is_accepted_and_matches():
+    rs = compile_rules(rule("refund", r"(?:退款|退货).{0,16}(?:订单|单号)", match="regex"))
+    assert answer(rs, "我要退款，订单号123") == "refund" and answer(rs, "退款" + "好" * 20 + "订单") is None
+
+
 def test_given_regexes_over_the_set_program_limit_when_compiled_then_the_one_that_crosses_it_is_named():
-    pattern = r"[a-z]{1,40}\d{1,40}"
+    pattern = r"\pL\pN"
     size = vet_regex(pattern).size
     fits = REGEX_SET_PROGRAM_LIMIT // size
     with pytest.raises(RuleError) as err:
@@ -365,7 +417,7 @@ def test_given_regexes_over_the_set_program_limit_when_compiled_then_the_one_tha
 
 def test_given_more_regexes_than_a_set_may_hold_when_compiled_then_the_first_one_over_is_named():
     per_rule = 10
-    rules = [rule(f"r{i}", [rf"^k{i}x{j}\d+$" for j in range(per_rule)], match="regex")
+    rules = [rule(f"r{i}", [rf"^k{i}x{j}$" for j in range(per_rule)], match="regex")
              for i in range(MAX_REGEXES // per_rule)]
     rules.append(rule("one-more", ["^a", "^b"], match="regex"))
     with pytest.raises(RuleError) as err:
@@ -729,3 +781,97 @@ def test_given_no_version_when_compiled_then_the_version_is_a_hash_of_content_no
     assert a.version == b.version != c.version
     assert RuleSet.compile({"version": "2025-06-r1", "rules": []}).version == "2025-06-r1"
     assert RuleSet.compile({"version": "2025-06-r1", "rules": []}, version="stored").version == "stored"
+
+
+# ------------------------------------------------------------------------------- invisible characters
+
+
+@pytest.mark.parametrize("text", ["我要退\u200b款", "我要退\u00ad款", "我要退\u2060款", "我要\u202e退款",
+                                  "\ufeff我要退款"])
+def test_given_an_invisible_format_character_inside_a_keyword_when_deciding_then_the_keyword_still_matches(text):
+    rs = compile_rules(rule("refund", "退款", match="contains"), rule("help", "help"))
+    assert answer(rs, text) == "refund"
+    assert answer(rs, "help\u200b") == "help" and answer(rs, "he\u00adlp") == "help"
+
+
+def test_given_a_lone_surrogate_in_a_text_when_matching_regexes_then_nothing_raises():
+    rs = compile_rules(rule("abc", r"ab+c", match="regex"), defaults={"reply": {"text": "d"}})
+    assert answer(rs, "ab\ud800c") == "abc"  # the surrogate is dropped like an invisible character
+    assert RegexSet([r"ab+c", r"x"]).matching("ab\udfffc x") == [1]  # encoded with "replace", never raising
+
+
+@pytest.mark.parametrize("value", ["a\x00b\x01\x08\x0b\x0c\x1f", "a\ud800b", "a\ufffeb"])
+def test_given_a_placeholder_value_xml_cannot_carry_when_rendered_then_the_reply_xml_stays_valid(value):
+    from xml.dom import minidom
+
+    from wxloop.protocol.outbound import passive_xml
+
+    rs = compile_rules(rule("hi", "hi", reply={"text": "hi {nickname}!"}))
+    out = render(rs.decide(Trigger("text", "hi"), now=NOW).reply, {"nickname": value})
+    assert out.content == "hi ab!"
+    xml = passive_xml(out, openid="o1", account="gh_1", now=1)
+    assert minidom.parseString(xml.encode()).getElementsByTagName("Content")[0].firstChild.data == "hi ab!"
+
+
+# ------------------------------------------------------------------------------------------ set size
+
+
+def test_given_more_keywords_than_a_set_may_hold_when_compiled_then_the_first_one_over_is_named():
+    from wxloop.domain.rules.model import MAX_KEYWORDS
+
+    per_rule = 1000
+    rules = [rule(f"r{i}", [f"k{i}-{j}" for j in range(per_rule)]) for i in range(MAX_KEYWORDS // per_rule)]
+    RuleSet.compile({"rules": rules})
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile({"rules": [*rules, rule("one-more", ["x", "y"])]})
+    assert err.value.path == f"rules[{MAX_KEYWORDS // per_rule}].keywords[0]"
+    with pytest.raises(RuleError) as err:  # one huge rule is refused before its keywords are read
+        RuleSet.compile({"rules": [rule("huge", [f"k{j}" for j in range(10 * MAX_KEYWORDS)])]})
+    assert err.value.path == f"rules[0].keywords[{MAX_KEYWORDS}]"
+
+
+def test_given_contains_keywords_over_the_character_budget_when_compiled_then_the_one_that_crosses_it_is_named():
+    from wxloop.domain.rules.model import MAX_NEEDLE_CHARS
+
+    needles = [f"{j:05d}" + "好" * 245 for j in range(MAX_NEEDLE_CHARS // 250 + 1)]
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile({"rules": [rule("ok", "hi"), rule("many", needles, match="contains")]})
+    assert err.value.path == f"rules[1].keywords[{MAX_NEEDLE_CHARS // 250}]"
+    assert "contains keywords together" in err.value.message
+
+
+def test_given_a_compressed_rule_set_when_inflated_then_a_bomb_is_refused_and_a_real_one_reads_back():
+    import zlib
+
+    from wxloop.domain.rules.stored import StoredRulesTooLarge, inflate_rules_doc
+
+    doc = b'{"rules": []}' * 1000
+    assert inflate_rules_doc(zlib.compress(doc)) == doc
+    assert inflate_rules_doc(zlib.compress(doc), len(doc)) == doc
+    with pytest.raises(StoredRulesTooLarge):
+        inflate_rules_doc(zlib.compress(doc), len(doc) - 1)
+    with pytest.raises(zlib.error):
+        inflate_rules_doc(zlib.compress(doc)[:-8])
+
+
+def test_given_many_contains_keywords_over_two_letters_when_a_hostile_text_arrives_then_one_pass_decides_fast():
+    """The review's case: 5,000 needles of a/b took 170 ms tested one by one; one automaton pass is linear."""
+    rnd = random.Random(3)
+    needles = sorted({"".join(rnd.choice("ab") for _ in range(20)) for _ in range(5000)})
+    rs = compile_rules(rule("many", needles, match="contains"), defaults={"reply": {"text": "d"}})
+    texts = ["".join(rnd.choice("ab") for _ in range(2048)), "a" * 2048, "ab" * 1024]
+    for text in texts:
+        assert min(_decide_ms(rs, text) for _ in range(3)) < 50
+        assert (answer(rs, text) == "many") == any(n in text for n in needles)
+    assert answer(rs, "x" + needles[123] + "y") == "many"
+
+
+def test_given_contains_keywords_nested_too_deep_when_compiled_then_the_deepest_is_named():
+    from wxloop.domain.rules.model import MAX_NESTED_NEEDLES
+
+    nested = ["卡" * k for k in range(1, MAX_NESTED_NEEDLES + 1)]
+    rs = compile_rules(rule("cards", nested, match="contains"))
+    assert answer(rs, "我的卡") == "cards"
+    with pytest.raises(RuleError) as err:
+        compile_rules(rule("ok", "hi"), rule("cards", [*nested, "卡" * (MAX_NESTED_NEEDLES + 1)], match="contains"))
+    assert err.value.path == f"rules[1].keywords[{MAX_NESTED_NEEDLES}]"

@@ -145,6 +145,16 @@ FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "Strea
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
+# SAM function properties that grant or widen permissions beside the function's own role.
+SAM_FUNCTION_GRANTS = ("Policies", "Connectors", "PermissionsBoundary", "RolePath", "AssumeRolePolicyDocument")
+# What a role may say: its trust and inline policies (read above). A boundary or managed policy is refused.
+ROLE_PROPERTIES = {"Description", "AssumeRolePolicyDocument", "Policies", "Path", "Tags", "RoleName",
+                   "MaxSessionDuration"}
+
+
+def is_grant_resource(resource_type: str) -> bool:
+    """Whether a resource of this type can grant permissions to a principal (IAM, SAM connectors)."""
+    return resource_type.startswith("AWS::IAM::") or resource_type == "AWS::Serverless::Connector"
 
 
 def _branches(value) -> Iterator:
@@ -223,13 +233,23 @@ def test_every_function_has_its_own_role_and_no_sam_policies():
     """SAM adds managed policies on "*" (logs, SQS polling, stream reading) unless a function brings its role."""
     functions = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(FUNCTION_ROLES)
+    assert set(FUNCTION_ROLES.values()) == set(USES), "each role declared in FUNCTION_ROLES has its USES entry"
     for function_id, role_id in FUNCTION_ROLES.items():
         props = RESOURCES[function_id]["Properties"]
         assert props.get("Role") == {"GetAtt": f"{role_id}.Arn"}, function_id
-        assert "Policies" not in props, function_id
+        for grants_more in SAM_FUNCTION_GRANTS:
+            assert grants_more not in props, f"{function_id}: {grants_more} grants beyond its role"
         assert RESOURCES[role_id]["Type"] == "AWS::IAM::Role"
-    policy_types = {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"}
-    assert {k for k, v in RESOURCES.items() if v["Type"] in policy_types} == set(FUNCTION_ROLES.values()) | SERVICE_ROLES
+        assert set(RESOURCES[role_id]["Properties"]) <= ROLE_PROPERTIES, f"{role_id}: only inline Policies"
+    assert not set(TEMPLATE["Globals"]["Function"]) & {*SAM_FUNCTION_GRANTS, "Role"}, "Globals grant nothing"
+
+
+def test_no_grant_outside_the_declared_roles():
+    """Any IAM resource (an ``AWS::IAM::RolePolicy`` attached to a role, a user, a group, a managed policy...)
+    or a SAM connector grants beside the roles these tests read: only the declared roles may exist."""
+    iam = {k for k, v in RESOURCES.items() if is_grant_resource(v["Type"])}
+    declared = set(FUNCTION_ROLES.values()) | SERVICE_ROLES
+    assert iam == declared, f"grants outside the checked roles: {sorted(iam - declared)}"
 
 
 @pytest.mark.parametrize("role_id", sorted(USES))
@@ -280,6 +300,37 @@ def test_unused_actions_are_gone():
     assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
 
 
+def _rule_value(expr, params: dict):
+    """A CloudFormation rule expression's value for ``params`` (the few functions rules allow, as used here)."""
+    if not isinstance(expr, dict):
+        return [_rule_value(e, params) for e in expr] if isinstance(expr, list) else expr
+    (tag, arg), = expr.items()
+    tag = tag.removeprefix("Fn::")
+    if tag == "Ref":
+        return params[arg]
+    args = _rule_value(arg, params)
+    return {"Equals": lambda: args[0] == args[1], "Not": lambda: not args[0], "And": lambda: all(args),
+            "Or": lambda: any(args), "Contains": lambda: args[1] in args[0]}[tag]()
+
+
+def _rules_refuse(params: dict) -> list[str]:
+    """The names of the template's rules whose assertions fail for ``params`` (defaults filled in)."""
+    values = {k: v.get("Default") for k, v in TEMPLATE["Parameters"].items()} | params
+    return [name for name, rule in (TEMPLATE.get("Rules") or {}).items()
+            if _rule_value(rule.get("RuleCondition", True), values)
+            and not all(_rule_value(a["Assert"], values) for a in rule["Assertions"])]
+
+
+@pytest.mark.parametrize("stage, arn, refused", [
+    ("prod", "", True), ("staging", "", True), ("dev", "", False),
+    ("prod", "arn:aws:secretsmanager:cn-north-1:1:secret:app", False),
+    ("staging", "arn:aws:secretsmanager:cn-north-1:1:secret:app", False),
+])
+def test_staging_and_prod_cannot_deploy_without_the_app_secrets_secret(stage, arn, refused):
+    """Otherwise the app secrets stay in the accounts secret that the internet-facing webhooks read."""
+    assert bool(_rules_refuse({"Stage": stage, "AppSecretsSecretArn": arn})) == refused
+
+
 def test_app_secrets_reach_only_token_fetchers():
     assert TEMPLATE["Parameters"]["AppSecretsSecretArn"].get("Default") == ""
     assert "WECHAT_APP_SECRETS_SECRET" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
@@ -310,3 +361,36 @@ def test_a_grant_on_star_fails_the_check(monkeypatch):
         test_nothing_on_star_that_aws_can_scope("OaWebhookRole")
     with pytest.raises(AssertionError):
         test_every_grant_is_used("OaWebhookRole")
+
+
+STAR_STAR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+@pytest.mark.parametrize("logical_id, resource", [
+    ("Backdoor", {"Type": "AWS::IAM::RolePolicy", "Properties": {
+        "RoleName": {"Ref": "OaWebhookRole"}, "PolicyName": "x", "PolicyDocument": STAR_STAR}}),
+    ("Backdoor", {"Type": "AWS::IAM::Policy", "Properties": {
+        "Roles": [{"Ref": "OaWebhookRole"}], "PolicyName": "x", "PolicyDocument": STAR_STAR}}),
+    ("Backdoor", {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+        "Roles": [{"Ref": "OaWebhookRole"}], "PolicyDocument": STAR_STAR}}),
+    ("Conn", {"Type": "AWS::Serverless::Connector", "Properties": {
+        "Source": {"Id": "OaWebhookFunction"}, "Destination": {"Id": "Table"}, "Permissions": ["Read", "Write"]}}),
+])
+def test_a_grant_beside_the_roles_fails_the_check(monkeypatch, logical_id, resource):
+    monkeypatch.setitem(RESOURCES, logical_id, resource)
+    with pytest.raises(AssertionError):
+        test_no_grant_outside_the_declared_roles()
+
+
+@pytest.mark.parametrize("where, key, value", [
+    ("OaWebhookRole", "PermissionsBoundary", "arn:aws:iam::aws:policy/AdministratorAccess"),
+    ("OaWebhookRole", "ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"]),
+    ("OaWebhookFunction", "Connectors", {"C": {"Properties": {"Destination": {"Id": "Table"},
+                                                              "Permissions": ["Write"]}}}),
+    ("OaWebhookFunction", "PermissionsBoundary", "arn:aws:iam::aws:policy/AdministratorAccess"),
+    ("OaWebhookFunction", "Policies", ["AdministratorAccess"]),
+])
+def test_a_boundary_connector_or_policy_on_a_function_or_role_fails_the_check(monkeypatch, where, key, value):
+    monkeypatch.setitem(RESOURCES[where]["Properties"], key, value)
+    with pytest.raises(AssertionError):
+        test_every_function_has_its_own_role_and_no_sam_policies()

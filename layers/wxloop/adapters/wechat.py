@@ -327,7 +327,7 @@ _clients_lock = threading.Lock()
 def _secret_for(app_id: str) -> str:
     from wxloop.config import ConfigError, load_config
 
-    account = load_config().account(app_id)
+    account = load_config(with_app_secrets=True).account(app_id)
     if account is None or account.app_secret is None:
         # deployed, app secrets come from WECHAT_APP_SECRETS_SECRET, which only token-fetching functions get
         raise ConfigError(f"account {app_id} is not configured with an app_secret")

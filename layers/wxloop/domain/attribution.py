@@ -6,8 +6,9 @@
   touch (``NEW_GRACE`` seconds allow for the first contact writing the identity just before the referral).
 - **No self-referral**: inviter and invitee are the same person by uid, by an openid or by the unionid.
 - **A merge can void**: when a unionid merge shows the invitee existed before the referral, or makes the
-  inviter and invitee one person, a pending referral is voided with the reason. A rewarded one is left to
-  the reward rules (a reversal), never silently undone.
+  inviter and invitee one person, a pending referral is voided with the reason. A rewarded one is never
+  silently undone: when the merge makes it a self-referral it is handed back to be reversed
+  (``MergeOutcome.self_referred``; the reward rules write the reversal).
 """
 
 from __future__ import annotations
@@ -111,13 +112,15 @@ def decide_referral(
 
 @dataclass(frozen=True, slots=True)
 class MergeOutcome:
-    """The referral the survivor keeps (``None``: none), the ones voided with their reasons, and rewarded
-    ones that cannot be kept (two inviters paid for one person before the merge): the caller reverses or
-    reports those, nothing here undoes a payment."""
+    """The referral the survivor keeps (``None``: none), the ones voided with their reasons, rewarded
+    ones that cannot be kept (two inviters paid for one person before the merge), and rewarded ones the
+    merge showed to be self-referrals (the inviter is the merged person): the caller reverses those
+    (``rewards.reverse_referral``) or reports them; nothing here undoes a payment."""
 
     keep: Referral | None
     voided: tuple[Referral, ...] = ()
     rewarded_twice: tuple[Referral, ...] = ()
+    self_referred: tuple[Referral, ...] = ()
 
 
 def referral_after_merge(
@@ -132,7 +135,8 @@ def referral_after_merge(
 
     A rewarded referral wins, else the earlier one (first touch); the other pending one is voided
     (``later_touch``). The kept referral, if pending, is voided when the merged person was seen before it
-    (``existed_before``) or is its inviter (``merged_with_inviter``)."""
+    (``existed_before``) or is its inviter (``merged_with_inviter``); if rewarded and the merged person is its
+    inviter, it is not kept but returned in ``self_referred`` to be reversed."""
     ranked = sorted((r for r in (survivor, loser) if r is not None),
                     key=lambda r: (r.state != "rewarded", r.created_at))
     if not ranked:
@@ -143,6 +147,9 @@ def referral_after_merge(
             voided.append(_void(other, RefusalReason.LATER_TOUCH))
         elif other.state == "rewarded":
             twice.append(other)
+    if keep.state == "rewarded" and keep.inviter in (merged.uid, absorbed_uid):
+        # paid to the invitee themself through a second, then unlinked, identity: reverse, never keep
+        return MergeOutcome(None, tuple(voided), tuple(twice), (replace(keep, invitee=merged.uid),))
     if keep.state == "pending":
         reason = None
         if keep.inviter in (merged.uid, absorbed_uid):

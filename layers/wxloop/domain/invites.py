@@ -27,6 +27,7 @@ VERSION = "1"
 MAX_REF_CHARS = 96
 MAC_BYTES = 12
 DEFAULT_MAX_AGE = 30 * 86400
+MIN_KEY_CHARS = 32  # a shorter key is guessable: it is never used to sign, and ignored when verifying
 CLOCK_SKEW = 300  # a reference issued this far in the future still verifies (servers' clocks differ)
 _UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _CAMPAIGN = re.compile(r"[a-z0-9][a-z0-9_-]{0,23}")
@@ -86,10 +87,10 @@ def _base36(n: int) -> str:
 def sign_ref(ref: InviteRef, keys: Sequence[str | bytes]) -> str:
     """The signed reference for ``ref``, signed with ``keys[0]``.
 
-    Raises ``ValueError`` when there is no key, the inviter is not a uid-like id (``[A-Za-z0-9_-]{1,40}``),
+    Raises ``ValueError`` when there is no key of at least ``MIN_KEY_CHARS`` characters, the inviter is not a uid-like id (``[A-Za-z0-9_-]{1,40}``),
     the campaign is not a config id, or the issue time is negative."""
-    if not keys:
-        raise ValueError("no signing key")
+    if not keys or len(keys[0]) < MIN_KEY_CHARS:
+        raise ValueError(f"no signing key of at least {MIN_KEY_CHARS} characters")
     if not _UID.fullmatch(ref.inviter) or not _CAMPAIGN.fullmatch(ref.campaign) or ref.issued_at < 0:
         raise ValueError("the inviter, campaign or issue time cannot be put in a reference")
     body = f"{VERSION}.{ref.inviter}.{ref.campaign}.{_base36(ref.issued_at)}"
@@ -101,7 +102,8 @@ def verify_ref(
 ) -> InviteRef | RefRefused:
     """The reference in ``text`` if one of ``keys`` signed it and it is at most ``max_age`` seconds old,
     else the reason it is refused. Never raises, whatever ``text`` is; the MAC is compared in constant time
-    and checked before the time fields are trusted."""
+    and checked before the time fields are trusted. Keys shorter than ``MIN_KEY_CHARS`` are ignored."""
+    keys = [k for k in keys if len(k) >= MIN_KEY_CHARS]
     if not keys:
         return RefRefused(RefProblem.NO_KEYS)
     if not isinstance(text, str) or len(text) > MAX_REF_CHARS or not text.isascii():

@@ -3,7 +3,9 @@
 An inviter is rewarded for the **invitee's real action**, never for a share or a follow (WeChat bans that and
 bans Mini Programs for it): a qualifying action is a bound phone number, N active days, or a brand event
 (``first_order``) posted by the brand's server. Validation refuses any event name that smells of sharing,
-following or a lottery. Ledger entry ids are derived from (campaign, invitee), so the repository's
+following or a lottery, also when disguised: a name is read with separators dropped and look-alike digits
+as letters (``shar_e``, ``fo11ow``) before the check. A blocklist, not a per-campaign allow-list, because
+the brand names its own events; the normalised reading keeps the obvious disguises out. Ledger entry ids are derived from (campaign, invitee), so the repository's
 conditional transaction makes a repeat a no-op: exactly once by construction.
 """
 
@@ -65,8 +67,28 @@ class RewardCampaign:
     ref_max_age_days: int = 30
 
 
+# Digits that stand in for letters (fo11ow, sh4re, 1ike): each name is also read with these replaced.
+_LOOKALIKES = (str.maketrans("0134578", "oieastb"), str.maketrans("0134578", "oleastb"))
+
+
+def _readings(name: str) -> set[str]:
+    """``name`` as a reader may see it: as written, and with look-alike digits read as letters."""
+    return {name.lower(), *(name.lower().translate(table) for table in _LOOKALIKES)}
+
+
+def _is_banned(name: str) -> bool:
+    """Whether any reading of ``name`` names a share, follow or luck: by word, or by stem with the
+    separators and digits between letters dropped (``shar_e``, ``fo11ow``)."""
+    for reading in _readings(name):
+        squashed = re.sub(r"[^a-z]", "", reading)
+        words = set(re.split(r"[^a-z]+", reading))
+        if words & BANNED_WORDS or squashed in BANNED_WORDS or any(stem in squashed for stem in BANNED_STEMS):
+            return True
+    return False
+
+
 def _refuse_banned(name: str, path: str) -> None:
-    if set(name.split("_")) & BANNED_WORDS or any(stem in name for stem in BANNED_STEMS):
+    if _is_banned(name):
         raise doc.ConfigError(path, "rewards may not be paid for sharing, following or luck (WeChat's rules): "
                                     "qualify on the invitee's real action such as first_order")
 
@@ -152,12 +174,14 @@ class InviteeEvent:
 @dataclass(frozen=True, slots=True)
 class Tallies:
     """Counts the caps need, read by the caller: rewards already paid to this inviter today (Shanghai day)
-    and in this campaign, rewards paid in the campaign in total, and the inviter's balance."""
+    and in this campaign, rewards paid in the campaign in total, the inviter's balance, and the inviter's
+    debt (points reversals could not take back from a spent balance)."""
 
     inviter_today: int = 0
     inviter_in_campaign: int = 0
     campaign_total: int = 0
     inviter_balance: int = 0
+    inviter_debt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,18 +199,26 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class Reward:
-    """Move the referral pending → rewarded and write ``entry`` (points > 0) in one transaction."""
+    """Move the referral pending → rewarded, write ``entry`` and lower the inviter's debt by
+    ``debt_repaid`` in one transaction. ``entry.points`` is the campaign's points less ``debt_repaid``
+    (≥ 0): a reward first pays back what an earlier reversal could not take."""
 
     entry: LedgerEntry
+    debt_repaid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Reversal:
-    """Move the referral rewarded → reversed and write the compensating ``entry`` (points ≤ 0; never below
-    a zero balance, ``shortfall`` is what could not be taken back)."""
+    """Move the referral rewarded → reversed, write the compensating ``entry`` (points ≤ 0; never below a
+    zero balance) and add ``shortfall`` (what the balance could not give back) to the inviter's debt, in one
+    transaction; later rewards repay the debt first (:attr:`Reward.debt_repaid`)."""
 
     entry: LedgerEntry
     shortfall: int
+
+    @property
+    def debt_added(self) -> int:
+        return self.shortfall
 
 
 class NoReward(Enum):
@@ -202,6 +234,7 @@ class NoReward(Enum):
     NOTHING_TO_REVERSE = "nothing_to_reverse"
     NOT_THE_INVITEE = "not_the_invitee"
     SELF_REFERRAL = "self_referral"
+    BEFORE_REFERRAL = "before_referral"  # the event happened before the invitee was referred
 
 
 def reward_day(ts: int) -> str:
@@ -219,18 +252,20 @@ def decide_reward(
 ) -> Reward | Reversal | NoReward:
     """What ``event`` does to ``referral`` under ``campaign``.
 
-    A reversal event (``campaign.reverse_on``) on a rewarded referral gives a :class:`Reversal`. Otherwise
-    a pending referral younger than ``ref_max_age_days`` whose event qualifies, within every cap, gives a
-    :class:`Reward`; anything else gives the :class:`NoReward` reason. One referral per invitee, so an
-    invitee rewards at most one inviter."""
+    A reversal event (``campaign.reverse_on``) on a rewarded referral gives a :class:`Reversal`, checked
+    before anything else about the referral, so a paid self-referral is still taken back. Otherwise a
+    pending referral younger than ``ref_max_age_days`` whose event qualifies, happened at or after the
+    referral, and stays within every cap gives a :class:`Reward` (less what pays the inviter's debt);
+    anything else gives the :class:`NoReward` reason. One referral per invitee, so an invitee rewards at
+    most one inviter."""
     if event.invitee != referral.invitee:
         return NoReward.NOT_THE_INVITEE
-    if referral.inviter == referral.invitee:  # attribution refuses these; a bad record must not pay either
-        return NoReward.SELF_REFERRAL
     if referral.campaign != campaign.id:
         return NoReward.OTHER_CAMPAIGN
     if event.kind == "event" and event.name in campaign.reverse_on:
-        return _reverse(campaign, referral, event, tallies)
+        return reverse_referral(campaign, referral, f"invitee {event.name}", event.at, tallies)
+    if referral.inviter == referral.invitee:  # attribution refuses these; a bad record must not pay either
+        return NoReward.SELF_REFERRAL
     if referral.state == "rewarded":
         return NoReward.ALREADY_REWARDED
     if referral.state != "pending":
@@ -238,6 +273,8 @@ def decide_reward(
     reason = _qualifies(campaign.qualify, event)
     if reason is not None:
         return reason
+    if event.at < referral.created_at:  # done before the invite: not the invitee's answer to it
+        return NoReward.BEFORE_REFERRAL
     if event.at - referral.created_at > campaign.ref_max_age_days * 86400:
         return NoReward.REFERRAL_TOO_OLD
     caps = campaign.caps
@@ -247,9 +284,11 @@ def decide_reward(
         return NoReward.CAP_INVITER
     if caps.per_inviter_per_day is not None and tallies.inviter_today >= caps.per_inviter_per_day:
         return NoReward.CAP_DAY
-    entry = LedgerEntry(entry_id("reward", campaign.id, referral.invitee), referral.inviter, campaign.points,
-                        _why(campaign.qualify), campaign.id, referral.invitee, event.at)
-    return Reward(entry)
+    repaid = min(campaign.points, max(tallies.inviter_debt, 0))
+    why = _why(campaign.qualify) + (f" ({repaid} points repay a reversal)" if repaid else "")
+    entry = LedgerEntry(entry_id("reward", campaign.id, referral.invitee), referral.inviter,
+                        campaign.points - repaid, why, campaign.id, referral.invitee, event.at)
+    return Reward(entry, debt_repaid=repaid)
 
 
 def _qualifies(qualify: Qualify, event: InviteeEvent) -> NoReward | None:
@@ -267,12 +306,17 @@ def _why(qualify: Qualify) -> str:
             "event": f"invitee {qualify.event}"}[qualify.kind]
 
 
-def _reverse(campaign: RewardCampaign, referral: Referral, event: InviteeEvent, tallies: Tallies) -> Reversal | NoReward:
+def reverse_referral(
+    campaign: RewardCampaign, referral: Referral, why: str, at: int, tallies: Tallies
+) -> Reversal | NoReward:
+    """Take back the reward paid for ``referral`` (a reverse_on event, or a merge that showed a
+    self-referral): a :class:`Reversal` of up to ``campaign.points`` from the inviter's balance, the rest
+    added to the inviter's debt; ``NOTHING_TO_REVERSE`` unless the referral is rewarded."""
     if referral.state != "rewarded":
         return NoReward.NOTHING_TO_REVERSE
     taken = min(campaign.points, max(tallies.inviter_balance, 0))
     entry = LedgerEntry(entry_id("reversal", campaign.id, referral.invitee), referral.inviter, -taken,
-                        f"reversal: invitee {event.name}", campaign.id, referral.invitee, event.at)
+                        f"reversal: {why}", campaign.id, referral.invitee, at)
     return Reversal(entry, shortfall=campaign.points - taken)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from wxloop.adapters.dynamo.codec import RepositoryError, TransactionCancelled, call, get, marshal, table_name
 from wxloop.adapters.dynamo.keys import rules_key
+from wxloop.domain.rules.stored import inflate_rules_doc
 
 RULES_DOC_INLINE_MAX = 200_000  # bytes of JSON kept as a plain string; larger documents are compressed
 RULES_DOC_MAX = 350_000  # bytes stored per item (each item holds one copy; DynamoDB's cap is 400 KB)
@@ -35,7 +36,7 @@ def _rules_body(doc: Mapping) -> tuple[dict, str]:
 
 def _rules_doc(item: Mapping) -> dict:
     if "doc_z" in item:
-        return json.loads(zlib.decompress(bytes(item["doc_z"])).decode("utf-8"))
+        return json.loads(inflate_rules_doc(bytes(item["doc_z"])).decode("utf-8"))
     return json.loads(item["doc"])
 
 

@@ -15,6 +15,7 @@ Modules, one concept each:
   - ``templates``    placeholders: checking and rendering;
   - ``windows``      time windows in Asia/Shanghai;
   - ``regexes``      operator regexes, matched by RE2 (linear time), one set per trigger;
+  - ``regex_width``  the history a regex makes RE2 track (bounded, so a hostile text stays fast);
   - ``errors``       ``RuleError``.
 """
 
@@ -35,7 +36,14 @@ from wxloop.domain.rules.model import (
     normalize,
     trigger_for,
 )
-from wxloop.domain.rules.regexes import REGEX_PROGRAM_LIMIT, REGEX_SET_PROGRAM_LIMIT, RegexSet, vet_regex
+from wxloop.domain.rules.regexes import (
+    REGEX_PROGRAM_LIMIT,
+    REGEX_SET_PROGRAM_LIMIT,
+    REGEX_SET_WIDTH_LIMIT,
+    REGEX_WIDTH_LIMIT,
+    RegexSet,
+    vet_regex,
+)
 from wxloop.domain.rules.templates import cut_text, placeholders_in, render, reply_needs
 from wxloop.domain.rules.windows import SHANGHAI, WEEKDAYS, TimeWindow, _shanghai_tz, local_time
 
@@ -48,7 +56,9 @@ __all__ = [
     "REGEX_MAX_LEN",
     "REGEX_PROGRAM_LIMIT",
     "REGEX_SET_PROGRAM_LIMIT",
+    "REGEX_SET_WIDTH_LIMIT",
     "REGEX_TEXT_LIMIT",
+    "REGEX_WIDTH_LIMIT",
     "SHANGHAI",
     "TRIGGERS",
     "WEEKDAYS",

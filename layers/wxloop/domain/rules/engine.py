@@ -14,9 +14,9 @@ When no rule matches:
     is new), then the default welcome (``defaults.welcome``), else nothing;
   - ``click`` and ``scan``: nothing.
 
-Exact keywords are a dict lookup; ``contains`` keywords are grouped by a character and tested with ``in``
-only for the characters present in the text; all regexes of a trigger are one RE2 set, decided in one pass
-over the first ``REGEX_TEXT_LIMIT`` characters.
+Exact keywords are a dict lookup; all ``contains`` keywords of a trigger are one Aho-Corasick automaton
+(``pyahocorasick``), found in one pass over the text whatever their number; all regexes of a trigger are one
+RE2 set, decided in one pass over the first ``REGEX_TEXT_LIMIT`` characters.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from wxloop.domain.replies import Reply
 from wxloop.domain.rules.errors import RuleError
 from wxloop.domain.rules.model import (
     DEFAULT_IDS,
+    MAX_NESTED_NEEDLES,
     REGEX_TEXT_LIMIT,
     TRIGGERS,
     Decision,
@@ -51,27 +52,28 @@ _RANK = itemgetter(0)
 class _Index:
     """Everything one trigger kind can match, arranged so matching cost does not grow with the rule count.
 
-    Exact keywords: a dict. ``contains`` keywords: keyed by their rarest character among all of them, so a
-    text only tests the few keyed by characters it has. Regexes: one RE2 set, decided in one pass.
+    Exact keywords: a dict. ``contains`` keywords: an Aho-Corasick automaton, one pass over the text (its
+    output per character is bounded by ``MAX_NESTED_NEEDLES``). Regexes: one RE2 set, decided in one pass.
     """
 
-    __slots__ = ("exact", "needles", "by_char", "key_chars", "regex_entries", "regex_keywords", "regexes")
+    __slots__ = ("exact", "needles", "needle_paths", "automaton", "regex_entries", "regex_keywords", "regexes")
 
     def __init__(self) -> None:
         self.exact: dict[str, list] = {}
         self.needles: dict[str, list] = {}  # needle -> entries
-        self.by_char: dict[str, tuple] = {}  # key char -> ((needle, entries), ...)
-        self.key_chars: frozenset[str] = frozenset()
+        self.needle_paths: dict[str, str] = {}  # needle -> where it is first written (for errors)
+        self.automaton: Any = None
         self.regex_entries: list = []  # parallel to regex_keywords
         self.regex_keywords: list[str] = []
         self.regexes: RegexSet | None = None
 
-    def add(self, rank: int, rule: Rule, keyword: str) -> None:
+    def add(self, rank: int, rule: Rule, keyword: str, where: str) -> None:
         entry = (rank, rule)
         if rule.match == "exact":
             self.exact.setdefault(keyword, []).append(entry)
         elif rule.match == "contains":
             self.needles.setdefault(keyword, []).append(entry)
+            self.needle_paths.setdefault(keyword, where)
         else:
             self.regex_entries.append(entry)
             self.regex_keywords.append(keyword)
@@ -79,17 +81,8 @@ class _Index:
     def freeze(self) -> None:
         for entries in self.exact.values():
             entries.sort(key=_RANK)
-        counts: dict[str, int] = {}
-        for needle in self.needles:
-            for ch in set(needle):
-                counts[ch] = counts.get(ch, 0) + 1
-        buckets: dict[str, list] = {}
-        for needle, entries in self.needles.items():
-            entries.sort(key=_RANK)
-            key = min(needle, key=lambda ch: (counts[ch], ch == " ", ch))
-            buckets.setdefault(key, []).append((needle, entries))
-        self.by_char = {ch: tuple(b) for ch, b in buckets.items()}
-        self.key_chars = frozenset(self.by_char)
+        if self.needles:
+            self.automaton = _automaton(self.needles, self.needle_paths)
         if self.regex_keywords:
             try:
                 self.regexes = RegexSet(self.regex_keywords)
@@ -99,17 +92,36 @@ class _Index:
     def candidates(self, value: str) -> list:
         found = self.exact.get(value)
         cands = list(found) if found else []
-        if self.key_chars:
-            for ch in self.key_chars.intersection(value):
-                for needle, entries in self.by_char[ch]:
-                    if needle in value:
-                        cands.extend(entries)
+        if self.automaton is not None:
+            seen: set[str] = set()
+            for _, (needle, entries) in self.automaton.iter(value):
+                if needle not in seen:
+                    seen.add(needle)
+                    cands.extend(entries)
         if self.regexes is not None:
             entries = self.regex_entries
             cands.extend(entries[i] for i in self.regexes.matching(value[:REGEX_TEXT_LIMIT]))
         if len(cands) > 1:
             cands.sort(key=_RANK)
         return cands
+
+
+def _automaton(needles: dict[str, list], paths: dict[str, str]) -> Any:
+    """The Aho-Corasick automaton of ``needles``; raises RuleError when a needle ends with more than
+    ``MAX_NESTED_NEEDLES`` needles (itself included): each would be reported at every place it ends."""
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for needle, entries in needles.items():
+        entries.sort(key=_RANK)
+        automaton.add_word(needle, (needle, entries))
+    automaton.make_automaton()
+    for needle in needles:
+        nested = sum(1 for end, _ in automaton.iter(needle) if end == len(needle) - 1)
+        if nested > MAX_NESTED_NEEDLES:
+            raise RuleError(paths[needle], f"{nested} contains keywords end with this one's end (at most "
+                            f"{MAX_NESTED_NEEDLES}: a text would report each at every place it occurs)")
+    return automaton
 
 
 class RuleSet:
@@ -166,11 +178,11 @@ class RuleSet:
             if rule.apps and effective_app not in rule.apps:
                 continue
             needed |= rule.needs
-            for keyword in rule.keywords:
+            for k, keyword in enumerate(rule.keywords):
                 if rule.match != "regex":
                     keyword = normalize(keyword)
                 for kind in rule.triggers:
-                    self._index[kind].add(rank, rule, keyword)
+                    self._index[kind].add(rank, rule, keyword, f"rules[{rule.position}].keywords[{k}]")
         for index in self._index.values():
             index.freeze()
         for reply in defaults.values():

@@ -9,6 +9,7 @@ Triggers (``Trigger.kind``) and what a rule's ``keywords`` are matched against:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -23,9 +24,20 @@ REGEX_TEXT_LIMIT = 512
 KEYWORD_MAX_LEN = 256
 MAX_RULES = 5000
 MAX_REGEXES = 500
+MAX_KEYWORDS = 20_000  # all keywords of a set: compiling stays well under a second inside a request
+MAX_NEEDLE_CHARS = 100_000  # characters of all ``contains`` keywords of a set together
+MAX_NESTED_NEEDLES = 6  # contains keywords that may end at one place of a text (卡, 会员卡, 金卡会员卡 ... )
 DEFAULT_IDS = {"reply": "defaults.reply", "welcome": "defaults.welcome", "first_welcome": "defaults.first_welcome"}
 
 _MODE_RANK = {mode: i for i, mode in enumerate(MATCH_MODES)}
+# Invisible format characters (Unicode category Cf: soft hyphen, zero-width space/joiners, bidi marks, word
+# joiner, BOM, tags) and lone surrogates: dropped before matching, so 退\u200b款 still contains 退款. The
+# ranges are Unicode 15's Cf, written out so importing costs nothing.
+_INVISIBLE_RE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\ud800-\udfff]"
+)
 
 
 
@@ -51,11 +63,12 @@ def trigger_for(inbound: Inbound) -> Trigger | None:
 
 
 def normalize(text: str) -> str:
-    """NFKC (full-width → half-width), casefold, trim, collapse inner whitespace to one space."""
+    """Drop invisible format characters (Cf) and lone surrogates, NFKC (full-width → half-width), casefold,
+    trim, collapse inner whitespace to one space."""
     if not text:
         return ""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+        text = unicodedata.normalize("NFKC", _INVISIBLE_RE.sub("", text))
     return " ".join(text.casefold().split())
 
 

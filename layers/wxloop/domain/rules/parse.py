@@ -20,6 +20,8 @@ from wxloop.domain.rules.model import (
     DEFAULT_IDS,
     KEYWORD_MAX_LEN,
     MATCH_MODES,
+    MAX_KEYWORDS,
+    MAX_NEEDLE_CHARS,
     MAX_REGEXES,
     MAX_RULES,
     REGEX_MAX_LEN,
@@ -27,7 +29,7 @@ from wxloop.domain.rules.model import (
     Rule,
     normalize,
 )
-from wxloop.domain.rules.regexes import REGEX_SET_PROGRAM_LIMIT, vet_regex
+from wxloop.domain.rules.regexes import REGEX_SET_PROGRAM_LIMIT, REGEX_SET_WIDTH_LIMIT, vet_regex
 from wxloop.domain.rules.reply_specs import parse_reply as _parse_reply
 from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import parse_window as _parse_window
@@ -79,19 +81,35 @@ def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:
         raise RuleError("rules", f"at most {MAX_RULES} rules")
     rules: list[Rule] = []
     seen_ids: dict[str, int] = {}
-    regex_count = 0
-    program = 0  # RE2 instructions of all regexes so far
+    regex_count = keyword_count = needle_chars = 0
+    program = width = 0  # RE2 instructions and tracked history of all regexes so far
     for i, raw in enumerate(raw_rules):
         rule = _parse_rule(raw, i, regex_room=MAX_REGEXES - regex_count)
         if rule.id in seen_ids:
             raise RuleError(f"rules[{i}].id", f"duplicate id {rule.id!r} (also rules[{seen_ids[rule.id]}])")
         seen_ids[rule.id] = i
         rules.append(rule)
+        keyword_count += len(rule.keywords)
+        if keyword_count > MAX_KEYWORDS:
+            k = len(rule.keywords) - (keyword_count - MAX_KEYWORDS)
+            raise RuleError(f"rules[{i}].keywords[{k}]", f"a set holds at most {MAX_KEYWORDS} keywords")
+        if rule.match == "contains":
+            for k, keyword in enumerate(rule.keywords):
+                needle_chars += len(keyword)
+                if needle_chars > MAX_NEEDLE_CHARS:
+                    raise RuleError(f"rules[{i}].keywords[{k}]", f"the set's contains keywords together are "
+                                    f"over {MAX_NEEDLE_CHARS} characters")
         if rule.match != "regex":
             continue
         regex_count += len(rule.keywords)
         for k, keyword in enumerate(rule.keywords):
-            program += vet_regex(keyword).size
+            vetted = vet_regex(keyword)
+            program += vetted.size
+            width += vetted.width
+            if width > REGEX_SET_WIDTH_LIMIT:
+                raise RuleError(f"rules[{i}].keywords[{k}]",
+                                f"regex refused: with it the set's regexes track {width} characters of history "
+                                f"(limit {REGEX_SET_WIDTH_LIMIT}); use fewer ., classes and counted repeats")
             if program > REGEX_SET_PROGRAM_LIMIT:
                 raise RuleError(f"rules[{i}].keywords[{k}]",
                                 f"regex refused: with it the set's regexes compile to {program} RE2 instructions "
@@ -140,6 +158,8 @@ def _parse_keywords(raw: object, path: str, match: str, regex_room: int) -> list
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise RuleError(path, "one or more keywords are required")
+    if len(raw) > MAX_KEYWORDS:  # refused before any is read: a set holds no more than this
+        raise RuleError(f"{path}[{MAX_KEYWORDS}]", f"a set holds at most {MAX_KEYWORDS} keywords")
     keywords: list[str] = []
     for k, kw in enumerate(raw):
         where = f"{path}[{k}]"

@@ -3,9 +3,12 @@
 Python's ``re`` backtracks: a pattern can take seconds on one message, and no model of its worst case is
 ever complete. RE2 decides in time linear in the text for any pattern it accepts, so nothing is estimated:
 a pattern is refused only when RE2 cannot express it (back-references, lookahead/lookbehind, possessive
-repeats, atomic groups, ``\\C``), when it is longer than ``REGEX_MAX_LEN``, when it matches empty text, or
-when its compiled program is too large (``REGEX_PROGRAM_LIMIT`` for one, ``REGEX_SET_PROGRAM_LIMIT`` for all
-of a set: the work per character grows with the program, so this bounds a hostile text's time).
+repeats, atomic groups, ``\\C``), when it is longer than ``REGEX_MAX_LEN``, when it matches empty text or any
+letter, digit or Han character mixed (``.``, ``\\b``, ``\\w``), when its compiled program is too large (``REGEX_PROGRAM_LIMIT`` for one,
+``REGEX_SET_PROGRAM_LIMIT`` for all of a set), when a counted repeat names more than ``MAX_REPEAT``, or
+when it makes the matcher track too much history (``regex_width``: ``REGEX_WIDTH_LIMIT`` for one,
+``REGEX_SET_WIDTH_LIMIT`` for a set). Linear time alone is not enough: the work per character grows with
+the live states, which the width bounds, so a hostile text's time stays within budget.
 
 Semantics differ from Python's ``re`` in ways an operator may notice (the text is normalised first, see
 ``model.normalize``): matching is case-insensitive (Unicode simple case folding); ``\\d``, ``\\w``, ``\\s``
@@ -23,9 +26,12 @@ from typing import Any, NamedTuple
 import re2
 
 from wxloop.domain.rules.model import REGEX_MAX_LEN
+from wxloop.domain.rules.regex_width import regex_width
 
 REGEX_PROGRAM_LIMIT = 2_000  # RE2 instructions of one regex (a 200-character pattern is ~10 to 900)
 REGEX_SET_PROGRAM_LIMIT = 20_000  # all regexes of a set together: the one-pass match stays within 5 ms
+REGEX_WIDTH_LIMIT = 32  # characters of history one regex may make RE2 track (``regex_width``)
+REGEX_SET_WIDTH_LIMIT = 384  # ... and all regexes of a set together: a hostile text stays within 5 ms
 _SET_MAX_MEM = 64 << 20  # RE2's memory budget for the set's program and DFA cache
 # Python-style escapes written in YAML (\u4e00) read as RE2's \x{4e00}; an escaped backslash stays as is.
 _PY_ESCAPE_RE = re.compile(r"\\(\\|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8}))")
@@ -38,6 +44,9 @@ _UNSUPPORTED = (
     ("(?>", "atomic groups (?>…) are not supported (RE2 never backtracks, so they are not needed)"),
     ("bad repetition operator", "possessive or doubled repeats (a++, a*+) are not supported; use a+"),
 )
+# Short texts mixing a letter, a digit and a Han character: a regex matching all of them (., \b, \w, \pL)
+# answers nearly every message; an anchored one (^\w+$) does not.
+_ANY_TEXT_PROBES = ("a 5", "好 a", "5 好")
 _BACKREF_RE = re.compile(r"(?<!\\)(?:\\\\)*\\(?:[1-9]|g<|k<)|\(\?P=")
 
 
@@ -55,11 +64,13 @@ _OPTIONS = _options()
 
 
 class VettedRegex(NamedTuple):
-    """A user pattern RE2 accepted: ``source`` as RE2 reads it, ``regex`` compiled, ``size`` its program."""
+    """A user pattern RE2 accepted: ``source`` as RE2 reads it, ``regex`` compiled, ``size`` its program,
+    ``width`` the history it makes the matcher track (``regex_width``)."""
 
     source: str
     regex: Any  # re2._Regexp
     size: int
+    width: int = 0
 
     def search(self, text: str) -> bool:
         return self.regex.search(text) is not None
@@ -97,7 +108,18 @@ def vet_regex(pattern: str) -> VettedRegex:
                          "use smaller counts ({1,20} rather than {1,500}) or fewer \\pL-style classes")
     if regex.search("") is not None:
         raise ValueError("matches empty text, so it would answer every message (use defaults.reply)")
-    return VettedRegex(source, regex, regex.programsize)
+    if all(regex.search(probe) is not None for probe in _ANY_TEXT_PROBES):
+        raise ValueError("matches any one character (like ., \\b or \\w), so it answers nearly every message "
+                         "(use defaults.reply)")
+    try:
+        width = regex_width(source)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if width > REGEX_WIDTH_LIMIT:
+        raise ValueError(f"tracks {width} characters of history (limit {REGEX_WIDTH_LIMIT}): a run of "
+                         "., classes or counted repeats that long makes each character cost more; shorten "
+                         "it or use .* / + instead of counts")
+    return VettedRegex(source, regex, regex.programsize, width)
 
 
 def _explain(exc: Exception) -> str:
@@ -137,7 +159,8 @@ class RegexSet:
 
     def matching(self, text: str) -> list[int]:
         """Indices (in the patterns given) of the regexes that match somewhere in ``text``."""
-        found = self._match_bytes(text.encode()) if self._match_bytes else self._set.Match(text)
+        raw = text.encode("utf-8", "replace")  # a lone surrogate becomes "?" rather than an exception
+        found = self._match_bytes(raw) if self._match_bytes else self._set.Match(raw.decode())
         if not found:
             return []
         return [i for slot in found for i in self._members[slot]]

@@ -114,7 +114,13 @@ def _drop_missing_params(template: str, values: Mapping[str, object]) -> str:
     return re.sub(r"^([^?#&]*)&(?:amp;)?", r"\1?", out, count=1)  # in a tag's attribute "&" is "&amp;"
 
 
+# What XML 1.0 does not allow (C0 controls but tab/newline/CR, U+FFFE/FFFF) and lone surrogates: a value
+# carrying one would make the reply XML invalid or fail to encode, so it is dropped from the value.
+_NOT_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _lookup(values: Mapping[str, object], name: str) -> str:
+    """The placeholder's value as text safe in XML (see ``_NOT_XML_RE``), at most PLACEHOLDER_VALUE_MAX."""
     try:
         value = values.get(name)
         if value is None or isinstance(value, bool):
@@ -122,6 +128,8 @@ def _lookup(values: Mapping[str, object], name: str) -> str:
         text = value if isinstance(value, str) else str(value)
     except Exception:  # a hostile mapping or __str__ must not break the reply
         return ""
+    if not text.isascii() or not text.isprintable():
+        text = _NOT_XML_RE.sub("", text)
     return text[:PLACEHOLDER_VALUE_MAX]
 
 
