@@ -18,12 +18,14 @@ from aws_lambda_powertools import Logger
 
 from wxloop import config as config_mod
 from wxloop.adapters import queue
-from wxloop.adapters.dynamo import codec, identities, people
+from wxloop.adapters.dynamo import codec, identities, people, query_bindings
 from wxloop.domain import rules as rule_engine
 from wxloop.domain.inbound import Inbound
 from wxloop.domain.replies import Reply
+from wxloop.protocol import http
+from wxloop.protocol.http import HttpOut
 from wxloop.protocol.outbound import SUCCESS, cs_message, passive_xml
-from wxloop.protocol.push import Malformed, PushEndpoint, PushRejected, parse_inbound
+from wxloop.protocol.push import Malformed, Opened, PushEndpoint, PushRejected, parse_inbound
 from wxloop.services import rules_cache
 from wxloop.settings import settings
 
@@ -47,20 +49,13 @@ Count = Callable[[str], None]
 JOURNEY_DETAIL = ("Url", "MenuId", "Ticket", "subscriptions")
 
 
-@dataclass(frozen=True, slots=True)
-class HttpOut:
-    status: int
-    body: str
-    content_type: str = "text/plain; charset=utf-8"
-
-
 NOT_FOUND = HttpOut(404, "unknown app")
 OK_SUCCESS = HttpOut(200, SUCCESS)
 
 
 @lru_cache(maxsize=64)
-def _endpoint(app_id: str, token: str, aes_key: str | None, skew: int) -> PushEndpoint:
-    return PushEndpoint(app_id, token, aes_key, skew_seconds=skew)
+def _endpoint(app_id: str, token: str, aes_key: str | None, skew: int, mode: str) -> PushEndpoint:
+    return PushEndpoint(app_id, token, aes_key, skew_seconds=skew, mode=mode)
 
 
 def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
@@ -69,7 +64,8 @@ def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
     if account is None or account.kind != kind:
         return None
     aes = account.encoding_aes_key.get_secret_value() if account.encoding_aes_key else None
-    return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds)
+    return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds,
+                     account.message_mode)
 
 
 def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "", jobs: list | None = None) -> dict:
@@ -97,6 +93,19 @@ def deadline_for(time_epoch_ms) -> float:
     if not 0.0 <= waited <= GATEWAY_MAX_WAIT_SECONDS:
         waited = 0.0
     return time.monotonic() + settings().push_budget_seconds - waited
+
+
+def handle(request: http.Request, *, count: Count) -> HttpOut:
+    """Answer one decoded request to an OA push endpoint (GET verification, POST push)."""
+    if request.problem is not None:
+        count("Rejected_bad_request")
+        return request.problem
+    if request.method == "GET":
+        return handle_get(request.app_id, request.query, count)
+    if request.method == "POST":
+        deadline = deadline_for(request.time_epoch_ms)
+        return handle_post(request.app_id, request.query, request.body, deadline=deadline, count=count)
+    return HttpOut(405, "method not allowed")
 
 
 def handle_get(app_id: str, query: Mapping[str, str], count: Count) -> HttpOut:
@@ -131,10 +140,26 @@ def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline:
     if inb.is_event and inb.event in SYSTEM_EVENTS:
         count("SystemEvent")
         return OK_SUCCESS
+    if not opened.encrypted and not _bind_plain_query(app_id, opened):
+        count("Rejected_query_replayed")
+        logger.info("push rejected", extra={"reason": "query_replayed", "app_id": app_id})
+        return HttpOut(403, "forbidden")
     xml = answer(app_id, inb, deadline=deadline, count=count)
     if xml is None:
         return OK_SUCCESS
     return HttpOut(200, endpoint.seal(xml, opened), "application/xml; charset=utf-8")
+
+
+def _bind_plain_query(app_id: str, opened: Opened) -> bool:
+    """Plain mode: the signed query may carry only the first body seen with it (one more DynamoDB request per
+    plain push; safe mode needs none, its body is signed). ``PushNotAccepted`` when DynamoDB fails."""
+    skew = settings().clock_skew_seconds or 86400  # no skew check: the query lives as long as a dedupe key
+    ttl = int(time.time()) + 2 * skew + 60
+    try:
+        return query_bindings.bind_query(app_id, opened.signature, opened.body_hash, ttl=ttl)
+    except codec.RepositoryError as exc:
+        logger.error("query binding failed", extra={"app_id": app_id, "error": str(exc)[:200]})
+        raise PushNotAccepted("binding_failed") from exc
 
 
 def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str | None:
@@ -146,49 +171,104 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     no SQS request of its own.
     """
     now = int(time.time())
-    rules = rules_cache.current(app_id)
-    trigger = rule_engine.trigger_for(inb)
-    when = datetime.fromtimestamp(now, UTC)
-
-    def decide(first_time: bool):
-        decision = rules.decide(trigger, now=when, first_time=first_time) if trigger else None
-        if decision is None:
-            jobs = follow_up_jobs(app_id, inb, None, first_contact=first_time)
-            return None, None, journey_event(app_id, inb, now=now, jobs=jobs)
-        # a reply with placeholders is rendered after the write, with the person's values
-        reply = None if decision.needs else decision.reply
-        event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
-                              jobs=follow_up_jobs(app_id, inb, reply, first_contact=first_time))
-        xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
-        return decision, xml, event
-
-    decision, xml, event = decide(False)
     codec.ddb()  # a cold container creates its client here (~0.2 s of CPU), before the budget check
-    if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
-        return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
+    if _late(deadline):  # the budget first: no rule matching on time that is not there
+        return _record_later(app_id, inb, plain_event(app_id, inb, now), now=now, count=count, reason="deadline")
+    plan = plan_reply(app_id, inb, now=now, first_contact=False)
+    if _late(deadline):  # the decision's own time counts
+        return _record_later(app_id, inb, plan.event, now=now, count=count, reason="deadline")
     try:
-        personal = decision is not None and decision.needs
-        # a reply rendered after the write is marked "" (being rendered): a retry meanwhile gets "success"
-        touch = identities.touch_identity(app_id, inb, now=now, event=event, reply="" if personal else xml,
-                                          want_uid=personal)
-        if touch.status == "unknown":
-            decision, xml, event = decide(True)
-            personal = decision is not None and decision.needs
-            if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
-                return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
-            touch = identities.create_identity(
-                app_id, inb, now=now, event=event, reply="" if personal else xml,
-                first_touch=first_touch(app_id, inb, now))
+        touch, plan = record_push(app_id, inb, plan, now=now, deadline=deadline)
+    except _OutOfTime as late:
+        return _record_later(app_id, inb, late.plan.event, now=now, count=count, reason="deadline")
     except codec.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
-        return _record_later(app_id, inb, event, now=now, count=count, reason="write_failed")
+        return _record_later(app_id, inb, plan.event, now=now, count=count, reason="write_failed")
     if touch.status == "duplicate":
         count("Deduped")
         return touch.stored_reply
-    if personal:
-        xml = _render_personal(app_id, inb, decision, touch.uid, now=now, deadline=deadline, count=count)
+    xml = plan.xml
+    if plan.personal:
+        xml = _render_personal(app_id, inb, plan.decision, touch.uid, now=now, deadline=deadline, count=count)
     count("Replied" if xml else "Success")
     return xml
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPlan:
+    """What to answer a push and what to leave on the identity: ``xml`` (None: ``success`` or rendered after
+    the write when ``personal``), the decision, and the event with its follow-up jobs."""
+
+    decision: rule_engine.Decision | None
+    xml: str | None
+    event: dict
+    personal: bool
+
+    @property
+    def stored_reply(self) -> str | None:
+        # a reply rendered after the write is kept as "" (being rendered): a retry meanwhile gets "success"
+        return "" if self.personal else self.xml
+
+
+class _OutOfTime(Exception):
+    def __init__(self, plan: ReplyPlan):
+        super().__init__("deadline")
+        self.plan = plan
+
+
+def _late(deadline: float) -> bool:
+    return time.monotonic() > deadline - WRITE_RESERVE_SECONDS
+
+
+def plain_event(app_id: str, inb: Inbound, now: int) -> dict:
+    """The event of a push recorded without a decision (too late to decide)."""
+    return journey_event(app_id, inb, now=now, jobs=follow_up_jobs(app_id, inb, None))
+
+
+def plan_reply(app_id: str, inb: Inbound, *, now: int, first_contact: bool) -> ReplyPlan:
+    """Decide the reply to ``inb`` (pure but for the rules cache) and the event the write leaves."""
+    trigger = rule_engine.trigger_for(inb)
+    rules = rules_cache.current(app_id)
+    decision = rules.decide(trigger, now=datetime.fromtimestamp(now, UTC), first_time=first_contact) \
+        if trigger else None
+    if decision is None:
+        jobs = follow_up_jobs(app_id, inb, None, first_contact=first_contact)
+        return ReplyPlan(None, None, journey_event(app_id, inb, now=now, jobs=jobs), False)
+    # a reply with placeholders is rendered after the write, with the person's values
+    reply = None if decision.needs else decision.reply
+    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
+                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=first_contact))
+    xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
+    return ReplyPlan(decision, xml, event, bool(decision.needs))
+
+
+def first_contact_plan(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int) -> ReplyPlan:
+    """The plan for a person met for the first time: decided again only where being new can change the
+    answer (a follow's first welcome); otherwise the same reply, plus the first contact's jobs."""
+    if inb.is_event and inb.event == "subscribe":
+        return plan_reply(app_id, inb, now=now, first_contact=True)
+    reply = None if plan.decision is None or plan.personal else plan.decision.reply
+    rule_id = plan.decision.rule_id if plan.decision is not None else ""
+    event = journey_event(app_id, inb, now=now, rule_id=rule_id,
+                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=True))
+    return ReplyPlan(plan.decision, plan.xml, event, plan.personal)
+
+
+def record_push(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int,
+                deadline: float) -> tuple[identities.Touch, ReplyPlan]:
+    """Record the push on its sender's identity (one write; a first contact takes a second, creating the
+    person). Returns the touch and the plan that was written. Raises ``_OutOfTime`` when a first contact's
+    second write no longer fits, ``RepositoryError`` when DynamoDB fails."""
+    touch = identities.touch_identity(app_id, inb, now=now, event=plan.event, reply=plan.stored_reply,
+                                      want_uid=plan.personal)
+    if touch.status != "unknown":
+        return touch, plan
+    plan = first_contact_plan(app_id, inb, plan, now=now)
+    if _late(deadline):
+        raise _OutOfTime(plan)
+    touch = identities.create_identity(app_id, inb, now=now, event=plan.event, reply=plan.stored_reply,
+                                       first_touch=first_touch(app_id, inb, now))
+    return touch, plan
 
 
 def first_touch(app_id: str, inb: Inbound, now: int) -> dict:
