@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -21,12 +21,18 @@ from wxloop.adapters import queue
 from wxloop.adapters.dynamo import codec, identities, people, query_bindings
 from wxloop.domain import rules as rule_engine
 from wxloop.domain.inbound import Inbound
-from wxloop.domain.replies import Reply
 from wxloop.protocol import http
 from wxloop.protocol.http import HttpOut
-from wxloop.protocol.outbound import SUCCESS, cs_message, passive_xml
+from wxloop.protocol.outbound import SUCCESS, passive_xml
 from wxloop.protocol.push import Malformed, Opened, PushEndpoint, PushRejected, parse_inbound
 from wxloop.services import rules_cache
+from wxloop.services.recording import (  # noqa: F401 - record_later: the worker's entry, kept here
+    first_touch,
+    follow_up_jobs,
+    inbound_to_dict,
+    journey_event,
+    record_later,
+)
 from wxloop.settings import settings
 
 logger = Logger(child=True)
@@ -45,8 +51,6 @@ WRITE_RESERVE_SECONDS = 1.7
 CALL_RESERVE_SECONDS = 1.1 + ANSWER_RESERVE_SECONDS
 
 Count = Callable[[str], None]
-# The push fields a journey record keeps (where the push led); never what the person wrote.
-JOURNEY_DETAIL = ("Url", "MenuId", "Ticket", "subscriptions")
 
 
 NOT_FOUND = HttpOut(404, "unknown app")
@@ -66,22 +70,6 @@ def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
     aes = account.encoding_aes_key.get_secret_value() if account.encoding_aes_key else None
     return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds,
                      account.message_mode)
-
-
-def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "", jobs: list | None = None) -> dict:
-    """What the stream turns into a journey record: type and where it led, never message content."""
-    detail = {k: inb.detail[k] for k in JOURNEY_DETAIL if k in inb.detail}
-    if inb.event_key:
-        detail["event_key"] = inb.event_key
-    if inb.scene:
-        detail["scene"] = inb.scene
-    if rule_id:
-        detail["rule"] = rule_id
-    event = {"id": inb.dedupe_key, "type": f"oa.{inb.kind}", "app": app_id, "at": inb.create_time or now,
-             "detail": detail}
-    if jobs:
-        event["jobs"] = jobs  # queued by the stream, not kept on the journey record
-    return event
 
 
 def deadline_for(time_epoch_ms) -> float:
@@ -271,11 +259,6 @@ def record_push(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int,
     return touch, plan
 
 
-def first_touch(app_id: str, inb: Inbound, now: int) -> dict:
-    """Where a person was first met: kept on the person for attribution."""
-    return {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
-
-
 def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int, deadline: float,
                      count: Count) -> str | None:
     """A reply with placeholders: load the person, render, and keep the reply for WeChat's retries in one
@@ -331,27 +314,10 @@ def placeholder_values(person: Mapping) -> dict:
     }
 
 
-def follow_up_jobs(app_id: str, inb: Inbound, reply: Reply | None, *, first_contact: bool = False) -> list[dict]:
-    """What needs WeChat's API after this push: the unionid of a (new or returning) follower or of a person
-    met for the first time (someone who followed before wxloop ran arrives with a message or a click, not a
-    subscribe), and a Mini Program card (which a passive reply cannot carry). Job ids derive from the push,
-    so a repeat is a no-op."""
-    jobs = []
-    if first_contact or (inb.is_event and inb.event == "subscribe"):
-        jobs.append({"id": f"{inb.dedupe_key}:user_info", "kind": "user_info", "app_id": app_id,
-                     "openid": inb.openid})
-    if reply is not None and not reply.is_passive:
-        message = cs_message(reply)
-        if message:
-            jobs.append({"id": f"{inb.dedupe_key}:cs", "kind": "cs_send", "app_id": app_id,
-                         "openid": inb.openid, "message": message})
-    return jobs
-
-
 def _record_later(app_id: str, inb: Inbound, event: Mapping, *, now: int, count: Count, reason: str) -> None:
     """Queue the push itself (with its decided follow-ups) so the worker records it; if even that fails,
     let WeChat retry."""
-    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "app_id": app_id, "inbound": inbound_to_dict(inb),
+    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "platform": "oa", "app_id": app_id, "inbound": inbound_to_dict(inb),
            "at": now, "jobs": list(event.get("jobs") or [])}
     try:
         queue.send(job)
@@ -367,31 +333,3 @@ class PushNotAccepted(RuntimeError):
     """Nothing was kept of this push: answer 500 so WeChat delivers it again."""
 
 
-def inbound_to_dict(inb: Inbound) -> dict:
-    """What a queued push needs to be recorded later: no message content (it is never recorded)."""
-    doc = asdict(inb)
-    doc["content"] = ""
-    doc["detail"] = {k: v for k, v in inb.detail.items() if k in JOURNEY_DETAIL}
-    return doc
-
-
-def inbound_from_dict(doc: Mapping) -> Inbound:
-    return Inbound(**{k: doc[k] for k in Inbound.__dataclass_fields__ if k in doc})
-
-
-def record_later(job: Mapping) -> str:
-    """Worker side of ``_record_later``: record a queued push (idempotent; no reply is sent). A newer push
-    recorded meanwhile keeps its state; this one adds its key and event (and so its jobs)."""
-    app_id, inb = job["app_id"], inbound_from_dict(job["inbound"])
-    now = int(job.get("at") or time.time())
-    jobs = job.get("jobs")
-    event = journey_event(app_id, inb, now=now, jobs=jobs if jobs is not None else follow_up_jobs(app_id, inb, None))
-    touch = identities.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
-    if touch.status == "unknown":
-        kinds = {j.get("kind") for j in event.get("jobs") or ()}
-        if "user_info" not in kinds:  # a first contact: learn the unionid, as the webhook would have
-            event = {**event, "jobs": [*(event.get("jobs") or ()),
-                                       *follow_up_jobs(app_id, inb, None, first_contact=True)]}
-        touch = identities.create_identity(app_id, inb, now=now, event=event, reply=None,
-                                           first_touch=first_touch(app_id, inb, now))
-    return touch.status
