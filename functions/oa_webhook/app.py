@@ -12,7 +12,7 @@ from wxloop.services import oa_push
 
 logger = Logger()
 metrics = OutcomeMetrics()
-for _app_id in load_config().plain_mode_accounts():  # at INIT: a wrong accounts config fails the start
+for _app_id in load_config().plain_mode_accounts("oa"):  # at INIT: a wrong accounts config fails the start
     logger.warning("plain message mode: push bodies are unauthenticated, use safe mode", extra={"app_id": _app_id})
 
 

@@ -100,9 +100,10 @@ class AccountsConfig(BaseModel):
     def account(self, app_id: str) -> Account | None:
         return self.accounts.get(app_id)
 
-    def plain_mode_accounts(self) -> list[str]:
-        """App ids whose pushes are unencrypted: their bodies are only as trustworthy as the network path."""
-        return sorted(app_id for app_id, a in self.accounts.items() if a.message_mode == "plain")
+    def plain_mode_accounts(self, kind: str) -> list[str]:
+        """App ids of ``kind`` whose pushes are unencrypted: their bodies are only as trustworthy as the
+        network path."""
+        return sorted(app_id for app_id, a in self.accounts.items() if a.kind == kind and a.message_mode == "plain")
 
 
 def parse_config(raw: str | bytes | dict) -> AccountsConfig:
