@@ -26,7 +26,8 @@ OA_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ACCOUNTS = {
     "accounts": {
         OA_APP: {"kind": "oa", "name": "Demo OA", "token": OA_TOKEN, "encoding_aes_key": OA_AES_KEY,
-                 "app_secret": "demo-oa-secret", "linked_mps": [MP_APP]},
+                 "app_secret": "demo-oa-secret", "linked_mps": [MP_APP],
+                 "mode": "plain"},  # accepts plain and encrypted pushes: tests post both
         OA_PLAIN_APP: {"kind": "oa", "name": "Plain OA", "token": "plaintoken"},
         MP_APP: {"kind": "mp", "name": "Demo MP", "token": "mptoken", "app_secret": "demo-mp-secret",
                  "push_format": "json"},

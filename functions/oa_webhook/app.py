@@ -3,18 +3,17 @@
 No event-handler resolver here: one route, and its import costs ~60 ms of cold start.
 """
 
-import base64
-import binascii
-
 from aws_lambda_powertools import Logger
 
 from wxloop.config import load_config
 from wxloop.metrics import OutcomeMetrics
+from wxloop.protocol import http
 from wxloop.services import oa_push
 
 logger = Logger()
 metrics = OutcomeMetrics()
-load_config()  # at INIT: a wrong accounts config fails the start, naming the field
+for _app_id in load_config().plain_mode_accounts("oa"):  # at INIT: a wrong accounts config fails the start
+    logger.warning("plain message mode: push bodies are unauthenticated, use safe mode", extra={"app_id": _app_id})
 
 
 def _count(name: str) -> None:
@@ -24,28 +23,14 @@ def _count(name: str) -> None:
 @logger.inject_lambda_context  # correlation id set below: the JMESPath option costs 15 us a request
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    deadline = oa_push.deadline_for((event.get("requestContext") or {}).get("timeEpoch"))
-    method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
-    app_id = (event.get("pathParameters") or {}).get("app_id", "")
-    query = event.get("queryStringParameters") or {}
-    body = event.get("body") or ""
+    request = http.decode(event)
+    logger.set_correlation_id(request.request_id)
     try:
-        raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode("utf-8")
-    except (binascii.Error, ValueError):  # API Gateway encodes bodies itself: this is no WeChat request
-        _count("Rejected_bad_body")
-        return {"statusCode": 400, "headers": {"Content-Type": "text/plain; charset=utf-8"}, "body": "bad body"}
-    try:
-        if method == "GET":
-            out = oa_push.handle_get(app_id, query, _count)
-        elif method == "POST":
-            out = oa_push.handle_post(app_id, query, raw, deadline=deadline, count=_count)
-        else:
-            out = oa_push.HttpOut(405, "method not allowed")
+        out = oa_push.handle(request, count=_count)
     except oa_push.PushNotAccepted:
-        out = oa_push.HttpOut(500, "retry")
+        out = http.HttpOut(500, "retry")
     except Exception:  # nothing was kept: WeChat delivers again, and the retry is deduped if it was
         logger.exception("push failed")
         _count("Error")
-        out = oa_push.HttpOut(500, "retry")
-    return {"statusCode": out.status, "headers": {"Content-Type": out.content_type}, "body": out.body}
+        out = http.HttpOut(500, "retry")
+    return http.respond(out)

@@ -14,7 +14,15 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
 # A shorter key (or "") would let anyone forge invite references and session tokens. Each user of these keys
@@ -37,6 +45,20 @@ class Account(BaseModel):
     app_secret: SecretStr | None = None
     linked_mps: tuple[str, ...] = ()
     push_format: Literal["xml", "json"] = "xml"
+    # Message mode of pushes: compat/safe accept only encrypted pushes (encrypt_type=aes + msg_signature);
+    # unset means safe with an encoding_aes_key and plain without one.
+    mode: Literal["plain", "compat", "safe"] | None = None
+
+    @model_validator(mode="after")
+    def _mode_needs_key(self) -> Account:
+        if self.mode in ("compat", "safe") and self.encoding_aes_key is None:
+            raise ValueError(f"mode {self.mode!r} needs an encoding_aes_key")
+        return self
+
+    @property
+    def message_mode(self) -> str:
+        """The effective message mode: ``mode`` if set, else ``safe`` with a key and ``plain`` without."""
+        return self.mode or ("safe" if self.encoding_aes_key is not None else "plain")
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -90,6 +112,11 @@ class AccountsConfig(BaseModel):
 
     def account(self, app_id: str) -> Account | None:
         return self.accounts.get(app_id)
+
+    def plain_mode_accounts(self, kind: str) -> list[str]:
+        """App ids of ``kind`` whose pushes are unencrypted: their bodies are only as trustworthy as the
+        network path."""
+        return sorted(app_id for app_id, a in self.accounts.items() if a.kind == kind and a.message_mode == "plain")
 
 
 def parse_config(raw: str | bytes | dict) -> AccountsConfig:

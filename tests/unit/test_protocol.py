@@ -17,7 +17,7 @@ APP, TOKEN, KEY = "wx1234567890abcdef", "wxlooptoken", "abcdefghijklmnopqrstuvwx
 
 @pytest.fixture
 def endpoint():
-    return PushEndpoint(APP, TOKEN, KEY, skew_seconds=300)
+    return PushEndpoint(APP, TOKEN, KEY, skew_seconds=300, mode="plain")  # accepts every mode
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_skew_edges(endpoint, sim):
     push = sim.push(sim.text("oU1", "hi"), "plain", timestamp=int(now) - 301)
     with pytest.raises(PushRejected, match="clock_skew"):
         endpoint.open(push.query, push.body.encode(), now=now)
-    off = PushEndpoint(APP, TOKEN, KEY, skew_seconds=0)
+    off = PushEndpoint(APP, TOKEN, KEY, skew_seconds=0, mode="plain")
     off.open(push.query, push.body.encode(), now=now + 10**6)
 
 

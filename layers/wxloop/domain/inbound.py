@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Events that open the short customer-service window (3 messages within 1 minute).
 SHORT_WINDOW_EVENTS = frozenset({"click", "scancode_push", "scancode_waitmsg", "subscribe", "scan"})
 MESSAGE_TYPES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link"})
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def event_dedupe_key(fields: Mapping[str, object]) -> str:
+    """The dedupe key of an event: a hash of ALL its fields (sender included), keys sorted at every level.
+
+    WeChat repeats an event unchanged on retries, while two different events may share sender, CreateTime,
+    Event and EventKey (two subscribe-message changes in one second). ``fields`` must be shallow enough for
+    ``json`` (the parser caps the depth first).
+    """
+    return hashlib.blake2b(("e|" + _canonical(fields)).encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +63,13 @@ class Inbound:
     def _dedupe_key(self) -> str:
         """Stable across WeChat's retries of this push; short, so many fit on one item.
 
-        Messages: sender + MsgId. Events: sender + CreateTime + Event + EventKey (MsgId collides across
-        users, and events have none).
+        Messages: sender + MsgId (MsgId collides across users). Events are keyed by their whole content
+        (``event_dedupe_key``, given by the parser); without it, by the fields known here.
         """
         if self.msg_id and not self.is_event:
             basis = f"m|{self.openid}|{self.msg_id}"
         else:
-            basis = f"e|{self.openid}|{self.create_time}|{self.event}|{self.event_key}"
+            basis = f"e|{self.openid}|{self.create_time}|{self.event}|{self.event_key}|" + _canonical(self.detail)
         return hashlib.blake2b(basis.encode(), digest_size=12).hexdigest()
 
     @property

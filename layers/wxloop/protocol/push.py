@@ -5,19 +5,21 @@ it leaves to the caller (clock skew, body limits, hostile XML, app-id binding, t
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import time
 from dataclasses import dataclass
 
 import xmltodict
-from wechatpy.crypto import PrpCrypto, WeChatCrypto
+from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.parser import parse_message
-from wechatpy.utils import check_signature
+from wechatpy.utils import WeChatSigner
 
 import wxloop.protocol  # noqa: F401 - light wechatpy package first
-from wxloop.domain.inbound import Inbound
+from wxloop.domain.inbound import Inbound, event_dedupe_key
 from wxloop.protocol import events as _events  # noqa: F401 - registers the events wechatpy lacks
 
 MAX_BODY_BYTES = 64 * 1024
@@ -25,6 +27,24 @@ _HOSTILE = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 # The safe-mode envelope's ciphertext is base64 in CDATA; msg_signature then proves it is WeChat's. Taking it
 # with one pattern saves a full XML parse per push (~40 us); anything unusual falls back to the parser.
 _ENCRYPT = re.compile(rb"<Encrypt>\s*<!\[CDATA\[([A-Za-z0-9+/=]+)\]\]>\s*</Encrypt>")
+# WeChat's identifiers: openids are [A-Za-z0-9_-] up to 64 chars; account ids (gh_ + hex, or the samples'
+# "toUser") fit the same alphabet. Anything else is forged and must not reach a reply's CDATA or a key.
+_WECHAT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_DEPTH = 8  # xml > element > container > List > item > field: WeChat nests 4 deep at most
+MAX_NODES = 2000  # fields and values of one push
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time equality: wechatpy compares signatures with ``!=``, which leaks timing."""
+    return hmac.compare_digest(expected.encode("utf-8"), str(given).encode("utf-8"))
+
+
+def check_signature(token: str, signature: str, timestamp: str, nonce: str) -> None:
+    """wechatpy's ``check_signature`` with a constant-time comparison."""
+    signer = WeChatSigner()
+    signer.add_data(token, timestamp, nonce)
+    if not _same(signer.signature, signature):
+        raise InvalidSignatureException()
 
 
 class _PrpCrypto(PrpCrypto):
@@ -48,7 +68,11 @@ class _Crypto(WeChatCrypto):
         return self._encrypt_message(msg, nonce, timestamp, self._prp)
 
     def decrypt_message(self, msg, signature, timestamp, nonce):
-        return self._decrypt_message(msg, signature, timestamp, nonce, self._prp)
+        # wechatpy's _decrypt_message compares msg_signature with "!=": the same steps, compared in constant time
+        encrypt = msg["Encrypt"]
+        if not _same(_get_signature(self.token, timestamp, nonce, encrypt), signature):
+            raise InvalidSignatureException()
+        return self._prp(self.key).decrypt(encrypt, self._id)
 
 
 class PushRejected(Exception):
@@ -72,15 +96,26 @@ class Opened:
     encrypted: bool
     nonce: str
     timestamp: str
+    # plain mode: WeChat signs the query only, so the query is bound to this body (see ``query_binding``)
+    signature: str = ""
+    body_hash: str = ""
 
 
 class PushEndpoint:
-    """The push endpoint of one account (token, optional AES key, app id)."""
+    """The push endpoint of one account (token, optional AES key, app id, message mode).
 
-    def __init__(self, app_id: str, token: str, encoding_aes_key: str | None, *, skew_seconds: int = 300):
+    ``mode``: ``compat``/``safe`` accept only encrypted pushes (``encrypt_type=aes`` and a valid
+    ``msg_signature``); ``plain`` also accepts unencrypted ones. Default: ``safe`` with a key, else ``plain``.
+    """
+
+    def __init__(self, app_id: str, token: str, encoding_aes_key: str | None, *, skew_seconds: int = 300,
+                 mode: str | None = None):
         self.app_id = app_id
         self.token = token
         self.skew_seconds = skew_seconds
+        self.mode = mode or ("safe" if encoding_aes_key else "plain")
+        if self.mode != "plain" and not encoding_aes_key:
+            raise ValueError(f"mode {self.mode!r} needs an encoding_aes_key")
         self._crypto = _Crypto(token, encoding_aes_key, app_id) if encoding_aes_key else None
 
     def _check(self, query: dict, now: float | None) -> None:
@@ -120,8 +155,11 @@ class PushEndpoint:
         if _HOSTILE.search(body):
             raise Malformed("dtd_or_entity")
         nonce, timestamp = query["nonce"], query["timestamp"]
-        if (query.get("encrypt_type") or "raw").lower() != "aes":
-            return Opened(body, False, nonce, timestamp)
+        if query.get("encrypt_type") != "aes":
+            if self.mode != "plain":  # a downgrade: the body would be unauthenticated
+                raise PushRejected("not_encrypted")
+            return Opened(body, False, nonce, timestamp, signature=query["signature"],
+                          body_hash=hashlib.blake2b(body, digest_size=16).hexdigest())
         if self._crypto is None:
             raise PushRejected("no_aes_key")
         msg_signature = query.get("msg_signature")
@@ -175,10 +213,13 @@ def parse_inbound(xml: bytes) -> Inbound:
     data = getattr(msg, "_data", None)
     if not isinstance(data, dict):
         raise Malformed("unparsable")
+    _check_shape(data)
     openid, to_user = data.get("FromUserName"), data.get("ToUserName")
     msg_type = str(data.get("MsgType") or "").lower()
     if not (isinstance(openid, str) and openid and isinstance(to_user, str) and msg_type):
         raise Malformed("missing_fields")
+    if not (_WECHAT_ID.fullmatch(openid) and _WECHAT_ID.fullmatch(to_user)):
+        raise Malformed("bad_id")
     try:
         create_time = int(data.get("CreateTime") or 0)
     except (TypeError, ValueError):
@@ -209,7 +250,26 @@ def parse_inbound(xml: bytes) -> Inbound:
         event_key=key,
         scene=scene,
         detail=detail,
+        dedupe_key="" if msg_type != "event" else event_dedupe_key(data),
     )
+
+
+def _check_shape(data: dict) -> None:
+    """``Malformed`` when the push nests deeper than ``MAX_DEPTH`` or holds more than ``MAX_NODES`` values:
+    nothing that deep is WeChat's, and storing it would recurse (iterative, so no RecursionError here)."""
+    stack: list[tuple[object, int]] = [(data, 1)]
+    nodes = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise Malformed("too_deep")
+        if nodes > MAX_NODES:
+            raise Malformed("too_large")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 _ENVELOPE = frozenset({"ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "MsgId", "MsgID",

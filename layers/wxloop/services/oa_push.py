@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -18,13 +18,21 @@ from aws_lambda_powertools import Logger
 
 from wxloop import config as config_mod
 from wxloop.adapters import queue
-from wxloop.adapters.dynamo import codec, identities, people
+from wxloop.adapters.dynamo import codec, identities, people, query_bindings
 from wxloop.domain import rules as rule_engine
 from wxloop.domain.inbound import Inbound
-from wxloop.domain.replies import Reply
-from wxloop.protocol.outbound import SUCCESS, cs_message, passive_xml
-from wxloop.protocol.push import Malformed, PushEndpoint, PushRejected, parse_inbound
+from wxloop.protocol import http
+from wxloop.protocol.http import HttpOut
+from wxloop.protocol.outbound import SUCCESS, passive_xml
+from wxloop.protocol.push import Malformed, Opened, PushEndpoint, PushRejected, parse_inbound
 from wxloop.services import rules_cache
+from wxloop.services.recording import (  # noqa: F401 - record_later: the worker's entry, kept here
+    first_touch,
+    follow_up_jobs,
+    inbound_to_dict,
+    journey_event,
+    record_later,
+)
 from wxloop.settings import settings
 
 logger = Logger(child=True)
@@ -43,15 +51,6 @@ WRITE_RESERVE_SECONDS = 1.7
 CALL_RESERVE_SECONDS = 1.1 + ANSWER_RESERVE_SECONDS
 
 Count = Callable[[str], None]
-# The push fields a journey record keeps (where the push led); never what the person wrote.
-JOURNEY_DETAIL = ("Url", "MenuId", "Ticket", "subscriptions")
-
-
-@dataclass(frozen=True, slots=True)
-class HttpOut:
-    status: int
-    body: str
-    content_type: str = "text/plain; charset=utf-8"
 
 
 NOT_FOUND = HttpOut(404, "unknown app")
@@ -59,8 +58,8 @@ OK_SUCCESS = HttpOut(200, SUCCESS)
 
 
 @lru_cache(maxsize=64)
-def _endpoint(app_id: str, token: str, aes_key: str | None, skew: int) -> PushEndpoint:
-    return PushEndpoint(app_id, token, aes_key, skew_seconds=skew)
+def _endpoint(app_id: str, token: str, aes_key: str | None, skew: int, mode: str) -> PushEndpoint:
+    return PushEndpoint(app_id, token, aes_key, skew_seconds=skew, mode=mode)
 
 
 def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
@@ -69,23 +68,8 @@ def endpoint_for(app_id: str, kind: str) -> PushEndpoint | None:
     if account is None or account.kind != kind:
         return None
     aes = account.encoding_aes_key.get_secret_value() if account.encoding_aes_key else None
-    return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds)
-
-
-def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "", jobs: list | None = None) -> dict:
-    """What the stream turns into a journey record: type and where it led, never message content."""
-    detail = {k: inb.detail[k] for k in JOURNEY_DETAIL if k in inb.detail}
-    if inb.event_key:
-        detail["event_key"] = inb.event_key
-    if inb.scene:
-        detail["scene"] = inb.scene
-    if rule_id:
-        detail["rule"] = rule_id
-    event = {"id": inb.dedupe_key, "type": f"oa.{inb.kind}", "app": app_id, "at": inb.create_time or now,
-             "detail": detail}
-    if jobs:
-        event["jobs"] = jobs  # queued by the stream, not kept on the journey record
-    return event
+    return _endpoint(app_id, account.token.get_secret_value(), aes, settings().clock_skew_seconds,
+                     account.message_mode)
 
 
 def deadline_for(time_epoch_ms) -> float:
@@ -97,6 +81,19 @@ def deadline_for(time_epoch_ms) -> float:
     if not 0.0 <= waited <= GATEWAY_MAX_WAIT_SECONDS:
         waited = 0.0
     return time.monotonic() + settings().push_budget_seconds - waited
+
+
+def handle(request: http.Request, *, count: Count) -> HttpOut:
+    """Answer one decoded request to an OA push endpoint (GET verification, POST push)."""
+    if request.problem is not None:
+        count("Rejected_bad_request")
+        return request.problem
+    if request.method == "GET":
+        return handle_get(request.app_id, request.query, count)
+    if request.method == "POST":
+        deadline = deadline_for(request.time_epoch_ms)
+        return handle_post(request.app_id, request.query, request.body, deadline=deadline, count=count)
+    return HttpOut(405, "method not allowed")
 
 
 def handle_get(app_id: str, query: Mapping[str, str], count: Count) -> HttpOut:
@@ -131,10 +128,26 @@ def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline:
     if inb.is_event and inb.event in SYSTEM_EVENTS:
         count("SystemEvent")
         return OK_SUCCESS
+    if not opened.encrypted and not _bind_plain_query(app_id, opened):
+        count("Rejected_query_replayed")
+        logger.info("push rejected", extra={"reason": "query_replayed", "app_id": app_id})
+        return HttpOut(403, "forbidden")
     xml = answer(app_id, inb, deadline=deadline, count=count)
     if xml is None:
         return OK_SUCCESS
     return HttpOut(200, endpoint.seal(xml, opened), "application/xml; charset=utf-8")
+
+
+def _bind_plain_query(app_id: str, opened: Opened) -> bool:
+    """Plain mode: the signed query may carry only the first body seen with it (one more DynamoDB request per
+    plain push; safe mode needs none, its body is signed). ``PushNotAccepted`` when DynamoDB fails."""
+    skew = settings().clock_skew_seconds or 86400  # no skew check: the query lives as long as a dedupe key
+    ttl = int(time.time()) + 2 * skew + 60
+    try:
+        return query_bindings.bind_query(app_id, opened.signature, opened.body_hash, ttl=ttl)
+    except codec.RepositoryError as exc:
+        logger.error("query binding failed", extra={"app_id": app_id, "error": str(exc)[:200]})
+        raise PushNotAccepted("binding_failed") from exc
 
 
 def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str | None:
@@ -146,54 +159,104 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     no SQS request of its own.
     """
     now = int(time.time())
-    rules = rules_cache.current(app_id)
-    trigger = rule_engine.trigger_for(inb)
-    when = datetime.fromtimestamp(now, UTC)
-
-    def decide(first_time: bool):
-        decision = rules.decide(trigger, now=when, first_time=first_time) if trigger else None
-        if decision is None:
-            jobs = follow_up_jobs(app_id, inb, None, first_contact=first_time)
-            return None, None, journey_event(app_id, inb, now=now, jobs=jobs)
-        # a reply with placeholders is rendered after the write, with the person's values
-        reply = None if decision.needs else decision.reply
-        event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
-                              jobs=follow_up_jobs(app_id, inb, reply, first_contact=first_time))
-        xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
-        return decision, xml, event
-
-    decision, xml, event = decide(False)
     codec.ddb()  # a cold container creates its client here (~0.2 s of CPU), before the budget check
-    if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
-        return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
+    if _late(deadline):  # the budget first: no rule matching on time that is not there
+        return _record_later(app_id, inb, plain_event(app_id, inb, now), now=now, count=count, reason="deadline")
+    plan = plan_reply(app_id, inb, now=now, first_contact=False)
+    if _late(deadline):  # the decision's own time counts
+        return _record_later(app_id, inb, plan.event, now=now, count=count, reason="deadline")
     try:
-        personal = decision is not None and decision.needs
-        # a reply rendered after the write is marked "" (being rendered): a retry meanwhile gets "success"
-        touch = identities.touch_identity(app_id, inb, now=now, event=event, reply="" if personal else xml,
-                                          want_uid=personal)
-        if touch.status == "unknown":
-            decision, xml, event = decide(True)
-            personal = decision is not None and decision.needs
-            if time.monotonic() > deadline - WRITE_RESERVE_SECONDS:
-                return _record_later(app_id, inb, event, now=now, count=count, reason="deadline")
-            touch = identities.create_identity(
-                app_id, inb, now=now, event=event, reply="" if personal else xml,
-                first_touch=first_touch(app_id, inb, now))
+        touch, plan = record_push(app_id, inb, plan, now=now, deadline=deadline)
+    except _OutOfTime as late:
+        return _record_later(app_id, inb, late.plan.event, now=now, count=count, reason="deadline")
     except codec.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
-        return _record_later(app_id, inb, event, now=now, count=count, reason="write_failed")
+        return _record_later(app_id, inb, plan.event, now=now, count=count, reason="write_failed")
     if touch.status == "duplicate":
         count("Deduped")
         return touch.stored_reply
-    if personal:
-        xml = _render_personal(app_id, inb, decision, touch.uid, now=now, deadline=deadline, count=count)
+    xml = plan.xml
+    if plan.personal:
+        xml = _render_personal(app_id, inb, plan.decision, touch.uid, now=now, deadline=deadline, count=count)
     count("Replied" if xml else "Success")
     return xml
 
 
-def first_touch(app_id: str, inb: Inbound, now: int) -> dict:
-    """Where a person was first met: kept on the person for attribution."""
-    return {"channel": "oa", "app_id": app_id, "kind": inb.kind, "scene": inb.scene, "at": now}
+@dataclass(frozen=True, slots=True)
+class ReplyPlan:
+    """What to answer a push and what to leave on the identity: ``xml`` (None: ``success`` or rendered after
+    the write when ``personal``), the decision, and the event with its follow-up jobs."""
+
+    decision: rule_engine.Decision | None
+    xml: str | None
+    event: dict
+    personal: bool
+
+    @property
+    def stored_reply(self) -> str | None:
+        # a reply rendered after the write is kept as "" (being rendered): a retry meanwhile gets "success"
+        return "" if self.personal else self.xml
+
+
+class _OutOfTime(Exception):
+    def __init__(self, plan: ReplyPlan):
+        super().__init__("deadline")
+        self.plan = plan
+
+
+def _late(deadline: float) -> bool:
+    return time.monotonic() > deadline - WRITE_RESERVE_SECONDS
+
+
+def plain_event(app_id: str, inb: Inbound, now: int) -> dict:
+    """The event of a push recorded without a decision (too late to decide)."""
+    return journey_event(app_id, inb, now=now, jobs=follow_up_jobs(app_id, inb, None))
+
+
+def plan_reply(app_id: str, inb: Inbound, *, now: int, first_contact: bool) -> ReplyPlan:
+    """Decide the reply to ``inb`` (pure but for the rules cache) and the event the write leaves."""
+    trigger = rule_engine.trigger_for(inb)
+    rules = rules_cache.current(app_id)
+    decision = rules.decide(trigger, now=datetime.fromtimestamp(now, UTC), first_time=first_contact) \
+        if trigger else None
+    if decision is None:
+        jobs = follow_up_jobs(app_id, inb, None, first_contact=first_contact)
+        return ReplyPlan(None, None, journey_event(app_id, inb, now=now, jobs=jobs), False)
+    # a reply with placeholders is rendered after the write, with the person's values
+    reply = None if decision.needs else decision.reply
+    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
+                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=first_contact))
+    xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
+    return ReplyPlan(decision, xml, event, bool(decision.needs))
+
+
+def first_contact_plan(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int) -> ReplyPlan:
+    """The plan for a person met for the first time: decided again only where being new can change the
+    answer (a follow's first welcome); otherwise the same reply, plus the first contact's jobs."""
+    if inb.is_event and inb.event == "subscribe":
+        return plan_reply(app_id, inb, now=now, first_contact=True)
+    reply = None if plan.decision is None or plan.personal else plan.decision.reply
+    rule_id = plan.decision.rule_id if plan.decision is not None else ""
+    event = journey_event(app_id, inb, now=now, rule_id=rule_id,
+                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=True))
+    return ReplyPlan(plan.decision, plan.xml, event, plan.personal)
+
+
+def record_push(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int,
+                deadline: float) -> tuple[identities.Touch, ReplyPlan]:
+    """Record the push on its sender's identity (one write; a first contact takes a second, creating the
+    person). Returns the touch and the plan that was written. Raises ``_OutOfTime`` when a first contact's
+    second write no longer fits, ``RepositoryError`` when DynamoDB fails."""
+    touch = identities.touch_identity(app_id, inb, now=now, event=plan.event, reply=plan.stored_reply,
+                                      want_uid=plan.personal)
+    if touch.status != "unknown":
+        return touch, plan
+    plan = first_contact_plan(app_id, inb, plan, now=now)
+    if _late(deadline):
+        raise _OutOfTime(plan)
+    touch = identities.create_identity(app_id, inb, now=now, event=plan.event, reply=plan.stored_reply,
+                                       first_touch=first_touch(app_id, inb, now))
+    return touch, plan
 
 
 def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int, deadline: float,
@@ -251,27 +314,10 @@ def placeholder_values(person: Mapping) -> dict:
     }
 
 
-def follow_up_jobs(app_id: str, inb: Inbound, reply: Reply | None, *, first_contact: bool = False) -> list[dict]:
-    """What needs WeChat's API after this push: the unionid of a (new or returning) follower or of a person
-    met for the first time (someone who followed before wxloop ran arrives with a message or a click, not a
-    subscribe), and a Mini Program card (which a passive reply cannot carry). Job ids derive from the push,
-    so a repeat is a no-op."""
-    jobs = []
-    if first_contact or (inb.is_event and inb.event == "subscribe"):
-        jobs.append({"id": f"{inb.dedupe_key}:user_info", "kind": "user_info", "app_id": app_id,
-                     "openid": inb.openid})
-    if reply is not None and not reply.is_passive:
-        message = cs_message(reply)
-        if message:
-            jobs.append({"id": f"{inb.dedupe_key}:cs", "kind": "cs_send", "app_id": app_id,
-                         "openid": inb.openid, "message": message})
-    return jobs
-
-
 def _record_later(app_id: str, inb: Inbound, event: Mapping, *, now: int, count: Count, reason: str) -> None:
     """Queue the push itself (with its decided follow-ups) so the worker records it; if even that fails,
     let WeChat retry."""
-    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "app_id": app_id, "inbound": inbound_to_dict(inb),
+    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "platform": "oa", "app_id": app_id, "inbound": inbound_to_dict(inb),
            "at": now, "jobs": list(event.get("jobs") or [])}
     try:
         queue.send(job)
@@ -287,31 +333,3 @@ class PushNotAccepted(RuntimeError):
     """Nothing was kept of this push: answer 500 so WeChat delivers it again."""
 
 
-def inbound_to_dict(inb: Inbound) -> dict:
-    """What a queued push needs to be recorded later: no message content (it is never recorded)."""
-    doc = asdict(inb)
-    doc["content"] = ""
-    doc["detail"] = {k: v for k, v in inb.detail.items() if k in JOURNEY_DETAIL}
-    return doc
-
-
-def inbound_from_dict(doc: Mapping) -> Inbound:
-    return Inbound(**{k: doc[k] for k in Inbound.__dataclass_fields__ if k in doc})
-
-
-def record_later(job: Mapping) -> str:
-    """Worker side of ``_record_later``: record a queued push (idempotent; no reply is sent). A newer push
-    recorded meanwhile keeps its state; this one adds its key and event (and so its jobs)."""
-    app_id, inb = job["app_id"], inbound_from_dict(job["inbound"])
-    now = int(job.get("at") or time.time())
-    jobs = job.get("jobs")
-    event = journey_event(app_id, inb, now=now, jobs=jobs if jobs is not None else follow_up_jobs(app_id, inb, None))
-    touch = identities.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
-    if touch.status == "unknown":
-        kinds = {j.get("kind") for j in event.get("jobs") or ()}
-        if "user_info" not in kinds:  # a first contact: learn the unionid, as the webhook would have
-            event = {**event, "jobs": [*(event.get("jobs") or ()),
-                                       *follow_up_jobs(app_id, inb, None, first_contact=True)]}
-        touch = identities.create_identity(app_id, inb, now=now, event=event, reply=None,
-                                           first_touch=first_touch(app_id, inb, now))
-    return touch.status

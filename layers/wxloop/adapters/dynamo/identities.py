@@ -25,10 +25,15 @@ from wxloop.adapters.dynamo.codec import (
 from wxloop.adapters.dynamo.keys import identity_key, person_key
 from wxloop.domain.inbound import Inbound
 
-# Dedupe keys go into one of three string sets chosen by the push's CreateTime; each write clears the set
-# two periods back, so keys live 1-2 hours (WeChat retries within ~15 s) and the item stays small.
+# Dedupe keys go into one of three string sets chosen by the writer's clock (never the push's CreateTime,
+# which WeChat's clock sets); a push is new only when no set holds its key. A write clears the set of the
+# hour to come, and only while that hour is more than DEDUPE_KEEP_SECONDS away, so a key lives at least an
+# hour, and even a writer whose clock lags another's by up to DEDUPE_KEEP_SECONDS never clears a key
+# younger than that (the clock-skew window plus WeChat's retry span). The item stays small.
 DEDUPE_PERIOD_SECONDS = 3600
 DEDUPE_SETS = 3
+DEDUPE_KEEP_SECONDS = 900  # > WECHAT_CLOCK_SKEW_SECONDS (300) + retries (~15 s), with margin
+_NOT_SEEN = " AND ".join(f"NOT contains(dd{i}, :key)" for i in range(DEDUPE_SETS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,21 @@ def new_uid() -> str:
     return uuid.uuid4().hex
 
 
-def _dedupe_set(create_time: int) -> int:
-    return (create_time // DEDUPE_PERIOD_SECONDS) % DEDUPE_SETS
+def _dedupe_set(clock: int) -> int:
+    return (clock // DEDUPE_PERIOD_SECONDS) % DEDUPE_SETS
+
+
+def dedupe_rotation(clock: int) -> tuple[int, int | None]:
+    """(the set a key written at ``clock`` goes to, the set that write clears or None)."""
+    current = _dedupe_set(clock)
+    if clock % DEDUPE_PERIOD_SECONDS >= DEDUPE_PERIOD_SECONDS - DEDUPE_KEEP_SECONDS:
+        return current, None  # the next hour is near: a writer with a slightly later clock may fill its set
+    return current, _dedupe_set(clock + DEDUPE_PERIOD_SECONDS)
+
+
+def seen_in(item: Mapping[str, Any], key: str) -> bool:
+    """Whether an identity item holds the dedupe ``key`` in any of its sets."""
+    return any(key in (item.get(f"dd{i}") or ()) for i in range(DEDUPE_SETS))
 
 
 def touch_fields(inb: Inbound, *, now: int, event: Mapping, reply: str | None) -> dict[str, Any]:
@@ -86,17 +104,15 @@ def touch_identity(app_id: str, inb: Inbound, *, now: int, event: Mapping, reply
     """
     fields = touch_fields(inb, now=now, event=event, reply=reply)
     values = {f":{name}": to_attr(value) for name, value in fields.items()}
-    current = _dedupe_set(inb.create_time)
+    current, stale = dedupe_rotation(int(time.time()))
     names = {"#seen": f"dd{current}"}
     values[":key"] = {"S": inb.dedupe_key}
     values[":keys"] = {"SS": [inb.dedupe_key]}
     expr = "SET " + ", ".join(f"{name} = :{name}" for name in fields) + " ADD #seen :keys"
-    clock = int(time.time())  # the set to clear is the one of the hour to come, whatever the push's age
-    stale = _dedupe_set(clock // DEDUPE_PERIOD_SECONDS * DEDUPE_PERIOD_SECONDS + DEDUPE_PERIOD_SECONDS)
-    if stale != current:
+    if stale is not None:
         names["#stale"] = f"dd{stale}"
         expr += " REMOVE #stale"
-    condition = "attribute_exists(uid) AND NOT contains(#seen, :key)"
+    condition = "attribute_exists(uid) AND " + _NOT_SEEN
     if replay:
         condition += " AND (attribute_not_exists(last_at) OR last_at <= :last_at)"
     try:
@@ -122,7 +138,7 @@ def _touch_refused(app_id: str, inb: Inbound, event: Mapping, current: int, old:
                    replay: bool) -> Touch:
     if not old or "uid" not in old:
         return Touch("unknown")
-    if replay and inb.dedupe_key not in (old.get(f"dd{current}") or ()):
+    if replay and not seen_in(old, inb.dedupe_key):
         return _record_push_only(app_id, inb, event, current, old)
     last = old.get("last_reply") or {}
     stored = (last.get("body") or None) if last.get("k") == inb.dedupe_key else None  # "": being rendered
@@ -134,7 +150,7 @@ def _record_push_only(app_id: str, inb: Inbound, event: Mapping, current: int, o
     written = conditional_update(
         Key=identity_key(app_id, inb.openid),
         UpdateExpression="SET ev = :ev ADD #seen :keys",
-        ConditionExpression="attribute_exists(uid) AND NOT contains(#seen, :key)",
+        ConditionExpression="attribute_exists(uid) AND " + _NOT_SEEN,
         ExpressionAttributeNames={"#seen": f"dd{current}"},
         ExpressionAttributeValues={":ev": to_attr(dict(event)), ":key": {"S": inb.dedupe_key},
                                    ":keys": {"SS": [inb.dedupe_key]}},
@@ -153,7 +169,7 @@ def create_identity(
     uid = new_uid()
     identity: dict[str, Any] = {
         "uid": uid, "app_id": app_id, "openid": inb.openid, "created_at": now,
-        f"dd{_dedupe_set(inb.create_time)}": {inb.dedupe_key},
+        f"dd{dedupe_rotation(int(time.time()))[0]}": {inb.dedupe_key},
         **touch_fields(inb, now=now, event=event, reply=reply),  # the same fields the update path sets
     }
     person = {

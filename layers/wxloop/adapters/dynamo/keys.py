@@ -63,3 +63,7 @@ def identity_of(item: dict) -> tuple[str, str] | None:
     if item.get("sk") != "ID":
         return None
     return parse_identity_pk(str(item.get("pk", "")))
+
+
+def query_binding_key(app_id: str, signature: str) -> dict:
+    return {"pk": {"S": f"PUSHQ#{app_id}#{signature}"}, "sk": {"S": "PUSHQ"}}
