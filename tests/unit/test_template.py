@@ -27,6 +27,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:touch_identity (also store_reply, leave_outbox)",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (transaction Put of the identity)",
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (transaction Put of the person)",
+        ("dynamodb:PutItem", "Table", "PUSHQ#"): "wxloop.adapters.dynamo.query_bindings:bind_query (plain mode)",
         ("dynamodb:GetItem", "Table", "USER#"): f"{R}:get_person (a reply with the person's values)",
         ("dynamodb:GetItem", "Table", "RULES#"): f"{R}:current_rule_version (and get_rule_set: rules cache)",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (and send_many)",
