@@ -615,7 +615,7 @@ def credit_at_send(aws, monkeypatch):
     """The ``remaining`` of the person's credit each time WeChat's subscribe/send is called."""
     from wxloop.services import jobs
 
-    real_client, seen = jobs._client, []
+    real_client, seen = jobs.context.wechat_client, []
 
     class Watching:
         def __init__(self, app_id):
@@ -625,7 +625,7 @@ def credit_at_send(aws, monkeypatch):
             seen.append((credit(aws) or {}).get("remaining"))
             return self.inner.post(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "_client", Watching)
+    monkeypatch.setattr(jobs.context, "wechat_client", Watching)
     return seen
 
 
