@@ -15,6 +15,8 @@ from typing import Any
 
 from wxloop.adapters import aws
 
+MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit for ChangeMessageVisibility
+
 
 class QueueError(RuntimeError):
     """SQS did not take the job."""
@@ -47,14 +49,14 @@ def queue_url_of(source_arn: str) -> str | None:
 
 
 def change_visibility(source_arn: str, receipt_handle: str, seconds: int) -> None:
-    """Hide a received message of the queue ``source_arn`` for ``seconds`` (0-43200) from now; raises
+    """Hide a received message of the queue ``source_arn`` for ``seconds`` (at most ``MAX_VISIBILITY_SECONDS``) from now; raises
     ``QueueError`` when SQS refuses or the ARN names no queue."""
     url = queue_url_of(source_arn)
     if url is None:
         raise QueueError("not an SQS queue ARN")
     try:
         aws.client("sqs").change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle,
-                                                    VisibilityTimeout=max(0, min(int(seconds), 43200)))
+                                                    VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY_SECONDS)))
     except Exception as exc:
         raise QueueError(_why(exc)) from exc
 

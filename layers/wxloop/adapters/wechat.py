@@ -32,14 +32,14 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
 from wxloop.adapters import repository
+from wxloop.protocol.errcodes import Action, action_of, codes_for
 from wxloop.settings import number, settings
 
 logger = logging.getLogger(__name__)
 
 REAL_API_BASE = "https://api.weixin.qq.com/"
-# 40001 invalid credential, 40014 invalid access_token, 42001 access_token expired.
-TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
-SYSTEM_BUSY = -1
+TOKEN_ERRCODES = codes_for(Action.TOKEN_INVALID)  # 40001, 40014, 42001: expire the token, retry once
+_TRANSIENT_ACTIONS = frozenset({Action.TRANSIENT, Action.TOKEN_INVALID, Action.TOKEN_FETCH})
 TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a URL path, not a secret
 
 
@@ -72,7 +72,8 @@ class WeChatAPIError(RuntimeError):
     ``errcode`` is None for transport failures (HTTP 5xx, timeouts, connection errors, bodies that are not
     JSON); ``transient`` says whether trying again later may succeed (SQS retry): transport failures,
     -1 (system busy), a token still refused after one refresh, and any failure to get a token (40164 IP not
-    allowed, 40125 wrong secret: the job itself was not refused, keep it until the token is fixed).
+    allowed, 40125 wrong secret: the job itself was not refused, keep it until the token is fixed). What
+    each errcode means and what wxloop does about it: ``wxloop.protocol.errcodes``.
     """
 
     def __init__(self, errcode: int | None, errmsg: str = "", *, http_status: int | None = None, path: str = ""):
@@ -85,8 +86,7 @@ class WeChatAPIError(RuntimeError):
 
     @property
     def transient(self) -> bool:
-        return (self.errcode is None or self.errcode == SYSTEM_BUSY or self.errcode in TOKEN_ERRCODES
-                or self.path == TOKEN_PATH)
+        return action_of(self.errcode) in _TRANSIENT_ACTIONS or self.path == TOKEN_PATH
 
 
 def _path_of(url: str | None) -> str:
