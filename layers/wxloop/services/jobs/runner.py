@@ -27,22 +27,13 @@ from wxloop.services.jobs import registry, timing
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import JobBusy, NotSendable, Outcome, PoisonJob
 from wxloop.services.jobs.records import Job
+from wxloop.services.log_fields import error_fields
 
 logger = Logger(child=True)
 metrics = OutcomeMetrics()  # shared with the worker's handler, which flushes it (log_metrics)
 
 JOB_TTL_SECONDS = 7 * 86400
 FINISH_TRIES = 3  # marking a job done after WeChat accepted it
-
-
-def error_fields(exc: BaseException) -> dict[str, Any]:
-    """What a log may say about a failure: its type and, when it has one, WeChat's errcode. Never
-    ``str(exc)``: messages can carry values of the job (openids, keys, bodies)."""
-    fields: dict[str, Any] = {"error": type(exc).__name__}
-    code = getattr(exc, "errcode", None)
-    if isinstance(code, int):
-        fields["errcode"] = code
-    return fields
 
 
 def _count(sink: OutcomeMetrics | None, name: str) -> None:
