@@ -21,10 +21,10 @@ load_config()  # at INIT: a wrong accounts config fails the start, naming the fi
 def record_handler(record: SQSRecord):
     try:
         return str(jobs.handle_message(record.body, message_id=record.message_id))
-    except Exception as exc:  # SQS retries it; the body holds personal data, so it is not logged
+    except Exception as exc:  # SQS retries it; the body holds personal data, so only the type and code are logged
         if not isinstance(exc, jobs.PoisonJob):  # a poison job is already logged without its body
-            logger.warning("job failed, will be retried", extra={"message_id": record.message_id,
-                                                                 "error": f"{type(exc).__name__}: {exc}"[:300]})
+            logger.warning("job failed, will be retried",
+                           extra={"message_id": record.message_id, **jobs.error_fields(exc)})
         jobs.delay_retry(record.raw_event)
         raise
 

@@ -44,6 +44,7 @@ def test_a_token_within_the_margin_is_renewed_and_workers_see_it(aws, fake_wecha
     refresher.lambda_handler({}, context)
     now = int(time.time())
     item = repository.get_token(OA_APP)
+    assert repository.lease_token(OA_APP, "x", now=now, lease_seconds=10, due_before=now + 10**6)  # seed
     repository.store_token(OA_APP, item["access_token"], expires_at=now + 200, owner="x", now=now)
     out = refresher.lambda_handler({}, context)
     assert out["accounts"] == {OA_APP: "refreshed", MP_APP: "unchanged"}

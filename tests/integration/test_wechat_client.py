@@ -181,6 +181,7 @@ def test_given_a_due_token_and_no_one_renewing_then_this_instance_renews_it(aws,
     from wxloop.adapters import repository, wechat
 
     now = int(time.time())
+    assert repository.lease_token(OA_APP, "x", now=now, lease_seconds=10, due_before=now + 10**6)  # seed
     repository.store_token(OA_APP, "ALMOST-EXPIRED", expires_at=now + 45, owner="x", now=now)
     token = wechat.new_client(OA_APP).access_token
     assert token != "ALMOST-EXPIRED" and len(fake_wechat.calls(STABLE)) == 1
@@ -328,8 +329,48 @@ def test_workers_leave_the_refresh_window_to_the_refresher(aws, fake_wechat):
     from wxloop.adapters import repository, wechat
 
     now = int(time.time())
+    assert repository.lease_token(OA_APP, "x", now=now, lease_seconds=10, due_before=now + 10**6)  # seed
     repository.store_token(OA_APP, "REFRESHER-WILL-RENEW", expires_at=now + 200, owner="x", now=now)
     assert wechat.new_client(OA_APP).access_token == "REFRESHER-WILL-RENEW"
     assert wechat.refresh_if_due(OA_APP) is True
     assert repository.get_token(OA_APP)["access_token"] != "REFRESHER-WILL-RENEW"
     assert len(fake_wechat.calls(STABLE)) == 1
+
+
+# --- a fetch that outlives its lease is fenced out -----------------------------------------------------------
+
+
+def test_a_store_after_the_lease_ran_out_and_another_stored_keeps_the_newer_token(aws):
+    """Given instance A leased at t and is still fetching when its lease runs out, and B leased at t+11 and
+    stored T2, when A's fetch returns at t+15, then A's T1 is not stored: T2 stays."""
+    from wxloop.adapters import repository
+
+    t = 1_700_000_000
+    assert repository.lease_token(OA_APP, "A", now=t, lease_seconds=10, due_before=t + 300)
+    assert repository.lease_token(OA_APP, "B", now=t + 11, lease_seconds=10, due_before=t + 311)
+    assert repository.store_token(OA_APP, "T2", expires_at=t + 7211, owner="B", now=t + 12) == 1
+    assert repository.store_token(OA_APP, "T1", expires_at=t + 7215, owner="A", now=t + 15) is None
+    item = repository.get_token(OA_APP)
+    assert (item["access_token"], item["version"], item["expires_at"]) == ("T2", 1, t + 7211)
+    # nor after B gave its lease back without storing
+    assert repository.lease_token(OA_APP, "C", now=t + 7200, lease_seconds=10, due_before=t + 7500)
+    repository.release_token_lease(OA_APP, "C")
+    assert repository.store_token(OA_APP, "T1", expires_at=t + 7215, owner="A", now=t + 7201) is None
+    assert repository.get_token(OA_APP)["access_token"] == "T2"
+
+
+def test_an_instance_whose_fetch_outlived_its_lease_uses_the_newer_stored_token(aws):
+    from wxloop.adapters import repository, wechat
+
+    clock = [1_700_000_000.0]
+
+    def slow_fetch():  # while it fetches, its lease runs out and another instance stores a token
+        clock[0] += 11
+        now = int(clock[0])
+        assert repository.lease_token(OA_APP, "B", now=now, lease_seconds=10, due_before=now + 300)
+        repository.store_token(OA_APP, "T-NEWER", expires_at=now + 7200, owner="B", now=now)
+        return {"access_token": "T-OLDER", "expires_in": 7200}
+
+    store = wechat.DynamoTokenStore(OA_APP, slow_fetch, lease_seconds=10, clock=lambda: clock[0])
+    assert store.token() == "T-NEWER"
+    assert repository.get_token(OA_APP)["access_token"] == "T-NEWER" and store.fetches == 1

@@ -615,7 +615,7 @@ def credit_at_send(aws, monkeypatch):
     """The ``remaining`` of the person's credit each time WeChat's subscribe/send is called."""
     from wxloop.services import jobs
 
-    real_client, seen = jobs._client, []
+    real_client, seen = jobs.context.wechat_client, []
 
     class Watching:
         def __init__(self, app_id):
@@ -625,7 +625,7 @@ def credit_at_send(aws, monkeypatch):
             seen.append((credit(aws) or {}).get("remaining"))
             return self.inner.post(*args, **kwargs)
 
-    monkeypatch.setattr(jobs, "_client", Watching)
+    monkeypatch.setattr(jobs.context, "wechat_client", Watching)
     return seen
 
 
@@ -674,3 +674,33 @@ def test_43101_sets_the_subscribe_credit_to_zero(aws, fake_wechat, worker, conte
     assert credit(aws)["remaining"] == 0 and job_state("j-sub-1")["outcome"] == "closed:43101"
     assert worker.lambda_handler(sqs_event(sub_job("j-sub-2")), context) == {"batchItemFailures": []}
     assert job_state("j-sub-2")["outcome"] == "closed:credit" and len(fake_wechat.calls(SUB)) == 1
+
+
+# --- what a failure log may say ------------------------------------------------------------------------------
+
+
+def test_a_failed_job_is_logged_with_its_type_and_code_never_the_exceptions_text(aws, fake_wechat, worker, context,
+                                                                                  monkeypatch, caplog):
+    """An exception's text can quote the job (here a phone number and an openid): the worker logs only its
+    type, and WeChat's errcode when there is one."""
+    from wxloop.adapters import repository
+
+    def leaky(app_id, openid):
+        raise RuntimeError(f"ID#{app_id}#{openid} phone 13900001111")
+
+    monkeypatch.setattr(repository, "get_identity", leaky)
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(sqs_event(cs_job(openid="o-secret-openid")), context)
+    failed = [r for r in caplog.records if r.getMessage() == "job failed, will be retried"]
+    assert len(failed) == 1 and failed[0].error == "RuntimeError"
+    assert all("13900001111" not in str(r.__dict__) and "o-secret-openid" not in str(r.__dict__)
+               for r in caplog.records)
+
+
+def test_a_wechat_failure_is_logged_with_its_errcode(aws, fake_wechat, worker, context, caplog):
+    user_message(OA_APP, "o-oa-1")
+    fake_wechat.fail_next(CS, -1)
+    with pytest.raises(Exception, match="All records failed"):
+        worker.lambda_handler(sqs_event(cs_job()), context)
+    [failed] = [r for r in caplog.records if r.getMessage() == "job failed, will be retried"]
+    assert (failed.error, failed.errcode) == ("WeChatAPIError", -1)

@@ -2,7 +2,8 @@
 
 A job is a JSON object ``{"id": str, "kind": str, "app_id": str, ...}``. ``id`` is stable for the same
 piece of work (derived from the push's dedupe key), so the worker runs each job at most once in effect.
-Kinds and their fields are listed in ``wxloop.services.jobs``.
+Kinds and their fields are the records in ``wxloop.services.jobs.registry``. Every SQS call of the job
+queue lives here: sending (one or in batches of 10) and the visibility of a received message.
 """
 
 from __future__ import annotations
@@ -14,9 +15,17 @@ from typing import Any
 
 from wxloop.adapters import aws
 
+MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's limit for ChangeMessageVisibility
+
 
 class QueueError(RuntimeError):
     """SQS did not take the job."""
+
+
+def _why(exc: Exception) -> str:
+    # the type and SQS's error code: an exception's text may quote the message body
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    return f"{type(exc).__name__}: {code}" if code else type(exc).__name__
 
 
 def queue_url() -> str:
@@ -24,6 +33,32 @@ def queue_url() -> str:
     if not url:
         raise QueueError("QUEUE_URL is not set")
     return url
+
+
+def queue_url_of(source_arn: str) -> str | None:
+    """The URL of the queue ``arn:partition:sqs:region:account:name`` (``QUEUE_URL`` when it names that
+    queue, else built on the SQS client's endpoint), or None for anything else."""
+    parts = str(source_arn or "").split(":")
+    if len(parts) != 6 or parts[2] != "sqs" or not parts[5]:
+        return None
+    account, name = parts[4], parts[5]
+    configured = os.environ.get("QUEUE_URL", "").rstrip("/")
+    if configured.endswith(f"/{account}/{name}"):
+        return configured
+    return f"{aws.client('sqs').meta.endpoint_url.rstrip('/')}/{account}/{name}"
+
+
+def change_visibility(source_arn: str, receipt_handle: str, seconds: int) -> None:
+    """Hide a received message of the queue ``source_arn`` for ``seconds`` (at most ``MAX_VISIBILITY_SECONDS``) from now; raises
+    ``QueueError`` when SQS refuses or the ARN names no queue."""
+    url = queue_url_of(source_arn)
+    if url is None:
+        raise QueueError("not an SQS queue ARN")
+    try:
+        aws.client("sqs").change_message_visibility(QueueUrl=url, ReceiptHandle=receipt_handle,
+                                                    VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY_SECONDS)))
+    except Exception as exc:
+        raise QueueError(_why(exc)) from exc
 
 
 def send(job: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
@@ -39,7 +74,7 @@ def send(job: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
     except QueueError:
         raise
     except Exception as exc:
-        raise QueueError(repr(exc)) from exc
+        raise QueueError(_why(exc)) from exc
 
 
 def send_many(jobs: list[Mapping[str, Any]]) -> None:
@@ -53,6 +88,6 @@ def send_many(jobs: list[Mapping[str, Any]]) -> None:
         try:
             out = aws.client("sqs").send_message_batch(QueueUrl=queue_url(), Entries=entries)
         except Exception as exc:
-            raise QueueError(repr(exc)) from exc
+            raise QueueError(_why(exc)) from exc
         if out.get("Failed"):
             raise QueueError(f"{len(out['Failed'])} jobs refused: {out['Failed'][0].get('Code')}")

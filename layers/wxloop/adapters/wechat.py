@@ -32,14 +32,14 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session import SessionStorage
 
 from wxloop.adapters import repository
+from wxloop.protocol.errcodes import Action, action_of, codes_for
 from wxloop.settings import number, settings
 
 logger = logging.getLogger(__name__)
 
 REAL_API_BASE = "https://api.weixin.qq.com/"
-# 40001 invalid credential, 40014 invalid access_token, 42001 access_token expired.
-TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
-SYSTEM_BUSY = -1
+TOKEN_ERRCODES = codes_for(Action.TOKEN_INVALID)  # 40001, 40014, 42001: expire the token, retry once
+_TRANSIENT_ACTIONS = frozenset({Action.TRANSIENT, Action.TOKEN_INVALID, Action.TOKEN_FETCH})
 TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a URL path, not a secret
 
 
@@ -72,7 +72,8 @@ class WeChatAPIError(RuntimeError):
     ``errcode`` is None for transport failures (HTTP 5xx, timeouts, connection errors, bodies that are not
     JSON); ``transient`` says whether trying again later may succeed (SQS retry): transport failures,
     -1 (system busy), a token still refused after one refresh, and any failure to get a token (40164 IP not
-    allowed, 40125 wrong secret: the job itself was not refused, keep it until the token is fixed).
+    allowed, 40125 wrong secret: the job itself was not refused, keep it until the token is fixed). What
+    each errcode means and what wxloop does about it: ``wxloop.protocol.errcodes``.
     """
 
     def __init__(self, errcode: int | None, errmsg: str = "", *, http_status: int | None = None, path: str = ""):
@@ -85,8 +86,7 @@ class WeChatAPIError(RuntimeError):
 
     @property
     def transient(self) -> bool:
-        return (self.errcode is None or self.errcode == SYSTEM_BUSY or self.errcode in TOKEN_ERRCODES
-                or self.path == TOKEN_PATH)
+        return action_of(self.errcode) in _TRANSIENT_ACTIONS or self.path == TOKEN_PATH
 
 
 def _path_of(url: str | None) -> str:
@@ -171,11 +171,9 @@ class DynamoTokenStore(SessionStorage):
         return default
 
     def set(self, key, value, ttl=None):
-        if value is None or not str(key).endswith("_access_token"):
-            return
-        now = int(self.clock())
-        repository.store_token(self.app_id, value, expires_at=now + int(ttl or 7200), owner=self.owner, now=now)
-        self._cached = None
+        # wxloop fetches through the lease only (``_fetch_and_store``); a token handed in without one would
+        # race the lease holder's, so it is not stored
+        return
 
     def delete(self, key):
         cached = self._cached
@@ -202,10 +200,9 @@ class DynamoTokenStore(SessionStorage):
             if token and expires_at - now > self.margin:
                 self._cached = (token, expires_at)
                 return token
-            if repository.lease_token(
-                self.app_id, self.owner, now=now, lease_seconds=self.lease_seconds, due_before=now + self.margin
-            ):
-                return self._fetch_and_store()
+            lease = self._lease(now, due_before=now + self.margin)
+            if lease is not None:
+                return self._fetch_and_store(lease)
             if token and expires_at - now > 30:  # due, but someone else is renewing it: use it meanwhile
                 return token
             if self.clock() >= deadline:
@@ -214,12 +211,20 @@ class DynamoTokenStore(SessionStorage):
             time.sleep(pause)
             pause = min(pause * 2, 0.5)
 
-    def _fetch_and_store(self) -> str:
+    def _lease(self, now: int, *, due_before: int) -> str | None:
+        """Take the fetch lease; returns its owner value (new for every lease: it fences the store)."""
+        owner = f"{self.owner}:{uuid.uuid4().hex[:12]}"
+        if repository.lease_token(self.app_id, owner, now=now, lease_seconds=self.lease_seconds,
+                                  due_before=due_before):
+            return owner
+        return None
+
+    def _fetch_and_store(self, lease: str) -> str:
         try:
             doc = self.fetch()
         except BaseException:
             try:
-                repository.release_token_lease(self.app_id, self.owner)
+                repository.release_token_lease(self.app_id, lease)
             except Exception:  # the lease then runs out on its own (lease_seconds)
                 logger.warning("token lease not released", extra={"app_id": self.app_id})
             raise
@@ -227,7 +232,14 @@ class DynamoTokenStore(SessionStorage):
         now = int(self.clock())
         token = doc["access_token"]
         expires_at = now + int(doc.get("expires_in") or 7200)
-        version = repository.store_token(self.app_id, token, expires_at=expires_at, owner=self.owner, now=now)
+        version = repository.store_token(self.app_id, token, expires_at=expires_at, owner=lease, now=now)
+        if version is None:  # the fetch outlived the lease: whatever is stored now is newer than ours
+            logger.warning("token fetch outlived its lease, not stored", extra={"app_id": self.app_id})
+            item = repository.get_token(self.app_id) or {}
+            if item.get("access_token") and int(item.get("expires_at") or 0) - now > self.margin:
+                self._cached = (item["access_token"], int(item["expires_at"]))
+                return item["access_token"]
+            return token
         logger.info("access token fetched", extra={"app_id": self.app_id, "version": version})
         self._cached = (token, expires_at)
         return token
@@ -240,11 +252,10 @@ class DynamoTokenStore(SessionStorage):
         item = repository.get_token(self.app_id) or {}
         if item.get("access_token") and int(item.get("expires_at") or 0) - now > margin:
             return False
-        if not repository.lease_token(
-            self.app_id, self.owner, now=now, lease_seconds=self.lease_seconds, due_before=now + margin
-        ):
+        lease = self._lease(now, due_before=now + margin)
+        if lease is None:
             return False  # someone else is fetching, or just stored
-        self._fetch_and_store()
+        self._fetch_and_store(lease)
         return True
 
     def expire_if(self, token: str) -> bool:

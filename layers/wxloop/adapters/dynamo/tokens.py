@@ -31,13 +31,14 @@ def lease_token(app_id: str, owner: str, *, now: int, lease_seconds: int, due_be
 
 
 def store_token(app_id: str, token: str, *, expires_at: int, owner: str, now: int) -> int | None:
-    """Store a fetched token and drop the lease; returns the new version, or None when another instance
-    holds the lease now (ours ran out) and will store its own."""
+    """Store a fetched token and drop the lease; returns the new version, or None when ``owner`` no longer
+    holds the lease (ours ran out and another instance leased, stored or gave up since): a fetch that
+    outlived its lease never overwrites a newer token. Each lease needs its own ``owner`` value."""
     out = conditional_update(
         Key=token_key(app_id),
         UpdateExpression="SET access_token = :t, expires_at = :exp, fetched_at = :now, "
         "version = if_not_exists(version, :zero) + :one REMOVE lease_owner, lease_until",
-        ConditionExpression="attribute_not_exists(lease_owner) OR lease_owner = :owner",
+        ConditionExpression="lease_owner = :owner",
         ExpressionAttributeValues=marshal(
             {":t": token, ":exp": expires_at, ":now": now, ":zero": 0, ":one": 1, ":owner": owner}
         ),

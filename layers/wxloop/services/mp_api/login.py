@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 
 from wxloop.adapters import mp_store, queue, repository
 from wxloop.domain import session
+from wxloop.protocol import errcodes
 from wxloop.services.mp_api import me
 from wxloop.services.mp_api.context import linked_oa, mp_account, mp_settings, signing_keys
 from wxloop.services.mp_api.errors import ApiError
@@ -27,8 +28,8 @@ logger = Logger(child=True)
 REFERRER_SCENES = frozenset({1037, 1038})  # opened by another MP: referrerInfo.appId is meaningful
 _CHANNEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # jscode2session errcodes → the client's answer
-_CODE_ERRORS = {40029: (400, "invalid_code"), 40163: (400, "invalid_code"), 45011: (429, "rate_limited"),
-                40226: (403, "blocked")}
+_CODE_ERRORS = {errcodes.INVALID_CODE: (400, "invalid_code"), errcodes.CODE_USED: (400, "invalid_code"),
+                errcodes.MINUTE_QUOTA: (429, "rate_limited"), errcodes.RISKY_USER: (403, "blocked")}
 
 
 def session_key_aad(app_id: str, openid: str) -> str:

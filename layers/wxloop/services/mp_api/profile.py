@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from wxloop.adapters import mp_store, queue, repository
 from wxloop.domain.phone import is_phone, mask
 from wxloop.domain.session import SessionClaims
+from wxloop.protocol import errcodes
 from wxloop.services.mp_api import me
 from wxloop.services.mp_api.context import linked_oa, mp_settings, signing_keys
 from wxloop.services.mp_api.errors import ApiError
@@ -52,7 +53,7 @@ def _fetch_phone(claims: SessionClaims, code: str, now: int) -> dict:
         info = wechat.get_user_phone_number(claims.app_id, code)
     except wechat.WeChatAPIError as exc:
         logger.warning("getuserphonenumber failed", extra={"app_id": claims.app_id, "errcode": exc.errcode})
-        if exc.errcode == 40029:
+        if exc.errcode == errcodes.INVALID_CODE:
             raise ApiError(400, "invalid phone code", "invalid_code") from None
         raise ApiError(503, "WeChat is unavailable", "unavailable") from None
     number = info.get("phoneNumber") if isinstance(info, Mapping) else None

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wxloop.adapters import mp_store, repository
-
-TAG_NAME_EXISTS = 45157
+from wxloop.protocol.errcodes import TAG_NAME_EXISTS
 
 
 def _tag_id(client, oa_app_id: str, name: str, *, create: bool) -> int | None:
