@@ -322,3 +322,16 @@ def test_a_merge_too_large_for_one_transaction_writes_nothing(aws, monkeypatch):
     with pytest.raises(merges.MergeTooLarge):
         repository.link_unionid(MP_APP, "oMp10", "uH10", 300)
     assert aws.items() == before and owner
+
+
+def test_topics_chosen_in_the_mp_reach_the_oa_once_the_follower_is_merged(aws, mp_api, context, fake_wechat, worker):
+    """Given MP topics chosen before the OA openid was known (nothing to tag then), when the follower merges
+    in, then the merge's journey event carries a tag_topics job for the OA openid, which the stream queues."""
+    token = login(mp_api, context, fake_wechat, openid="oMp11", unionid="uH11")["token"]
+    status, doc = call(mp_api, context, "PUT", "preferences", {"topics": ["tea"]}, token=token)
+    assert status == 200 and doc["synced"] is False
+    aws.jobs()  # drain what the login queued
+    new_identity(OA_APP, "oOa11")
+    _user_info(worker, context, fake_wechat, OA_APP, "oOa11", "uH11")
+    jobs = [j for j in aws.jobs() if j["kind"] == "tag_topics"]
+    assert [(j["app_id"], j["openid"], j["topics"]) for j in jobs] == [(OA_APP, "oOa11", ["tea"])]

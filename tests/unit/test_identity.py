@@ -157,3 +157,18 @@ def test_the_summary_lists_what_moved_without_pii():
     plan = _plan({}, {"points": 2, "phone": {"c": b"x"}, "phone_masked": "138****0001", "phone_at": 1})
     summary = plan.summary()
     assert summary["points"] == 2 and summary["phone"] is True and "138****0001" not in str(summary)
+
+
+def test_a_merge_that_brings_an_oa_openid_mirrors_the_topics_onto_that_oa():
+    from wxloop.domain.identity import tag_sync_jobs
+
+    survivor = {"uid": "s", "openids": {MP: "o-mp"}, "prefs": {"topics": ["tea"], "v": 9}, "topics_seen": {"old"}}
+    plan = plan_merge(survivor, {"uid": "l", "openids": {OA: "o-oa"}}, unionid="un", identity=(OA, "o-oa"))
+    [job] = tag_sync_jobs(plan, survivor, frozenset({OA}))
+    assert job["kind"] == "tag_topics" and (job["app_id"], job["openid"], job["uid"]) == (OA, "o-oa", "s")
+    assert job["topics"] == ["tea"] and job["remove"] == ["old"] and job["version"] == 9
+    assert tag_sync_jobs(plan, survivor, frozenset()) == []  # no OA among the openids
+    assert tag_sync_jobs(plan, {**survivor, "prefs": {"topics": []}}, frozenset({OA})) == []
+    same = plan_merge({**survivor, "openids": {OA: "o-oa"}}, {"uid": "l"}, unionid="un", identity=(MP, "o2"))
+    assert tag_sync_jobs(same, {**survivor, "openids": {OA: "o-oa"}}, frozenset({OA})) == []  # nothing changed
+    assert merge_event(plan, app_id=OA, platform="oa", now=1, jobs=[job])["jobs"] == [job]

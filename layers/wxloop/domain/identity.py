@@ -243,8 +243,28 @@ def plan_merge(
     )
 
 
-def merge_event(plan: MergePlan, *, app_id: str, platform: str, now: int) -> dict:
+def tag_sync_jobs(plan: MergePlan, survivor: Mapping, oa_apps: frozenset[str]) -> list[dict]:
+    """``tag_topics`` jobs that mirror the merged person's topics onto each OA it follows (``oa_apps``: the
+    configured OAs) when the merge changed them or brought the OA openid: the OA's segments then see what the
+    human chose in any MP. None when there are no topics to mirror."""
+    prefs = plan.sets.get("prefs", survivor.get("prefs"))
+    topics = list(prefs.get("topics") or []) if isinstance(prefs, Mapping) else []
+    if not topics:
+        return []
+    openids = {**(survivor.get("openids") or {}), **plan.openids}
+    seen = set(survivor.get("topics_seen") or ()) | set(plan.topics_seen) | set(topics)
+    version = prefs.get("v") if isinstance(prefs.get("v"), int) and not isinstance(prefs.get("v"), bool) else 0
+    return [{"id": f"merge-tags:{app}:{plan.loser}", "kind": "tag_topics", "app_id": app, "openid": openids[app],
+             "uid": plan.survivor, "version": version, "topics": topics, "remove": sorted(seen - set(topics))}
+            for app in sorted(set(openids) & oa_apps) if "prefs" in plan.sets or app in plan.openids]
+
+
+def merge_event(plan: MergePlan, *, app_id: str, platform: str, now: int, jobs: list[dict] | None = None) -> dict:
     """The journey event of a merge, left on the triggering identity for the stream (``person.merged``:
-    ``person`` = the survivor, ``merged_from`` = the merged uid; not the person's own action)."""
-    return {"id": f"merge-{plan.loser}", "type": "person.merged", "app": app_id, "platform": platform,
-            "at": now, "by_user": False, "merged_from": plan.loser, "detail": {"reason": "unionid"}}
+    ``person`` = the survivor, ``merged_from`` = the merged uid; not the person's own action). ``jobs`` ride
+    on it (the stream queues them: an outbox)."""
+    event = {"id": f"merge-{plan.loser}", "type": "person.merged", "app": app_id, "platform": platform,
+             "at": now, "by_user": False, "merged_from": plan.loser, "detail": {"reason": "unionid"}}
+    if jobs:
+        event["jobs"] = jobs
+    return event

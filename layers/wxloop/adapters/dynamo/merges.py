@@ -11,7 +11,8 @@ The transaction, every part conditional so that it lands whole or not at all:
   husk keeps no PII), under the same kind of guard: a write to the loser after the read fails the merge,
   which reads again, so nothing written meanwhile is lost;
 - each identity re-pointed (condition: it still names the person read); the triggering identity also
-  carries the ``person.merged`` journey event for the stream;
+  carries the ``person.merged`` journey event for the stream, with the ``tag_topics`` jobs that mirror the
+  combined topics onto the OA (an outbox: the stream queues them);
 - the merge log ``USER#{survivor}``/``MERGE#{loser}`` and, when points move, a ledger entry on each side
   (``LEDGER#merge-in#{loser}`` / ``LEDGER#merge-out#{survivor}``): each ledger still sums to its balance;
 - consent records the survivor takes (``CONSENT#{purpose}``), each conditional on the records read.
@@ -30,7 +31,7 @@ from typing import Any
 from wxloop.adapters.dynamo.codec import RepositoryError, call, marshal, table_name, unmarshal
 from wxloop.adapters.dynamo.identities import get_identity
 from wxloop.adapters.dynamo.keys import identity_key, person_key, union_key
-from wxloop.domain.identity import MergePlan, merge_event
+from wxloop.domain.identity import MergePlan, merge_event, tag_sync_jobs
 from wxloop.domain.phone import sealed_phone_aad
 
 MAX_TRANSACTION_ITEMS = 100
@@ -194,11 +195,14 @@ def _consent_items(plan: MergePlan, survivor_consent: Mapping, loser_consent: Ma
     return items
 
 
-def _platform(app_id: str) -> str:
+def _kinds(app_id: str) -> tuple[str, frozenset[str]]:
+    """The platform of ``app_id`` (``oa`` when unknown) and the configured OAs."""
     from wxloop.config import load_config
 
-    account = load_config().account(app_id)
-    return account.kind if account is not None else "oa"
+    accounts = load_config().accounts
+    account = accounts.get(app_id)
+    return (account.kind if account is not None else "oa",
+            frozenset(a for a, acct in accounts.items() if acct.kind == "oa"))
 
 
 def _resealed_phone(plan: MergePlan, loser: Mapping) -> Any:
@@ -222,7 +226,9 @@ def merge_items(plan: MergePlan, survivor: Mapping, loser: Mapping, *, trigger_u
     phone = _resealed_phone(plan, loser)
     if plan.phone_from_loser and phone is None:
         plan = _without_phone(plan)
-    event = merge_event(plan, app_id=app_id, platform=_platform(app_id), now=now)
+    platform, oa_apps = _kinds(app_id)
+    event = merge_event(plan, app_id=app_id, platform=platform, now=now,
+                        jobs=tag_sync_jobs(plan, survivor, oa_apps))
     items = [_union_item(plan, union_uid), _survivor_update(plan, survivor, phone), _loser_update(plan, now),
              *_identity_items(plan, trigger_uid, event),
              _put(f"USER#{plan.survivor}", f"MERGE#{plan.loser}", {
