@@ -11,6 +11,8 @@ Behaves like the real one where wxloop depends on it:
 Control API (JSON): ``GET /__fake/calls[?path=]``, ``POST /__fake/reset``, ``POST /__fake/fail``
 ``{"path", "errcode", "times", "status"?, "body"?}``, ``POST /__fake/slow`` ``{"path", "seconds", "times"}``,
 ``POST /__fake/users`` ``{"app_id", "openid", "unionid"?, ...}`` (or ``{"users": [...]}``),
+``POST /__fake/codes`` ``{"app_id", "code", "openid", "unionid"?}`` (a ``wx.login`` code), ``POST /__fake/phones``
+``{"app_id", "code", "phone"}`` (a phone button code),
 ``POST /__fake/expire`` ``{"app_id"?}`` (expire issued tokens), ``POST /__fake/rotate`` ``{"app_id"}`` (as if
 someone force-refreshed the stable token).
 
@@ -297,6 +299,8 @@ class FakeWeChat:
                 self.add_user(user.pop("app_id"), user.pop("openid"), user.pop("unionid", None), **user)
         elif path == "/__fake/codes":
             self.add_code(doc["app_id"], doc["code"], doc["openid"], doc.get("unionid"))
+        elif path == "/__fake/phones":
+            self.add_phone_code(doc["app_id"], doc["code"], doc["phone"], doc.get("country_code", "86"))
         elif path == "/__fake/expire":
             self.expire_tokens(doc.get("app_id"))
         elif path == "/__fake/rotate":

@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -145,27 +146,121 @@ def http_event(method: str, app_id: str, query: dict, body: str = "", *, kind: s
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m devstack.simulator``: post a push to a running wxloop and print the reply."""
-    p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
-    p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify"])
-    p.add_argument("value", nargs="?", default="", help="text content, QR scene, menu key or URL")
-    p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_PORT', '3000')}", help="base URL of the local gateway")
-    p.add_argument("--app", default=None, help="app id (default: the first OA in WECHAT_ACCOUNTS)")
-    p.add_argument("--openid", default="oDemoUser000000000000000001")
-    p.add_argument("--mode", choices=MODES, default="safe")
-    args = p.parse_args(argv)
+MP_COMMANDS = ("login", "me", "phone", "event", "prefs")
+
+
+def _accounts() -> dict:
     from devstack.table import REPO_ROOT
 
     raw = os.environ.get("WECHAT_ACCOUNTS") or (REPO_ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8")
-    accounts = json.loads(raw).get("accounts", {})
-    app_id = args.app or next((k for k, v in accounts.items() if v.get("kind") == "oa"), None)
+    return json.loads(raw).get("accounts", {})
+
+
+def _first(accounts: dict, kind: str) -> str | None:
+    return next((k for k, v in accounts.items() if v.get("kind") == kind), None)
+
+
+def _mp_main(args: argparse.Namespace, accounts: dict) -> int:
+    """The MP client commands: log in as (app, openid), then act with the kept session token."""
+    from devstack import mp_client
+
+    app_id = args.app or _first(accounts, "mp")
+    if not app_id or accounts.get(app_id, {}).get("kind") != "mp":
+        print("no such Mini Program in WECHAT_ACCOUNTS", file=sys.stderr)
+        return 2
+    openid = args.openid or mp_client.DEFAULT_MP_OPENID
+    try:
+        if args.what == "login":
+            status, doc = mp_client.login(args.url.rstrip("/"), args.fake.rstrip("/"), app_id, openid,
+                                          unionid=args.unionid, scene=args.scene, path=args.path)
+        else:
+            status, doc = mp_client.call(args.url.rstrip("/"), app_id, openid, args.what, args.value,
+                                         args.fake.rstrip("/"))
+    except urllib.error.URLError as err:
+        print(f"cannot reach the local stack: {err.reason} (is `make run` running?)", file=sys.stderr)
+        return 2
+    if args.what == "login" and "token" in doc:
+        doc = {**doc, "token": doc["token"][:12] + "…"}  # kept in the sessions file; no need to print it
+    print(f"HTTP {status}")
+    print(json.dumps(doc, ensure_ascii=False, indent=1))
+    return 0 if status == 200 else 1
+
+
+def _person_main(args: argparse.Namespace, accounts: dict) -> int:
+    """Who (app, openid) is in the local table: the live person, its identities, first touch and merges."""
+    import boto3
+
+    app_id = args.app or _first(accounts, "oa")
+    openid = args.openid or "oDemoUser000000000000000001"
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{os.environ.get('WXLOOP_AWS_PORT', '3001')}"
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint,
+                       region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106 - moto
+    from wxloop.adapters.dynamo.codec import unmarshal
+
+    table = os.environ.get("TABLE_NAME", "wxloop-local")
+    identity = unmarshal(ddb.get_item(TableName=table, Key={"pk": {"S": f"ID#{app_id}#{openid}"},
+                                                             "sk": {"S": "ID"}}).get("Item")) or {}
+    if not identity:
+        print(f"no identity for {openid} in {app_id}", file=sys.stderr)
+        return 1
+    items = [unmarshal(i) for i in ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
+                                             ExpressionAttributeValues={":pk": {"S": f"USER#{identity['uid']}"}})["Items"]]
+    person = next((i for i in items if i["sk"] == "PROFILE"), {})
+    for merged in [i["merged"] for i in items if i["sk"].startswith("MERGE#")]:  # their journeys are this person's
+        items += [unmarshal(i) for i in ddb.query(
+            TableName=table, KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
+            ExpressionAttributeValues={":pk": {"S": f"USER#{merged}"}, ":ev": {"S": "EV#"}})["Items"]]
+    print(json.dumps({"uid": identity["uid"], "unionid": person.get("unionid"), "openids": person.get("openids"),
+                      "first_touch": person.get("first_touch"), "points": person.get("points", 0),
+                      "merged": [{"uid": i["merged"], "at": i["at"], "moved": i.get("moved")}
+                                 for i in items if i["sk"].startswith("MERGE#")],
+                      "journey": [i["type"] for i in sorted(items, key=lambda i: i["sk"]) if i["sk"].startswith("EV#")]},
+                     ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devstack.simulator``: post a push to a running wxloop and print the reply; or act as a
+    Mini Program client (``login``, ``me``, ``phone``, ``event``, ``prefs``); or show a person (``person``)."""
+    p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
+    p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify",
+                                    *MP_COMMANDS, "person"])
+    p.add_argument("value", nargs="?", default="",
+                   help="text content, QR scene, menu key or URL; phone number (phone), event name (event), "
+                        "topics a,b (prefs)")
+    p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_PORT', '3000')}", help="base URL of the local gateway")
+    p.add_argument("--fake", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_WECHAT_PORT', '3002')}",
+                   help="base URL of the fake WeChat API (login codes, users, phone codes)")
+    p.add_argument("--app", default=None, help="app id (default: the first OA; the first MP for MP commands)")
+    p.add_argument("--openid", default=None, help="default oDemoUser000000000000000001 (OA), "
+                                                  "oDemoMpUser00000000000000001 (MP)")
+    p.add_argument("--unionid", default=None, help="the human's unionid, as WeChat's user/info and "
+                                                   "jscode2session will give it")
+    p.add_argument("--scene", type=int, default=None, help="MP launch scene (login), e.g. 1082: an OA text link")
+    p.add_argument("--path", default=None, help="MP page the client opened (login); its query is the launch query")
+    p.add_argument("--mode", choices=MODES, default="safe")
+    args = p.parse_args(argv)
+    accounts = _accounts()
+    if args.what in MP_COMMANDS:
+        return _mp_main(args, accounts)
+    if args.what == "person":
+        return _person_main(args, accounts)
+    args.openid = args.openid or "oDemoUser000000000000000001"
+    app_id = args.app or _first(accounts, "oa")
     if not app_id or app_id not in accounts:
         print("no such Official Account in WECHAT_ACCOUNTS", file=sys.stderr)
         return 2
     acct = accounts[app_id]
     sim = Simulator(app_id, acct["token"], acct.get("encoding_aes_key"))
     url = f"{args.url.rstrip('/')}/wechat/oa/{app_id}"
+    if args.unionid:  # who this follower is to WeChat: user/info will give the worker this unionid
+        from devstack import mp_client
+
+        try:
+            mp_client.register_user(args.fake.rstrip("/"), app_id, args.openid, args.unionid)
+        except urllib.error.URLError as err:
+            print(f"cannot reach the fake WeChat API {args.fake}: {err.reason}", file=sys.stderr)
+            return 2
     if args.what == "verify":
         q = sim.verify_query()
         try:

@@ -32,6 +32,8 @@ def _needs(service: str, operation: str, params: dict, queue_url: str) -> list[t
             return [(f"dynamodb:{_TXN_ACTIONS[kind]}", "Table", _prefix((body.get("Key") or body["Item"])["pk"]))
                     for item in params["TransactItems"] for kind, body in item.items()]
         key = params.get("Key") or params.get("Item") or {}
+        if operation == "Query":  # authorized against the partition key the key condition names
+            key = {"pk": (params.get("ExpressionAttributeValues") or {}).get(":pk", {"S": "?"})}
         return [(f"dynamodb:{operation}", "Table", _prefix(key["pk"]) if "pk" in key else None)]
     if service == "sqs":
         action = "SendMessage" if operation == "SendMessageBatch" else operation

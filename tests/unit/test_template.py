@@ -73,7 +73,10 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
         ("dynamodb:GetItem", "Table", "TAGS#"): "wxloop.adapters.mp_store:get_tag_id (tag_topics jobs)",
         ("dynamodb:PutItem", "Table", "TAGS#"): "wxloop.adapters.mp_store:put_tag_id (tag_topics jobs)",
-        ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.people:_merge_items (the union names the survivor)",
+        ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (the union names the survivor)",
+        ("dynamodb:ConditionCheckItem", "Table", "USER#"): "wxloop.adapters.dynamo.merges:merge_items (consent records unchanged)",
+        ("dynamodb:Query", "Table", "USER#"): "wxloop.adapters.dynamo.merges:consent_of (both persons' consent)",
+        ("dynamodb:UpdateItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (a stale union moves)",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:api_client",
     },
@@ -94,7 +97,10 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
         ("dynamodb:PutItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
         ("dynamodb:BatchWriteItem", "Table", "USER#"): "wxloop.adapters.mp_store:put_journey_events",
-        ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.people:_merge_items (the union names the survivor)",
+        ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (the union names the survivor)",
+        ("dynamodb:ConditionCheckItem", "Table", "USER#"): "wxloop.adapters.dynamo.merges:merge_items (consent records unchanged)",
+        ("dynamodb:Query", "Table", "USER#"): "wxloop.adapters.dynamo.merges:consent_of (both persons' consent)",
+        ("dynamodb:UpdateItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (a stale union moves)",
         ("dynamodb:DeleteItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (tag sync, follow card)",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
@@ -295,10 +301,12 @@ def test_the_webhook_writes_only_identities_and_persons():
 
 
 def test_unused_actions_are_gone():
-    """Query (journey() is only called locally) and TransactWriteItems (not an IAM action: transactions are
-    authorized item by item) are granted to nobody."""
+    """TransactWriteItems (not an IAM action: transactions are authorized item by item) and Scan are granted
+    to nobody; Query only on persons, to the functions that merge them (journey() is only called locally)."""
     every = set().union(*(grants(r) for r in USES))
-    assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    assert not {a for a, _, _ in every} & {"dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    queries = {(role, p) for role in USES for a, _, p in grants(role) if a == "dynamodb:Query"}
+    assert queries == {("WorkerRole", "USER#"), ("MpApiRole", "USER#")}
 
 
 def _rule_value(expr, params: dict):

@@ -54,7 +54,7 @@ from wxloop.adapters.dynamo.keys import (  # noqa: F401
     token_key,
     union_key,
 )
-from wxloop.adapters.dynamo.people import IdentityNotFound, get_person, link_unionid  # noqa: F401
+from wxloop.adapters.dynamo.people import IdentityNotFound, get_person, link_unionid, resolve_person  # noqa: F401
 from wxloop.adapters.dynamo.rulesets import (  # noqa: F401
     RULES_DOC_INLINE_MAX,
     RULES_DOC_MAX,

@@ -22,3 +22,8 @@ def mask(phone: str) -> str:
     if len(digits) >= 11:
         return plus + digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
     return plus + "*" * (len(digits) - 2) + digits[-2:]
+
+
+def sealed_phone_aad(uid: str) -> str:
+    """Associated data of a sealed phone number: it opens only on its own person (re-sealed on a merge)."""
+    return f"phone|{uid}"

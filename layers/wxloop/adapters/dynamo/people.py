@@ -1,14 +1,16 @@
-"""People (``USER#{uid}``/``PROFILE``) and unionid links (``UNION#{unionid}``/``ID``), with merges of two
-people found to be one (rules in ``wxloop.domain.identity``)."""
+"""People (``USER#{uid}``/``PROFILE``) and unionid links (``UNION#{unionid}``/``ID``): claims, and merges of
+two people found to be one (rules in ``wxloop.domain.identity``, the transaction in ``merges``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from wxloop.adapters.dynamo import merges
 from wxloop.adapters.dynamo.codec import RepositoryError, TransactionCancelled, call, get, marshal, table_name
 from wxloop.adapters.dynamo.identities import get_identity
 from wxloop.adapters.dynamo.keys import identity_key, person_key, union_key
-from wxloop.domain.identity import MergePlan, decide_link, plan_merge
+from wxloop.domain.identity import decide_link, plan_merge
+
+MAX_MERGE_HOPS = 4  # merged_into chains stay short: every merge points at a live survivor
+LINK_ATTEMPTS = 6  # each lost race re-reads and decides again
 
 
 class IdentityNotFound(RepositoryError):
@@ -16,43 +18,63 @@ class IdentityNotFound(RepositoryError):
 
 
 def get_person(uid: str) -> dict | None:
-    """The person item (strongly consistent), or None; raises ``RepositoryError``."""
+    """The person item as stored (strongly consistent; a merged person's husk included), or None; raises
+    ``RepositoryError``."""
     return get(person_key(uid))
+
+
+def resolve_person(uid: str) -> dict | None:
+    """The live person ``uid`` resolves to: itself, or the survivor it was merged into (``merged_into``
+    followed a few hops). None when there is no such person; raises ``RepositoryError``."""
+    for _ in range(MAX_MERGE_HOPS + 1):
+        item = get_person(uid)
+        if not item or not item.get("merged_into"):
+            return item
+        uid = str(item["merged_into"])
+    raise RepositoryError("merge chain too long")
 
 
 def link_unionid(app_id: str, openid: str, unionid: str, now: int) -> str:
     """Attach ``unionid`` to the person behind (app_id, openid); returns the uid the identity resolves to.
 
     The union item ``UNION#{unionid}``/``ID`` holds the owning uid. New unionid: the identity's person claims
-    it. Owned by another person: that person survives, this identity (and the loser's other openids) is
-    repointed to it, the survivor's ``openids`` gains them and the loser gets ``merged_into`` (rules in
-    ``wxloop.domain.identity``), all in one transaction. Idempotent: a repeat finds ``same``. Raises
-    ``IdentityNotFound`` when the identity does not exist, ``RepositoryError`` when DynamoDB fails.
+    it. Owned by another person: that person survives and the identity's person is merged into it, in ONE
+    transaction (``merges``). Both sides are first followed through ``merged_into``, so a merged person's
+    identity or a stale union lands on the live survivor. Idempotent: a repeat writes nothing; concurrent
+    links of the same pair produce one merge (the losers' conditions fail, they read again and find it
+    done). Raises ``IdentityNotFound`` when the identity does not exist, ``merges.MergeTooLarge`` when a
+    merge would exceed one transaction, ``RepositoryError`` when DynamoDB fails.
     """
-    table = table_name()
-    for _ in range(4):  # each lost race re-reads and decides again
+    for _ in range(LINK_ATTEMPTS):
         identity = get_identity(app_id, openid)
         if not identity or not identity.get("uid"):
             raise IdentityNotFound(f"no identity for this openid of {app_id}")  # openids stay out of logs
-        uid = identity["uid"]
+        mine = resolve_person(str(identity["uid"]))
         union = get(union_key(unionid))
-        decision = decide_link(uid, union.get("uid") if union else None)
+        owner = resolve_person(str(union["uid"])) if union else None
+        if not mine or (union and not owner):
+            raise RepositoryError(f"person missing for a unionid link of {app_id}")
+        decision = decide_link(mine["uid"], owner["uid"] if owner else None)
         if decision.action == "same":
-            return uid
-        if decision.action == "claim":
-            items, survivor = _claim_items(table, app_id, openid, unionid, uid, now), uid
+            items = _pointer_fixes(identity, union, mine["uid"], unionid, (app_id, openid))
+            survivor = mine["uid"]
+        elif decision.action == "claim":
+            items, survivor = _claim_items(app_id, openid, unionid, identity["uid"], mine["uid"], now), mine["uid"]
         else:
-            survivor_item, loser_item = get_person(decision.survivor), get_person(uid)
-            if not survivor_item or not loser_item:
-                raise RepositoryError(f"person missing for merge {decision.survivor} <- {uid}")
+            consent = merges.consent_of(owner["uid"]), merges.consent_of(mine["uid"])
             try:
-                plan = plan_merge(survivor_item, loser_item, unionid=unionid, identity=(app_id, openid))
+                plan = plan_merge(owner, mine, unionid=unionid, identity=(app_id, openid),
+                                  survivor_consent=consent[0], loser_consent=consent[1])
             except ValueError:
                 continue  # someone merged meanwhile: read again
             if plan is None:
-                return decision.survivor
-            items = _merge_items(table, plan, now, survivor_has_openids="openids" in survivor_item)
+                return owner["uid"]
+            items = merges.merge_items(plan, owner, mine, trigger_uid=str(identity["uid"]),
+                                       union_uid=str(union["uid"]), app_id=app_id, now=now,
+                                       survivor_consent=consent[0], loser_consent=consent[1])
             survivor = plan.survivor
+        if not items:
+            return survivor
         try:
             call("transact_write_items", TransactItems=items)
         except TransactionCancelled as exc:
@@ -63,8 +85,26 @@ def link_unionid(app_id: str, openid: str, unionid: str, now: int) -> str:
     raise RepositoryError(f"unionid link for an openid of {app_id} kept losing races")
 
 
-def _claim_items(table: str, app_id: str, openid: str, unionid: str, uid: str, now: int) -> list[dict]:
-    """TransactWriteItems for a person claiming a unionid nobody owns."""
+def _pointer_fixes(identity: dict, union: dict | None, uid: str, unionid: str,
+                   at: tuple[str, str]) -> list[dict]:
+    """Already one person: point a stale identity or union at the live survivor (nothing when both are)."""
+    table, items = table_name(), []
+    if identity.get("uid") != uid or identity.get("unionid") != unionid:
+        items.append({"Update": {"TableName": table, "Key": identity_key(*at),
+                                 "UpdateExpression": "SET uid = :s, unionid = :u", "ConditionExpression": "uid = :r",
+                                 "ExpressionAttributeValues": marshal({":s": uid, ":u": unionid,
+                                                                       ":r": identity["uid"]})}})
+    if union and union.get("uid") != uid:
+        items.append({"Update": {"TableName": table, "Key": union_key(unionid), "UpdateExpression": "SET uid = :s",
+                                 "ConditionExpression": "uid = :r",
+                                 "ExpressionAttributeValues": marshal({":s": uid, ":r": union["uid"]})}})
+    return items
+
+
+def _claim_items(app_id: str, openid: str, unionid: str, read_uid: str, uid: str, now: int) -> list[dict]:
+    """TransactWriteItems for a person claiming a unionid nobody owns (``read_uid``: the identity's uid as
+    read, which differs from ``uid`` when it named a merged person)."""
+    table = table_name()
     return [
         {"Put": {"TableName": table, "ConditionExpression": "attribute_not_exists(pk)",
                  "Item": {**union_key(unionid), **marshal({"uid": uid, "unionid": unionid, "created_at": now})}}},
@@ -74,53 +114,6 @@ def _claim_items(table: str, app_id: str, openid: str, unionid: str, uid: str, n
                     "(attribute_not_exists(unionid) OR unionid = :u)",
                     "ExpressionAttributeValues": marshal({":u": unionid})}},
         {"Update": {"TableName": table, "Key": identity_key(app_id, openid),
-                    "UpdateExpression": "SET unionid = :u", "ConditionExpression": "uid = :uid",
-                    "ExpressionAttributeValues": marshal({":u": unionid, ":uid": uid})}},
+                    "UpdateExpression": "SET unionid = :u, uid = :uid", "ConditionExpression": "uid = :r",
+                    "ExpressionAttributeValues": marshal({":u": unionid, ":uid": uid, ":r": read_uid})}},
     ]
-
-
-def _survivor_update(table: str, plan: MergePlan, *, survivor_has_openids: bool) -> dict:
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {":u": plan.unionid}
-    sets = ["unionid = :u"]
-    if plan.openids:
-        if survivor_has_openids:
-            for i, (app, oid) in enumerate(sorted(plan.openids.items())):
-                names[f"#a{i}"] = app
-                values[f":o{i}"] = oid
-                sets.append(f"openids.#a{i} = :o{i}")
-        else:
-            values[":openids"] = dict(plan.openids)
-            sets.append("openids = :openids")
-    if plan.first_touch is not None:
-        values[":ft"] = dict(plan.first_touch)
-        sets.append("first_touch = :ft")
-    update: dict[str, Any] = {
-        "TableName": table, "Key": person_key(plan.survivor), "UpdateExpression": "SET " + ", ".join(sets),
-        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(merged_into)",
-        "ExpressionAttributeValues": marshal(values),
-    }
-    if names:
-        update["ExpressionAttributeNames"] = names
-    return update
-
-
-def _merge_items(table: str, plan: MergePlan, now: int, *, survivor_has_openids: bool) -> list[dict]:
-    """TransactWriteItems for a ``MergePlan`` (at most ~12 identities per person in practice)."""
-    items: list[dict] = [
-        {"ConditionCheck": {"TableName": table, "Key": union_key(plan.unionid), "ConditionExpression": "uid = :s",
-                            "ExpressionAttributeValues": marshal({":s": plan.survivor})}},
-        {"Update": _survivor_update(table, plan, survivor_has_openids=survivor_has_openids)},
-        {"Update": {"TableName": table, "Key": person_key(plan.loser),
-                    "UpdateExpression": "SET merged_into = :s, merged_at = :now",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(merged_into)",
-                    "ExpressionAttributeValues": marshal({":s": plan.survivor, ":now": now})}},
-    ]
-    for i, (app, oid) in enumerate(plan.repoint):
-        if i > 0 and (get_identity(app, oid) or {}).get("uid") != plan.loser:
-            continue  # an openid listed on the loser whose identity is gone or already elsewhere
-        items.append({"Update": {"TableName": table, "Key": identity_key(app, oid),
-                                 "UpdateExpression": "SET uid = :s, unionid = :u", "ConditionExpression": "uid = :l",
-                                 "ExpressionAttributeValues": marshal({":s": plan.survivor, ":u": plan.unionid,
-                                                                       ":l": plan.loser})}})
-    return items

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools import Logger
 
 from wxloop.adapters import mp_store, queue, repository
-from wxloop.domain.phone import is_phone, mask
+from wxloop.domain.phone import is_phone, mask, sealed_phone_aad
 from wxloop.domain.session import SessionClaims
 from wxloop.protocol import errcodes
 from wxloop.services.mp_api import me
@@ -35,7 +35,7 @@ def _iso(at: int) -> str:
 
 
 def phone_aad(uid: str) -> str:
-    return f"phone|{uid}"
+    return sealed_phone_aad(uid)
 
 
 def save_phone(claims: SessionClaims, code: str, *, now: int | None = None) -> dict:
