@@ -293,9 +293,9 @@ def test_item_actions_are_limited_to_key_prefixes(role_id):
             assert resource == "Table" and prefix, f"{role_id}: {action} without dynamodb:LeadingKeys"
 
 
-def test_the_webhook_writes_only_identities_and_persons():
+def test_the_webhook_writes_only_identities_persons_and_query_bindings():
     writes = {(a, p) for a, _, p in grants("OaWebhookRole") if a in ITEM_ACTIONS - {"dynamodb:GetItem"}}
-    assert {p for _, p in writes} == {"ID#", "USER#"}
+    assert {p for _, p in writes} == {"ID#", "USER#", "PUSHQ#"}
     for owned_elsewhere in ("TOKEN#", "RULES#", "JOB#", "QUOTA#", "UNION#"):
         assert all(p != owned_elsewhere for _, p in writes)
 
