@@ -105,11 +105,12 @@ class Simulator:
         envelope = self._crypto.encrypt_message(xml, nonce, ts)
         encrypt = envelope.split("<Encrypt><![CDATA[", 1)[1].split("]]>", 1)[0]
         query.update(encrypt_type="aes", msg_signature=_sign(token, ts, nonce, encrypt))
+        return Push(query, self._envelope(xml, encrypt, mode), True)
+
+    def _envelope(self, xml: str, encrypt: str, mode: str) -> str:
         if mode == "safe":
-            body = f"<xml><ToUserName><![CDATA[{escape(self.account)}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        else:  # compat: the plain fields and the ciphertext side by side
-            body = xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
-        return Push(query, body, True)
+            return f"<xml><ToUserName><![CDATA[{escape(self.account)}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        return xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")  # compat: both side by side
 
     def open_reply(self, body: str, push: Push) -> str:
         """The plain reply XML (decrypting and checking the signature of an encrypted one)."""
@@ -119,6 +120,76 @@ class Simulator:
 
         doc = xmltodict.parse(body)["xml"]
         return self._crypto.decrypt_message(doc, doc["MsgSignature"], doc["TimeStamp"], doc["Nonce"])
+
+
+class MpSimulator(Simulator):
+    """A Mini Program as WeChat pushes to it: XML or JSON bodies (``fmt``), plain, compat or safe mode.
+
+    Builders return the body in ``fmt``; the ``List`` of subscribe-message events is an object for one item
+    and an array for several (in XML: repeated ``<List>`` elements inside the event's container element).
+    """
+
+    def __init__(self, app_id: str, token: str, aes_key: str | None = None, *, fmt: str = "json",
+                 account: str = "gh_wxloopdemomp"):
+        super().__init__(app_id, token, aes_key, account=account)
+        if fmt not in ("xml", "json"):
+            raise ValueError("fmt must be xml or json")
+        self.fmt = fmt
+
+    def _render(self, fields: dict) -> str:
+        if self.fmt == "json":
+            return json.dumps(fields, ensure_ascii=False)
+        return _xml(fields)
+
+    def text(self, openid: str, content: str, *, create_time: int | None = None, msg_id: int | None = None) -> str:
+        return self._render({**self._base(openid, "text", create_time), "Content": content,
+                             "MsgId": msg_id or self._next_id()})
+
+    def message(self, openid: str, msg_type: str, fields: dict, *, create_time: int | None = None) -> str:
+        return self._render({**self._base(openid, msg_type, create_time), **fields, "MsgId": self._next_id()})
+
+    def image(self, openid: str, media_id: str = "MEDIA_ID_1") -> str:
+        return self.message(openid, "image", {"PicUrl": "https://example.com/p.png", "MediaId": media_id})
+
+    def card(self, openid: str, page: str = "pages/index/index") -> str:
+        return self.message(openid, "miniprogrampage", {"Title": "A page", "AppId": self.app_id, "PagePath": page,
+                                                         "ThumbUrl": "", "ThumbMediaId": "THUMB_1"})
+
+    def event(self, openid: str, event: str, *, key: str | None = None, create_time: int | None = None,
+              extra: dict | None = None) -> str:
+        fields = {**self._base(openid, "event", create_time), "Event": event}
+        if key is not None:
+            fields["EventKey"] = key
+        fields.update(extra or {})
+        return self._render(fields)
+
+    def enter(self, openid: str, session_from: str = "") -> str:
+        """``user_enter_tempsession``: the person opened the MP's customer-service session."""
+        return self.event(openid, "user_enter_tempsession", extra={"SessionFrom": session_from})
+
+    def subscribe_msg(self, openid: str, event: str, items: list[dict], *, create_time: int | None = None) -> str:
+        """A ``subscribe_msg_{popup,change,sent}_event`` with ``items`` (one: an object; several: an array)."""
+        base = {**self._base(openid, "event", create_time), "Event": event}
+        if self.fmt == "json":
+            return json.dumps({**base, "List": items[0] if len(items) == 1 else items}, ensure_ascii=False)
+        container = {"subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+                     "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
+                     "subscribe_msg_sent_event": "SubscribeMsgSentEvent"}[event]
+        lists = "".join(_xml(item).replace("<xml>", "<List>").replace("</xml>", "</List>") for item in items)
+        return _xml(base).replace("</xml>", f"<{container}>{lists}</{container}></xml>")
+
+    def _envelope(self, body: str, encrypt: str, mode: str) -> str:
+        if self.fmt == "xml":
+            return super()._envelope(body, encrypt, mode)
+        fields = {"ToUserName": self.account} if mode == "safe" else json.loads(body)  # compat: both
+        return json.dumps({**fields, "Encrypt": encrypt}, ensure_ascii=False)
+
+    def open_reply(self, body: str, push: Push) -> str:
+        """The plain reply (XML or JSON), decrypted and its signature checked when the push was encrypted."""
+        if not push.encrypted or body.strip() in ("", "success") or self.fmt == "xml":
+            return super().open_reply(body, push)
+        doc = json.loads(body)
+        return self._crypto.decrypt_message(doc, doc["MsgSignature"], str(doc["TimeStamp"]), doc["Nonce"])
 
 
 def http_event(method: str, app_id: str, query: dict, body: str = "", *, kind: str = "oa", time_epoch_ms: int | None = None) -> dict:

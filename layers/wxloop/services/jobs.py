@@ -189,7 +189,7 @@ def _cs_send(job: Mapping, now: int) -> str:
         identity = repository.get_identity(app_id, openid)
         if identity is not None and identity.get("following") is False:
             raise Unfollowed("the person has unfollowed")
-        windows = reach.open_cs_windows(identity, now)
+        windows = reach.open_cs_windows(identity, now, reach.MP_WINDOWS if job.get("platform") == "mp" else reach.WINDOWS)
         if not windows:
             break
         for open_window in windows:
