@@ -10,7 +10,15 @@ import pytest
 
 from devstack.simulator import MpSimulator, http_event
 from tests.conftest import MP_APP, OA_AES_KEY, OA_APP
-from tests.integration.mp_webhook_kit import MP_AES_KEY, MP_TOKEN, configure, cs_jobs, identities, post, simulator
+from tests.integration.mp_webhook_kit import (
+    MP_AES_KEY,
+    MP_TOKEN,
+    configure,
+    cs_jobs,
+    identities,
+    post,
+    simulator,
+)
 
 pytest_plugins = ["tests.integration.mp_webhook_kit", "tests.integration.conftest_wechat"]
 

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from devstack.simulator import http_event
 from tests.conftest import ACCOUNTS, OA_APP
 from tests.integration.oa_webhook_kit import identities, post
-from devstack.simulator import http_event
 
 pytest_plugins = ["tests.integration.oa_webhook_kit"]  # fixtures: app, sim
 
