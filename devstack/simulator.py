@@ -216,20 +216,87 @@ def http_event(method: str, app_id: str, query: dict, body: str = "", *, kind: s
     }
 
 
+MP_PUSHES = ("mp-text", "mp-image", "mp-card", "mp-enter", "mp-popup", "mp-change", "mp-sent", "mp-verify")
+
+
+def _send(url: str, push: Push | None, query: dict | None = None, content_type: str = "text/xml") -> tuple[int, str] | None:
+    """POST ``push`` (or GET with ``query``) to the local gateway: (status, body), or None when unreachable."""
+    if push is None:
+        req = urllib.request.Request(f"{url}?{urllib.parse.urlencode(query or {})}")  # noqa: S310 - local gateway
+    else:
+        req = urllib.request.Request(  # noqa: S310 - the local gateway, http only
+            f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body.encode(), method="POST",
+            headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local gateway
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except urllib.error.URLError as err:
+        print(f"cannot reach {url}: {err.reason} (is `make run` running on that port?)", file=sys.stderr)
+        return None
+
+
+def _mp_body(sim: MpSimulator, what: str, openid: str, value: str) -> str:
+    """The push an ``mp-*`` subcommand plays (``value``: text, media id, page, session-from or template id)."""
+    template = value or "TPL_DEMO_1"
+    return {
+        "mp-text": lambda: sim.text(openid, value or "hello"),
+        "mp-image": lambda: sim.image(openid, value or "MEDIA_ID_1"),
+        "mp-card": lambda: sim.card(openid, value or "pages/index/index"),
+        "mp-enter": lambda: sim.enter(openid, value),
+        "mp-popup": lambda: sim.subscribe_msg(openid, "subscribe_msg_popup_event", [
+            {"TemplateId": t, "SubscribeStatusString": "accept", "PopupScene": "0"} for t in template.split(",")]),
+        "mp-change": lambda: sim.subscribe_msg(openid, "subscribe_msg_change_event", [
+            {"TemplateId": t, "SubscribeStatusString": "reject"} for t in template.split(",")]),
+        "mp-sent": lambda: sim.subscribe_msg(openid, "subscribe_msg_sent_event", [
+            {"TemplateId": template, "MsgID": str(sim._next_id()), "ErrorCode": "0", "ErrorStatus": "success"}]),
+    }[what]()
+
+
+def _play_mp(args, accounts: dict) -> int:
+    """``mp-*``: act as WeChat pushing to a Mini Program, in JSON or XML (``--format``), any mode."""
+    app_id = args.app or next((k for k, v in accounts.items() if v.get("kind") == "mp"), None)
+    if not app_id or accounts.get(app_id, {}).get("kind") != "mp":
+        print("no such Mini Program in WECHAT_ACCOUNTS", file=sys.stderr)
+        return 2
+    acct = accounts[app_id]
+    fmt = args.format or acct.get("push_format", "xml")
+    sim = MpSimulator(app_id, acct["token"], acct.get("encoding_aes_key"), fmt=fmt)
+    url = f"{args.url.rstrip('/')}/wechat/mp/{app_id}"
+    push, mode = None, args.mode if sim.aes_key else "plain"
+    if args.what == "mp-verify":
+        got = _send(url, None, sim.verify_query())
+    else:
+        push = sim.push(_mp_body(sim, args.what, args.openid, args.value), mode, openid=args.openid)
+        got = _send(url, push, content_type="application/json" if fmt == "json" else "text/xml")
+    if got is None:
+        return 2
+    status, body = got
+    print(f"HTTP {status} ({fmt}{'' if args.what == 'mp-verify' else f', {mode} mode'})")
+    print(sim.open_reply(body, push) if status == 200 and push is not None else body)
+    return 0 if status == 200 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m devstack.simulator``: post a push to a running wxloop and print the reply."""
     p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
-    p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify"])
-    p.add_argument("value", nargs="?", default="", help="text content, QR scene, menu key or URL")
+    p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify", *MP_PUSHES])
+    p.add_argument("value", nargs="?", default="",
+                   help="text content, QR scene, menu key or URL; for mp-*: text, media id, page, session-from or "
+                        "template ids (comma-separated)")
     p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_PORT', '3000')}", help="base URL of the local gateway")
-    p.add_argument("--app", default=None, help="app id (default: the first OA in WECHAT_ACCOUNTS)")
+    p.add_argument("--app", default=None, help="app id (default: the first OA, or MP for mp-*, in WECHAT_ACCOUNTS)")
     p.add_argument("--openid", default="oDemoUser000000000000000001")
     p.add_argument("--mode", choices=MODES, default="safe")
+    p.add_argument("--format", choices=["json", "xml"], default=None, help="mp-*: the body format (default: the account's)")
     args = p.parse_args(argv)
     from devstack.table import REPO_ROOT
 
     raw = os.environ.get("WECHAT_ACCOUNTS") or (REPO_ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8")
     accounts = json.loads(raw).get("accounts", {})
+    if args.what.startswith("mp-"):
+        return _play_mp(args, accounts)
     app_id = args.app or next((k for k, v in accounts.items() if v.get("kind") == "oa"), None)
     if not app_id or app_id not in accounts:
         print("no such Official Account in WECHAT_ACCOUNTS", file=sys.stderr)
@@ -238,13 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     sim = Simulator(app_id, acct["token"], acct.get("encoding_aes_key"))
     url = f"{args.url.rstrip('/')}/wechat/oa/{app_id}"
     if args.what == "verify":
-        q = sim.verify_query()
-        try:
-            with urllib.request.urlopen(f"{url}?{urllib.parse.urlencode(q)}", timeout=10) as r:  # noqa: S310
-                print(r.status, r.read().decode())
-        except urllib.error.URLError as err:
-            print(f"cannot reach {url}: {err.reason}", file=sys.stderr)
+        got = _send(url, None, sim.verify_query())
+        if got is None:
             return 2
+        print(*got)
         return 0
     xml = {
         "text": lambda: sim.text(args.openid, args.value or "hello"),
@@ -256,18 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     }[args.what]()
     mode = args.mode if sim.aes_key else "plain"
     push = sim.push(xml, mode, openid=args.openid)
-    req = urllib.request.Request(  # noqa: S310 - the local gateway, http only
-        f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body.encode(), method="POST",
-        headers={"Content-Type": "text/xml"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local gateway
-            status, body = r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        status, body = err.code, err.read().decode()
-    except urllib.error.URLError as err:
-        print(f"cannot reach {url}: {err.reason} (is `make run` running on that port?)", file=sys.stderr)
+    got = _send(url, push)
+    if got is None:
         return 2
+    status, body = got
     print(f"HTTP {status} ({mode} mode)")
     print(sim.open_reply(body, push) if status == 200 else body)
     return 0 if status == 200 else 1
