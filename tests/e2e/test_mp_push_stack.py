@@ -40,7 +40,7 @@ def _cs_sends(stack, openid: str) -> list[dict]:
     return [c for c in json.loads(body)["calls"] if (c.get("json") or {}).get("touser") == openid]
 
 
-def _eventually(probe, timeout: float = 15.0):
+def _eventually(probe, timeout: float = 30.0):  # the worker shares a loaded machine
     deadline = time.monotonic() + timeout
     while not (value := probe()) and time.monotonic() < deadline:
         time.sleep(0.2)
