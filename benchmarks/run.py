@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 BENCHES = {
     "webhook_warm_cpu": "benchmarks.bench_webhook_cpu",
     "dynamodb_requests": "benchmarks.bench_dynamo_requests",
+    "mp_push_dynamodb_requests": "benchmarks.bench_mp_push_requests",
     "cold_start_init": "benchmarks.bench_cold_start",
     "rules_matching": "benchmarks.bench_rules",
     "token_access": "benchmarks.bench_tokens",

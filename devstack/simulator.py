@@ -106,11 +106,12 @@ class Simulator:
         envelope = self._crypto.encrypt_message(xml, nonce, ts)
         encrypt = envelope.split("<Encrypt><![CDATA[", 1)[1].split("]]>", 1)[0]
         query.update(encrypt_type="aes", msg_signature=_sign(token, ts, nonce, encrypt))
+        return Push(query, self._envelope(xml, encrypt, mode), True)
+
+    def _envelope(self, xml: str, encrypt: str, mode: str) -> str:
         if mode == "safe":
-            body = f"<xml><ToUserName><![CDATA[{escape(self.account)}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        else:  # compat: the plain fields and the ciphertext side by side
-            body = xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
-        return Push(query, body, True)
+            return f"<xml><ToUserName><![CDATA[{escape(self.account)}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        return xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")  # compat: both side by side
 
     def open_reply(self, body: str, push: Push) -> str:
         """The plain reply XML (decrypting and checking the signature of an encrypted one)."""
@@ -120,6 +121,76 @@ class Simulator:
 
         doc = xmltodict.parse(body)["xml"]
         return self._crypto.decrypt_message(doc, doc["MsgSignature"], doc["TimeStamp"], doc["Nonce"])
+
+
+class MpSimulator(Simulator):
+    """A Mini Program as WeChat pushes to it: XML or JSON bodies (``fmt``), plain, compat or safe mode.
+
+    Builders return the body in ``fmt``; the ``List`` of subscribe-message events is an object for one item
+    and an array for several (in XML: repeated ``<List>`` elements inside the event's container element).
+    """
+
+    def __init__(self, app_id: str, token: str, aes_key: str | None = None, *, fmt: str = "json",
+                 account: str = "gh_wxloopdemomp"):
+        super().__init__(app_id, token, aes_key, account=account)
+        if fmt not in ("xml", "json"):
+            raise ValueError("fmt must be xml or json")
+        self.fmt = fmt
+
+    def _render(self, fields: dict) -> str:
+        if self.fmt == "json":
+            return json.dumps(fields, ensure_ascii=False)
+        return _xml(fields)
+
+    def text(self, openid: str, content: str, *, create_time: int | None = None, msg_id: int | None = None) -> str:
+        return self._render({**self._base(openid, "text", create_time), "Content": content,
+                             "MsgId": msg_id or self._next_id()})
+
+    def message(self, openid: str, msg_type: str, fields: dict, *, create_time: int | None = None) -> str:
+        return self._render({**self._base(openid, msg_type, create_time), **fields, "MsgId": self._next_id()})
+
+    def image(self, openid: str, media_id: str = "MEDIA_ID_1") -> str:
+        return self.message(openid, "image", {"PicUrl": "https://example.com/p.png", "MediaId": media_id})
+
+    def card(self, openid: str, page: str = "pages/index/index") -> str:
+        return self.message(openid, "miniprogrampage", {"Title": "A page", "AppId": self.app_id, "PagePath": page,
+                                                         "ThumbUrl": "", "ThumbMediaId": "THUMB_1"})
+
+    def event(self, openid: str, event: str, *, key: str | None = None, create_time: int | None = None,
+              extra: dict | None = None) -> str:
+        fields = {**self._base(openid, "event", create_time), "Event": event}
+        if key is not None:
+            fields["EventKey"] = key
+        fields.update(extra or {})
+        return self._render(fields)
+
+    def enter(self, openid: str, session_from: str = "") -> str:
+        """``user_enter_tempsession``: the person opened the MP's customer-service session."""
+        return self.event(openid, "user_enter_tempsession", extra={"SessionFrom": session_from})
+
+    def subscribe_msg(self, openid: str, event: str, items: list[dict], *, create_time: int | None = None) -> str:
+        """A ``subscribe_msg_{popup,change,sent}_event`` with ``items`` (one: an object; several: an array)."""
+        base = {**self._base(openid, "event", create_time), "Event": event}
+        if self.fmt == "json":
+            return json.dumps({**base, "List": items[0] if len(items) == 1 else items}, ensure_ascii=False)
+        container = {"subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+                     "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
+                     "subscribe_msg_sent_event": "SubscribeMsgSentEvent"}[event]
+        lists = "".join(_xml(item).replace("<xml>", "<List>").replace("</xml>", "</List>") for item in items)
+        return _xml(base).replace("</xml>", f"<{container}>{lists}</{container}></xml>")
+
+    def _envelope(self, body: str, encrypt: str, mode: str) -> str:
+        if self.fmt == "xml":
+            return super()._envelope(body, encrypt, mode)
+        fields = {"ToUserName": self.account} if mode == "safe" else json.loads(body)  # compat: both
+        return json.dumps({**fields, "Encrypt": encrypt}, ensure_ascii=False)
+
+    def open_reply(self, body: str, push: Push) -> str:
+        """The plain reply (XML or JSON), decrypted and its signature checked when the push was encrypted."""
+        if not push.encrypted or body.strip() in ("", "success") or self.fmt == "xml":
+            return super().open_reply(body, push)
+        doc = json.loads(body)
+        return self._crypto.decrypt_message(doc, doc["MsgSignature"], str(doc["TimeStamp"]), doc["Nonce"])
 
 
 def http_event(method: str, app_id: str, query: dict, body: str = "", *, kind: str = "oa", time_epoch_ms: int | None = None) -> dict:
@@ -219,19 +290,82 @@ def _person_main(args: argparse.Namespace, accounts: dict) -> int:
     return 0
 
 
+MP_PUSHES = ("mp-text", "mp-image", "mp-card", "mp-enter", "mp-popup", "mp-change", "mp-sent", "mp-verify")
+
+
+def _send(url: str, push: Push | None, query: dict | None = None, content_type: str = "text/xml") -> tuple[int, str] | None:
+    """POST ``push`` (or GET with ``query``) to the local gateway: (status, body), or None when unreachable."""
+    if push is None:
+        req = urllib.request.Request(f"{url}?{urllib.parse.urlencode(query or {})}")  # noqa: S310 - local gateway
+    else:
+        req = urllib.request.Request(  # noqa: S310 - the local gateway, http only
+            f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body.encode(), method="POST",
+            headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local gateway
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except urllib.error.URLError as err:
+        print(f"cannot reach {url}: {err.reason} (is `make run` running on that port?)", file=sys.stderr)
+        return None
+
+
+def _mp_body(sim: MpSimulator, what: str, openid: str, value: str) -> str:
+    """The push an ``mp-*`` subcommand plays (``value``: text, media id, page, session-from or template id)."""
+    template = value or "TPL_DEMO_1"
+    return {
+        "mp-text": lambda: sim.text(openid, value or "hello"),
+        "mp-image": lambda: sim.image(openid, value or "MEDIA_ID_1"),
+        "mp-card": lambda: sim.card(openid, value or "pages/index/index"),
+        "mp-enter": lambda: sim.enter(openid, value),
+        "mp-popup": lambda: sim.subscribe_msg(openid, "subscribe_msg_popup_event", [
+            {"TemplateId": t, "SubscribeStatusString": "accept", "PopupScene": "0"} for t in template.split(",")]),
+        "mp-change": lambda: sim.subscribe_msg(openid, "subscribe_msg_change_event", [
+            {"TemplateId": t, "SubscribeStatusString": "reject"} for t in template.split(",")]),
+        "mp-sent": lambda: sim.subscribe_msg(openid, "subscribe_msg_sent_event", [
+            {"TemplateId": template, "MsgID": str(sim._next_id()), "ErrorCode": "0", "ErrorStatus": "success"}]),
+    }[what]()
+
+
+def _play_mp(args, accounts: dict) -> int:
+    """``mp-*``: act as WeChat pushing to a Mini Program, in JSON or XML (``--format``), any mode."""
+    app_id = args.app or next((k for k, v in accounts.items() if v.get("kind") == "mp"), None)
+    if not app_id or accounts.get(app_id, {}).get("kind") != "mp":
+        print("no such Mini Program in WECHAT_ACCOUNTS", file=sys.stderr)
+        return 2
+    acct = accounts[app_id]
+    fmt = args.format or acct.get("push_format", "xml")
+    sim = MpSimulator(app_id, acct["token"], acct.get("encoding_aes_key"), fmt=fmt)
+    url = f"{args.url.rstrip('/')}/wechat/mp/{app_id}"
+    push, mode = None, args.mode if sim.aes_key else "plain"
+    if args.what == "mp-verify":
+        got = _send(url, None, sim.verify_query())
+    else:
+        push = sim.push(_mp_body(sim, args.what, args.openid, args.value), mode, openid=args.openid)
+        got = _send(url, push, content_type="application/json" if fmt == "json" else "text/xml")
+    if got is None:
+        return 2
+    status, body = got
+    print(f"HTTP {status} ({fmt}{'' if args.what == 'mp-verify' else f', {mode} mode'})")
+    print(sim.open_reply(body, push) if status == 200 and push is not None else body)
+    return 0 if status == 200 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m devstack.simulator``: post a push to a running wxloop and print the reply; or act as a
-    Mini Program client (``login``, ``me``, ``phone``, ``event``, ``prefs``); or show a person (``person``)."""
+    """``python -m devstack.simulator``: post a push to a running wxloop and print the reply (OA pushes, or
+    ``mp-*`` pushes to a Mini Program); act as a Mini Program client (``login``, ``me``, ``phone``, ``event``,
+    ``prefs``); or show a person (``person``)."""
     p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
     p.add_argument("what", choices=["text", "subscribe", "scan", "click", "view", "unsubscribe", "verify",
-                                    *MP_COMMANDS, "person"])
+                                    *MP_PUSHES, *MP_COMMANDS, "person"])
     p.add_argument("value", nargs="?", default="",
                    help="text content, QR scene, menu key or URL; phone number (phone), event name (event), "
-                        "topics a,b (prefs)")
+                        "topics a,b (prefs); for mp-*: text, media id, page, session-from or template ids")
     p.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_PORT', '3000')}", help="base URL of the local gateway")
     p.add_argument("--fake", default=f"http://127.0.0.1:{os.environ.get('WXLOOP_WECHAT_PORT', '3002')}",
                    help="base URL of the fake WeChat API (login codes, users, phone codes)")
-    p.add_argument("--app", default=None, help="app id (default: the first OA; the first MP for MP commands)")
+    p.add_argument("--app", default=None, help="app id (default: the first OA; the first MP for MP commands and mp-*)")
     p.add_argument("--openid", default=None, help="default oDemoUser000000000000000001 (OA), "
                                                   "oDemoMpUser00000000000000001 (MP)")
     p.add_argument("--unionid", default=None, help="the human's unionid, as WeChat's user/info and "
@@ -239,12 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scene", type=int, default=None, help="MP launch scene (login), e.g. 1082: an OA text link")
     p.add_argument("--path", default=None, help="MP page the client opened (login); its query is the launch query")
     p.add_argument("--mode", choices=MODES, default="safe")
+    p.add_argument("--format", choices=["json", "xml"], default=None, help="mp-*: the body format (default: the account's)")
     args = p.parse_args(argv)
     accounts = _accounts()
     if args.what in MP_COMMANDS:
         return _mp_main(args, accounts)
     if args.what == "person":
         return _person_main(args, accounts)
+    if args.what.startswith("mp-"):
+        args.openid = args.openid or "oDemoMpUser00000000000000001"
+        return _play_mp(args, accounts)
     args.openid = args.openid or "oDemoUser000000000000000001"
     app_id = args.app or _first(accounts, "oa")
     if not app_id or app_id not in accounts:
@@ -262,13 +400,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot reach the fake WeChat API {args.fake}: {err.reason}", file=sys.stderr)
             return 2
     if args.what == "verify":
-        q = sim.verify_query()
-        try:
-            with urllib.request.urlopen(f"{url}?{urllib.parse.urlencode(q)}", timeout=10) as r:  # noqa: S310
-                print(r.status, r.read().decode())
-        except urllib.error.URLError as err:
-            print(f"cannot reach {url}: {err.reason}", file=sys.stderr)
+        got = _send(url, None, sim.verify_query())
+        if got is None:
             return 2
+        print(*got)
         return 0
     xml = {
         "text": lambda: sim.text(args.openid, args.value or "hello"),
@@ -280,18 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     }[args.what]()
     mode = args.mode if sim.aes_key else "plain"
     push = sim.push(xml, mode, openid=args.openid)
-    req = urllib.request.Request(  # noqa: S310 - the local gateway, http only
-        f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body.encode(), method="POST",
-        headers={"Content-Type": "text/xml"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - local gateway
-            status, body = r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        status, body = err.code, err.read().decode()
-    except urllib.error.URLError as err:
-        print(f"cannot reach {url}: {err.reason} (is `make run` running on that port?)", file=sys.stderr)
+    got = _send(url, push)
+    if got is None:
         return 2
+    status, body = got
     print(f"HTTP {status} ({mode} mode)")
     print(sim.open_reply(body, push) if status == 200 else body)
     return 0 if status == 200 else 1

@@ -25,6 +25,7 @@ from devstack.table import REPO_ROOT
 DEMO_ACCOUNTS = REPO_ROOT / "config" / "demo-accounts.json"
 DEMO_RULES = REPO_ROOT / "rules" / "example.yaml"
 DEMO_MENU = REPO_ROOT / "rules" / "menu.yaml"
+DEMO_MP_RULES = REPO_ROOT / "rules" / "mp-example.yaml"  # the demo MP's customer-service rules
 
 
 ENV_FILE = REPO_ROOT / ".local" / "env"
@@ -189,6 +190,9 @@ class LocalStack:
             for app_id in [named] if named else oas:
                 rules, _ = load_rule_set(self.rules_file, app_id=app_id)
                 repository.put_rule_set(app_id, rules.to_doc(), rules.version)
+        mp_rules = load_rule_set(DEMO_MP_RULES)[0] if self.rules_file == DEMO_RULES else None
+        if mp_rules is not None and mp_rules.app_id in accounts:
+            repository.put_rule_set(mp_rules.app_id, mp_rules.to_doc(), mp_rules.version)
         if self.menu_file:
             menu, _ = load_menu_model(self.menu_file)
             for app_id in oas:
@@ -257,6 +261,7 @@ def _print_banner(stack: LocalStack, args: argparse.Namespace) -> None:
     print("\nSend a message as WeChat would (signed, encrypted), in another terminal:")
     print("  .venv/bin/python -m devstack.simulator text shop")
     print("  .venv/bin/python -m devstack.simulator subscribe store_12")
+    print("  .venv/bin/python -m devstack.simulator mp-text 积分 --format json   (a Mini Program push; mp-enter, mp-popup ...)")
     print("  .venv/bin/python -m devstack.simulator click ABOUT_US")
     sys.stdout.flush()
 

@@ -5,6 +5,7 @@ Usage::
     python events/generate.py              # rewrite the files in events/
     python events/generate.py --out DIR    # write them to DIR instead
     sam local invoke OaWebhookFunction -e events/oa-text-safe.json --env-vars events/env.json
+    sam local invoke MpWebhookFunction -e events/mp-text-json-safe.json --env-vars events/env.json
 
 What it writes, for the demo Official Account of config/demo-accounts.json:
 
@@ -12,6 +13,8 @@ What it writes, for the demo Official Account of config/demo-accounts.json:
     oa-text-plain.json        POST: the text "shop", plain mode
     oa-text-safe.json         POST: the text "shop", safe mode (encrypt_type=aes, msg_signature)
     oa-subscribe-scene.json   POST: a follow through the QR code scene "store_12", safe mode
+    mp-text-json-safe.json    POST to the demo Mini Program (MpWebhookFunction): a JSON customer-service
+                              text "shop", safe mode (the {"ToUserName", "Encrypt"} envelope)
     env.json                  sam's --env-vars: the demo accounts, the clock-skew check off, Powertools
 
 ``devstack.simulator`` signs and encrypts each push as WeChat does, with a fixed timestamp, nonce,
@@ -39,11 +42,12 @@ sys.path[:0] = [str(ROOT / "layers"), str(ROOT)]
 
 from wechatpy.crypto.base import BasePrpCrypto  # noqa: E402
 
-from devstack.simulator import Simulator, http_event  # noqa: E402
+from devstack.simulator import MpSimulator, Simulator, http_event  # noqa: E402
 
 EVENTS_DIR = ROOT / "events"
 DEMO_ACCOUNTS = ROOT / "config" / "demo-accounts.json"
 FUNCTION = "OaWebhookFunction"
+MP_FUNCTION = "MpWebhookFunction"
 
 OPENID = "oDemoUser000000000000000001"
 TIMESTAMP = 1700000000  # 2023-11-14T22:13:20Z
@@ -54,11 +58,11 @@ SCENE = "store_12"
 CIPHER_PREFIX = "wxloopsample0001"  # the 16 random bytes WeChat puts before the message it encrypts
 
 
-def demo_account() -> tuple[str, dict, str]:
-    """The first Official Account of the demo config: its app id, its entry, and the whole document."""
+def demo_account(kind: str = "oa") -> tuple[str, dict, str]:
+    """The first account of ``kind`` in the demo config: its app id, its entry, and the whole document."""
     raw = DEMO_ACCOUNTS.read_text(encoding="utf-8")
     accounts = json.loads(raw)["accounts"]
-    app_id = next(k for k, v in accounts.items() if v.get("kind") == "oa")
+    app_id = next(k for k, v in accounts.items() if v.get("kind") == kind)
     return app_id, accounts[app_id], raw
 
 
@@ -92,8 +96,10 @@ def build() -> dict[str, dict]:
             event("oa-text-safe", "POST", *push(text, "safe")),
             event("oa-subscribe-scene", "POST", *push(sim.subscribe(OPENID, SCENE, create_time=TIMESTAMP), "safe")),
         ])
+        files.update([_mp_text_event()])
     files["env.json"] = {
         FUNCTION: {"WECHAT_CLOCK_SKEW_SECONDS": "0", "PUSH_BUDGET_SECONDS": "4.0"},
+        MP_FUNCTION: {"WECHAT_CLOCK_SKEW_SECONDS": "0", "PUSH_BUDGET_SECONDS": "4.0"},
         "Parameters": {
             "WECHAT_ACCOUNTS": json.dumps(json.loads(raw_accounts), separators=(",", ":")),
             "WECHAT_ACCOUNTS_SECRET": "",
@@ -106,6 +112,17 @@ def build() -> dict[str, dict]:
         },
     }
     return files
+
+
+def _mp_text_event() -> tuple[str, dict]:
+    """The demo Mini Program's JSON text push in safe mode, as an HTTP API event for ``/wechat/mp/{app_id}``."""
+    app_id, account, _ = demo_account("mp")
+    sim = MpSimulator(app_id, account["token"], account["encoding_aes_key"], fmt="json")
+    pushed = sim.push(sim.text(OPENID, "shop", create_time=TIMESTAMP, msg_id=MSG_ID), "safe", openid=OPENID,
+                      timestamp=TIMESTAMP)
+    doc = http_event("POST", app_id, pushed.query, pushed.body, kind="mp", time_epoch_ms=TIMESTAMP * 1000)
+    doc["requestContext"]["requestId"] = "sample-mp-text-json-safe"
+    return "mp-text-json-safe.json", doc
 
 
 def write(out: Path = EVENTS_DIR) -> list[Path]:

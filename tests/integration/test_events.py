@@ -15,7 +15,7 @@ from tests.conftest import ROOT, load_handler
 EVENTS = ROOT / "events"
 ENV_FILE = EVENTS / "env.json"
 FUNCTION = "OaWebhookFunction"
-SAMPLES = sorted(p.name for p in EVENTS.glob("*.json") if p.name != ENV_FILE.name)
+SAMPLES = sorted(p.name for p in EVENTS.glob("oa-*.json"))  # mp-*.json: tests/integration/test_mp_events.py
 
 
 def sam_env(path=ENV_FILE) -> dict:
@@ -144,7 +144,7 @@ def test_safe_mode_samples_are_encrypted():
 
 def test_env_json_is_sam_env_vars_format_with_demo_values_only():
     doc = json.loads(ENV_FILE.read_text(encoding="utf-8"))
-    assert set(doc) == {FUNCTION, "Parameters"}
+    assert set(doc) == {FUNCTION, "MpWebhookFunction", "Parameters"}
     assert all(isinstance(v, str) for section in doc.values() for v in section.values())
     env = sam_env()
     assert env["WECHAT_CLOCK_SKEW_SECONDS"] == "0"
@@ -162,7 +162,7 @@ def test_sam_local_passes_every_env_json_variable_to_the_function():
 
 def test_generate_py_writes_exactly_the_files_in_events(tmp_path):
     written = generator().write(tmp_path)
-    assert sorted(p.name for p in written) == sorted([*SAMPLES, ENV_FILE.name])
+    assert sorted(p.name for p in written) == sorted(p.name for p in EVENTS.glob("*.json"))
     for path in written:
         assert path.read_bytes() == (EVENTS / path.name).read_bytes(), (
             f"events/{path.name} is stale: run python events/generate.py")

@@ -116,3 +116,31 @@ def test_the_guard_catches_a_call_outside_the_role(aws, iam):
     with iam.acting("OaWebhookFunction"):
         repository.get_token(OA_APP)
     assert iam.denied == [("OaWebhookFunction", ("dynamodb:GetItem", "Table", "TOKEN#"))]
+
+
+def test_the_mp_webhooks_calls_fit_its_role(aws, context, fake_wechat, iam, monkeypatch):
+    from tests.integration.mp_webhook_kit import MP_APP, configure, simulator
+
+    configure(monkeypatch, mode="plain")
+    hook, stream, worker = load_handler("mp_webhook"), load_handler("stream"), load_handler("worker")
+    json_sim, xml_sim = simulator("json"), simulator("xml")
+    bodies = [(json_sim, json_sim.enter("oMpFirst", "from-card"), "safe"), (json_sim, json_sim.text("oMpFirst", "points"), "plain"),
+              (xml_sim, xml_sim.text("oMpFirst", "human"), "safe"),
+              (json_sim, json_sim.subscribe_msg("oMpFirst", "subscribe_msg_popup_event", [
+                  {"TemplateId": "T1", "SubscribeStatusString": "accept", "PopupScene": "0"}]), "safe")]
+    with iam.acting("MpWebhookFunction"):
+        for sim, body, mode in bodies:
+            push = sim.push(body, mode)
+            for _ in range(2):  # WeChat's retry
+                event = http_event("POST", MP_APP, push.query, push.body, kind="mp")
+                assert hook.lambda_handler(event, context)["statusCode"] == 200
+    records = aws.stream_records()
+    with iam.acting("StreamFunction"):
+        assert stream.lambda_handler({"Records": records}, context) == {"batchItemFailures": []}
+    with iam.acting("WorkerFunction"):
+        pump(aws, worker.lambda_handler, context)
+    assert iam.denied == []
+    seen = {(a, p) for a, _, p in iam.seen["MpWebhookFunction"]}
+    assert {("dynamodb:UpdateItem", "ID#"), ("dynamodb:PutItem", "USER#"), ("dynamodb:PutItem", "PUSHQ#"),
+            ("dynamodb:GetItem", "USER#")} <= seen
+    assert len(fake_wechat.calls("/cgi-bin/message/custom/send")) == 2

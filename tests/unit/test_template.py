@@ -33,6 +33,18 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (and send_many)",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
     },
+    "MpWebhookRole": {
+        ("logs:CreateLogStream", "MpWebhookLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "MpWebhookLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:touch_identity (also leave_outbox)",
+        ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (transaction Put of the identity)",
+        ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (transaction Put of the person)",
+        ("dynamodb:PutItem", "Table", "PUSHQ#"): "wxloop.adapters.dynamo.query_bindings:bind_query (plain mode)",
+        ("dynamodb:GetItem", "Table", "USER#"): f"{R}:get_person (a reply with the person's values)",
+        ("dynamodb:GetItem", "Table", "RULES#"): f"{R}:current_rule_version (and get_rule_set: rules cache)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (and send_many)",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
+    },
     "StreamRole": {
         ("logs:CreateLogStream", "StreamLogGroup", None): "Lambda runtime: its own log group",
         ("logs:PutLogEvents", "StreamLogGroup", None): "Lambda runtime: its own log group",
@@ -146,7 +158,7 @@ STAR_ONLY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ec2:DescribeN
 ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                 "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem",
                 "dynamodb:BatchWriteItem"}
-FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
+FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "MpWebhookFunction": "MpWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
                   "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
@@ -293,9 +305,10 @@ def test_item_actions_are_limited_to_key_prefixes(role_id):
             assert resource == "Table" and prefix, f"{role_id}: {action} without dynamodb:LeadingKeys"
 
 
-def test_the_webhook_writes_only_identities_persons_and_query_bindings():
-    writes = {(a, p) for a, _, p in grants("OaWebhookRole") if a in ITEM_ACTIONS - {"dynamodb:GetItem"}}
-    assert {p for _, p in writes} == {"ID#", "USER#", "PUSHQ#"}
+@pytest.mark.parametrize("role_id", ["OaWebhookRole", "MpWebhookRole"])
+def test_the_webhook_writes_only_identities_and_persons(role_id):
+    writes = {(a, p) for a, _, p in grants(role_id) if a in ITEM_ACTIONS - {"dynamodb:GetItem"}}
+    assert {p for _, p in writes} == {"ID#", "USER#", "PUSHQ#"}  # PUSHQ#: plain-mode query bindings
     for owned_elsewhere in ("TOKEN#", "RULES#", "JOB#", "QUOTA#", "UNION#"):
         assert all(p != owned_elsewhere for _, p in writes)
 

@@ -7,9 +7,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# Events that open the short customer-service window (3 messages within 1 minute).
-SHORT_WINDOW_EVENTS = frozenset({"click", "scancode_push", "scancode_waitmsg", "subscribe", "scan"})
-MESSAGE_TYPES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link"})
+# Events that open the short customer-service window (OA: 3 messages within 1 minute; a Mini Program's
+# user_enter_tempsession: 2, see ``wxloop.domain.reach.MP_WINDOWS``).
+SHORT_WINDOW_EVENTS = frozenset({"click", "scancode_push", "scancode_waitmsg", "subscribe", "scan",
+                                 "user_enter_tempsession"})
+# Messages that open the 48-hour window (miniprogrampage: a card sent to a Mini Program's customer service).
+MESSAGE_TYPES = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link", "miniprogrampage"})
 
 
 def _canonical(value: object) -> str:

@@ -22,7 +22,7 @@ class Article:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One reply. ``kind`` is one of text, image, voice, video, music, news, mp_card.
+    """One reply. ``kind`` is one of text, image, voice, video, music, news, mp_card, transfer_customer_service.
 
     text: ``content``; image/voice: ``media_id``; video: ``media_id``, ``title``, ``description``;
     music: ``title``, ``description``, ``music_url``, ``hq_music_url``, ``thumb_media_id``;
@@ -73,6 +73,8 @@ REPLY_KINDS: dict[str, ReplyKind] = {
                               ("hq_music_url", "url"))),
     "news": ReplyKind(True, articles=True),
     "mp_card": ReplyKind(False, (("content", "text"), ("title", "plain"), ("pagepath", "url"))),
+    # hands the conversation to the account's customer-service staff (the one passive reply an MP has)
+    "transfer_customer_service": ReplyKind(True),
 }
 ARTICLE_TEMPLATES = (("title", "plain"), ("description", "plain"), ("url", "url"))
 PASSIVE_KINDS = frozenset(kind for kind, spec in REPLY_KINDS.items() if spec.passive)

@@ -51,6 +51,8 @@ def passive_xml(reply: Reply | None, *, openid: str, account: str, now: int) -> 
         if not articles:
             return None
         out = wx.ArticlesReply(articles=articles, **common)
+    elif kind == "transfer_customer_service":
+        out = wx.TransferCustomerServiceReply(**common)
     else:  # pragma: no cover - PASSIVE_KINDS is exhaustive
         return None
     return out.render()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -67,6 +68,13 @@ class _Crypto(WeChatCrypto):
     def encrypt_message(self, msg, nonce, timestamp=None):
         return self._encrypt_message(msg, nonce, timestamp, self._prp)
 
+    def encrypt_json(self, msg: str, nonce: str, timestamp: str) -> str:
+        """wechatpy's ``_encrypt_message`` steps with a JSON envelope (an MP's JSON pushes; wechatpy writes XML)."""
+        encrypt = self._prp(self.key).encrypt(msg, self._id)
+        encrypt = encrypt.decode() if isinstance(encrypt, bytes) else encrypt
+        return json.dumps({"Encrypt": encrypt, "MsgSignature": _get_signature(self.token, timestamp, nonce, encrypt),
+                           "TimeStamp": int(timestamp), "Nonce": nonce}, separators=(",", ":"))
+
     def decrypt_message(self, msg, signature, timestamp, nonce):
         # wechatpy's _decrypt_message compares msg_signature with "!=": the same steps, compared in constant time
         encrypt = msg["Encrypt"]
@@ -99,6 +107,7 @@ class Opened:
     # plain mode: WeChat signs the query only, so the query is bound to this body (see ``query_binding``)
     signature: str = ""
     body_hash: str = ""
+    fmt: str = "xml"  # the wire format of the push, and so of its reply ("xml" or "json")
 
 
 class PushEndpoint:
@@ -142,8 +151,8 @@ class PushEndpoint:
             raise PushRejected("missing_echostr", 400)
         return echostr
 
-    def open(self, query: dict, body: bytes, *, now: float | None = None) -> Opened:
-        """Verify a POST and return its plain XML.
+    def open(self, query: dict, body: bytes, *, now: float | None = None, fmt: str = "xml") -> Opened:
+        """Verify a POST and return its plain payload (XML, or JSON when ``fmt`` is ``json``).
 
         Always checks ``signature``; in safe and compat mode (``encrypt_type=aes``) also ``msg_signature``
         and that the app id inside the ciphertext is this account's. Raises ``PushRejected`` (403/413) for
@@ -152,22 +161,21 @@ class PushEndpoint:
         if len(body) > MAX_BODY_BYTES:
             raise PushRejected("too_large", 413)
         self._check(query, now)
-        if _HOSTILE.search(body):
+        if fmt == "xml" and _HOSTILE.search(body):
             raise Malformed("dtd_or_entity")
         nonce, timestamp = query["nonce"], query["timestamp"]
         if query.get("encrypt_type") != "aes":
             if self.mode != "plain":  # a downgrade: the body would be unauthenticated
                 raise PushRejected("not_encrypted")
             return Opened(body, False, nonce, timestamp, signature=query["signature"],
-                          body_hash=hashlib.blake2b(body, digest_size=16).hexdigest())
+                          body_hash=hashlib.blake2b(body, digest_size=16).hexdigest(), fmt=fmt)
         if self._crypto is None:
             raise PushRejected("no_aes_key")
         msg_signature = query.get("msg_signature")
         if not msg_signature:
             raise PushRejected("missing_msg_signature")
-        found = _ENCRYPT.findall(body)
-        envelope = {"Encrypt": found[0].decode()} if len(found) == 1 else _xml_dict(body)
-        if not envelope.get("Encrypt"):
+        envelope = ENVELOPE_READERS[fmt](body)
+        if not isinstance(envelope.get("Encrypt"), str) or not envelope["Encrypt"]:
             raise Malformed("no_encrypt_field")
         try:
             plain = self._crypto.decrypt_message(envelope, msg_signature, timestamp, nonce)
@@ -178,15 +186,26 @@ class PushEndpoint:
         except Exception:
             raise Malformed("undecryptable") from None
         plain_bytes = plain if isinstance(plain, bytes) else plain.encode("utf-8")
-        if _HOSTILE.search(plain_bytes):
+        if plain_bytes.lstrip()[:1] != b"{" and _HOSTILE.search(plain_bytes):  # XML inside any envelope
             raise Malformed("dtd_or_entity")
-        return Opened(plain_bytes, True, nonce, timestamp)
+        return Opened(plain_bytes, True, nonce, timestamp, fmt=fmt)
 
-    def seal(self, reply_xml: str, opened: Opened) -> str:
-        """The body to answer: the reply, encrypted when the push was."""
+    def seal(self, reply: str, opened: Opened) -> str:
+        """The body to answer: the reply, encrypted when the push was (in the push's format)."""
         if not opened.encrypted or self._crypto is None:
-            return reply_xml
-        return self._crypto.encrypt_message(reply_xml, opened.nonce, opened.timestamp)
+            return reply
+        if opened.fmt == "json":
+            return self._crypto.encrypt_json(reply, opened.nonce, opened.timestamp)
+        return self._crypto.encrypt_message(reply, opened.nonce, opened.timestamp)
+
+
+def _xml_envelope(body: bytes) -> dict:
+    found = _ENCRYPT.findall(body)
+    return {"Encrypt": found[0].decode()} if len(found) == 1 else _xml_dict(body)
+
+
+# How the safe-mode envelope of each wire format is read (``wxloop.protocol.mp_push`` adds "json").
+ENVELOPE_READERS: dict = {"xml": _xml_envelope}
 
 
 def _xml_dict(body: bytes) -> dict:
@@ -213,7 +232,13 @@ def parse_inbound(xml: bytes) -> Inbound:
     data = getattr(msg, "_data", None)
     if not isinstance(data, dict):
         raise Malformed("unparsable")
-    _check_shape(data)
+    return inbound_from_fields(data)
+
+
+def inbound_from_fields(data: dict) -> Inbound:
+    """The ``Inbound`` of a push's fields (string values, as XML gives them); ``Malformed`` when it is no
+    WeChat message (missing fields, forged ids, too deep or too large)."""
+    check_shape(data)
     openid, to_user = data.get("FromUserName"), data.get("ToUserName")
     msg_type = str(data.get("MsgType") or "").lower()
     if not (isinstance(openid, str) and openid and isinstance(to_user, str) and msg_type):
@@ -254,7 +279,7 @@ def parse_inbound(xml: bytes) -> Inbound:
     )
 
 
-def _check_shape(data: dict) -> None:
+def check_shape(data: dict) -> None:
     """``Malformed`` when the push nests deeper than ``MAX_DEPTH`` or holds more than ``MAX_NODES`` values:
     nothing that deep is WeChat's, and storing it would recurse (iterative, so no RecursionError here)."""
     stack: list[tuple[object, int]] = [(data, 1)]

@@ -22,6 +22,7 @@ from wxloop.adapters.dynamo.codec import unmarshal
 from wxloop.settings import settings
 
 POPUP_EVENT, CHANGE_EVENT = "subscribe_msg_popup_event", "subscribe_msg_change_event"
+SENT_EVENT, REFUSED_CODE = "subscribe_msg_sent_event", "43101"  # a send WeChat refused: no credit left
 CREDIT_MARKER_TTL_SECONDS = 7 * 86400  # longer than the stream keeps a record (24 h) for replays
 
 
@@ -47,9 +48,9 @@ def new_event(record: Mapping) -> tuple[str, dict] | None:
 def credit_changes(event: Mapping) -> dict[str, int | None]:
     """The subscribe-message credits an event changes: template id → one-time sends granted, or None when
     refused (the counter goes to 0). A popup's ``accept`` grants one send; ``reject`` in a popup or a change
-    event refuses. Other events change nothing."""
+    event, or a sent event's errcode 43101, refuses. Other events change nothing."""
     name = str(event.get("type") or "").partition(".event.")[2]
-    if name not in (POPUP_EVENT, CHANGE_EVENT):
+    if name not in (POPUP_EVENT, CHANGE_EVENT, SENT_EVENT):
         return {}
     detail = event.get("detail")
     out: dict[str, int | None] = {}
@@ -57,7 +58,10 @@ def credit_changes(event: Mapping) -> dict[str, int | None]:
         if not isinstance(item, Mapping) or not item.get("template_id"):
             continue
         template_id, status = str(item["template_id"]), str(item.get("status") or "").lower()
-        if status == "reject":
+        if name == SENT_EVENT:
+            if str(item.get("error_code") or "") == REFUSED_CODE:
+                out[template_id] = None
+        elif status == "reject":
             out[template_id] = None
         elif status == "accept" and name == POPUP_EVENT:
             out[template_id] = (out.get(template_id) or 0) + 1

@@ -96,8 +96,9 @@ def handle(request: http.Request, *, count: Count) -> HttpOut:
     return HttpOut(405, "method not allowed")
 
 
-def handle_get(app_id: str, query: Mapping[str, str], count: Count) -> HttpOut:
-    endpoint = endpoint_for(app_id, "oa")
+def handle_get(app_id: str, query: Mapping[str, str], count: Count, kind: str = "oa") -> HttpOut:
+    """GET URL verification of an account of ``kind`` (``oa`` or ``mp``): echo ``echostr`` when signed."""
+    endpoint = endpoint_for(app_id, kind)
     if endpoint is None:
         return NOT_FOUND
     try:
@@ -128,7 +129,7 @@ def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline:
     if inb.is_event and inb.event in SYSTEM_EVENTS:
         count("SystemEvent")
         return OK_SUCCESS
-    if not opened.encrypted and not _bind_plain_query(app_id, opened):
+    if not opened.encrypted and not bind_plain_query(app_id, opened):
         count("Rejected_query_replayed")
         logger.info("push rejected", extra={"reason": "query_replayed", "app_id": app_id})
         return HttpOut(403, "forbidden")
@@ -138,7 +139,7 @@ def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline:
     return HttpOut(200, endpoint.seal(xml, opened), "application/xml; charset=utf-8")
 
 
-def _bind_plain_query(app_id: str, opened: Opened) -> bool:
+def bind_plain_query(app_id: str, opened: Opened) -> bool:
     """Plain mode: the signed query may carry only the first body seen with it (one more DynamoDB request per
     plain push; safe mode needs none, its body is signed). ``PushNotAccepted`` when DynamoDB fails."""
     skew = settings().clock_skew_seconds or 86400  # no skew check: the query lives as long as a dedupe key
@@ -160,18 +161,18 @@ def answer(app_id: str, inb: Inbound, *, deadline: float, count: Count) -> str |
     """
     now = int(time.time())
     codec.ddb()  # a cold container creates its client here (~0.2 s of CPU), before the budget check
-    if _late(deadline):  # the budget first: no rule matching on time that is not there
-        return _record_later(app_id, inb, plain_event(app_id, inb, now), now=now, count=count, reason="deadline")
+    if late(deadline):  # the budget first: no rule matching on time that is not there
+        return record_later_queued(app_id, inb, plain_event(app_id, inb, now), now=now, count=count, reason="deadline")
     plan = plan_reply(app_id, inb, now=now, first_contact=False)
-    if _late(deadline):  # the decision's own time counts
-        return _record_later(app_id, inb, plan.event, now=now, count=count, reason="deadline")
+    if late(deadline):  # the decision's own time counts
+        return record_later_queued(app_id, inb, plan.event, now=now, count=count, reason="deadline")
     try:
         touch, plan = record_push(app_id, inb, plan, now=now, deadline=deadline)
-    except _OutOfTime as late:
-        return _record_later(app_id, inb, late.plan.event, now=now, count=count, reason="deadline")
+    except OutOfTime as out:
+        return record_later_queued(app_id, inb, out.plan.event, now=now, count=count, reason="deadline")
     except codec.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
-        return _record_later(app_id, inb, plan.event, now=now, count=count, reason="write_failed")
+        return record_later_queued(app_id, inb, plan.event, now=now, count=count, reason="write_failed")
     if touch.status == "duplicate":
         count("Deduped")
         return touch.stored_reply
@@ -198,13 +199,16 @@ class ReplyPlan:
         return "" if self.personal else self.xml
 
 
-class _OutOfTime(Exception):
+class OutOfTime(Exception):
+    """A first contact's second write no longer fits the budget; ``plan`` is what it would have written."""
+
     def __init__(self, plan: ReplyPlan):
         super().__init__("deadline")
         self.plan = plan
 
 
-def _late(deadline: float) -> bool:
+def late(deadline: float) -> bool:
+    """Whether a write started now could miss ``deadline`` (see ``WRITE_RESERVE_SECONDS``)."""
     return time.monotonic() > deadline - WRITE_RESERVE_SECONDS
 
 
@@ -242,20 +246,21 @@ def first_contact_plan(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int) 
     return ReplyPlan(plan.decision, plan.xml, event, plan.personal)
 
 
-def record_push(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int,
-                deadline: float) -> tuple[identities.Touch, ReplyPlan]:
+def record_push(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int, deadline: float,
+                platform: str = "oa", replan: Callable | None = None) -> tuple[identities.Touch, ReplyPlan]:
     """Record the push on its sender's identity (one write; a first contact takes a second, creating the
-    person). Returns the touch and the plan that was written. Raises ``_OutOfTime`` when a first contact's
-    second write no longer fits, ``RepositoryError`` when DynamoDB fails."""
+    person). ``replan(app_id, inb, plan, now=)`` gives a first contact's plan (default ``first_contact_plan``).
+    Returns the touch and the plan that was written. Raises ``OutOfTime`` when a first contact's second
+    write no longer fits, ``RepositoryError`` when DynamoDB fails."""
     touch = identities.touch_identity(app_id, inb, now=now, event=plan.event, reply=plan.stored_reply,
                                       want_uid=plan.personal)
     if touch.status != "unknown":
         return touch, plan
-    plan = first_contact_plan(app_id, inb, plan, now=now)
-    if _late(deadline):
-        raise _OutOfTime(plan)
+    plan = (replan or first_contact_plan)(app_id, inb, plan, now=now)
+    if late(deadline):
+        raise OutOfTime(plan)
     touch = identities.create_identity(app_id, inb, now=now, event=plan.event, reply=plan.stored_reply,
-                                       first_touch=first_touch(app_id, inb, now))
+                                       first_touch=first_touch(app_id, inb, now, platform))
     return touch, plan
 
 
@@ -277,32 +282,39 @@ def _render_personal(app_id: str, inb: Inbound, decision, uid: str, *, now: int,
     outbox = {"id": f"{inb.dedupe_key}:outbox", "type": "outbox", "app": app_id, "at": inb.create_time or now,
               "journey": False, "jobs": jobs} if jobs else None
 
-    def fits() -> bool:
-        return time.monotonic() < deadline - CALL_RESERVE_SECONDS
-
-    if (xml or outbox) and fits():
+    if (xml or outbox) and time.monotonic() < deadline - CALL_RESERVE_SECONDS:
         try:
             if identities.store_reply(app_id, inb.openid, inb.dedupe_key, xml, outbox=outbox):
                 return xml
         except Exception as exc:  # retries then get "success"; the reply itself still goes out
             logger.warning("reply not kept for retries", extra={"error": repr(exc)[:200]})
-    # the card still has to go: on its own write (a newer push's reply is kept), else straight to the queue
+    deliver_outbox(app_id, inb, jobs, outbox, deadline=deadline, count=count)
+    return xml
+
+
+def deliver_outbox(app_id: str, inb: Inbound, jobs: list, outbox: Mapping | None, *, deadline: float,
+                   count: Count) -> None:
+    """Get jobs decided after the touch to the worker: as an outbox event on the identity (the stream queues
+    it), else straight to the queue; each call only while one bounded call and the answer still fit."""
+
+    def fits() -> bool:
+        return time.monotonic() < deadline - CALL_RESERVE_SECONDS
+
     if outbox and fits():
         try:
             if identities.leave_outbox(app_id, inb.openid, outbox):
-                return xml
+                return
         except Exception as exc:
             logger.warning("outbox not written", extra={"error": repr(exc)[:200]})
     if jobs and fits():
         try:
             queue.send_many(jobs)
-            return xml
+            return
         except queue.QueueError as exc:
             logger.warning("card not queued", extra={"error": str(exc)[:200]})
     if jobs:
         count("JobsLost")
         logger.error("personal card lost", extra={"app_id": app_id, "reason": "writes failed or no time left"})
-    return xml
 
 
 def placeholder_values(person: Mapping) -> dict:
@@ -314,10 +326,12 @@ def placeholder_values(person: Mapping) -> dict:
     }
 
 
-def _record_later(app_id: str, inb: Inbound, event: Mapping, *, now: int, count: Count, reason: str) -> None:
+def record_later_queued(app_id: str, inb: Inbound, event: Mapping, *, now: int, count: Count, reason: str,
+                        platform: str = "oa") -> None:
     """Queue the push itself (with its decided follow-ups) so the worker records it; if even that fails,
-    let WeChat retry."""
-    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "platform": "oa", "app_id": app_id, "inbound": inbound_to_dict(inb),
+    raise ``PushNotAccepted`` so WeChat retries."""
+    job = {"id": f"{inb.dedupe_key}:touch", "kind": "touch", "platform": platform, "app_id": app_id,
+           "inbound": inbound_to_dict(inb),
            "at": now, "jobs": list(event.get("jobs") or [])}
     try:
         queue.send(job)

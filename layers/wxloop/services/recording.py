@@ -83,7 +83,7 @@ def record_later(job: Mapping, store: IdentityStore | None = None) -> str:
     touch = store.touch_identity(app_id, inb, now=now, event=event, reply=None, replay=True)
     if touch.status == "unknown":
         kinds = {j.get("kind") for j in event.get("jobs") or ()}
-        if "user_info" not in kinds:  # a first contact: learn the unionid, as the webhook would have
+        if platform == "oa" and "user_info" not in kinds:  # a first contact: learn the unionid, as the webhook would have
             event = {**event, "jobs": [*(event.get("jobs") or ()),
                                        *follow_up_jobs(app_id, inb, None, first_contact=True)]}
         touch = store.create_identity(app_id, inb, now=now, event=event, reply=None,

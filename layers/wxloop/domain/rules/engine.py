@@ -12,7 +12,7 @@ When no rule matches:
   - ``subscribe``: a matching scene rule first, then the first-time welcome (``defaults.first_welcome``, only
     when the caller says ``first_time=True``: the engine keeps no state, the caller knows whether the person
     is new), then the default welcome (``defaults.welcome``), else nothing;
-  - ``click`` and ``scan``: nothing.
+  - ``click``, ``scan`` and ``enter`` (a Mini Program customer-service session, by its SessionFrom): nothing.
 
 Exact keywords are a dict lookup; all ``contains`` keywords of a trigger are one Aho-Corasick automaton
 (``pyahocorasick``), found in one pass over the text whatever their number; all regexes of a trigger are one

@@ -17,7 +17,7 @@ from wxloop.domain.inbound import Inbound
 from wxloop.domain.replies import Reply
 from wxloop.domain.rules.windows import TimeWindow
 
-TRIGGERS = ("text", "click", "subscribe", "scan")
+TRIGGERS = ("text", "click", "subscribe", "scan", "enter")
 MATCH_MODES = ("exact", "contains", "regex")  # also the tie-break order on equal priority
 REGEX_MAX_LEN = 200
 REGEX_TEXT_LIMIT = 512
@@ -43,7 +43,7 @@ _INVISIBLE_RE = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    kind: str  # "text" | "click" | "subscribe" | "scan"
+    kind: str  # "text" | "click" | "subscribe" | "scan" | "enter"
     value: str  # text / click key / scene ("" when none)
 
 
@@ -59,6 +59,8 @@ def trigger_for(inbound: Inbound) -> Trigger | None:
             return Trigger("subscribe", inbound.scene)
         if inbound.event == "scan":
             return Trigger("scan", inbound.scene)
+        if inbound.event == "user_enter_tempsession":  # a Mini Program's customer service, by its session-from
+            return Trigger("enter", str(inbound.detail.get("SessionFrom") or ""))
     return None
 
 

@@ -129,6 +129,12 @@ def _mp_link(body: object, where: str) -> tuple[Reply, object]:
     return Reply(kind="text", content=content), spec
 
 
+def _transfer(body: object, where: str) -> tuple[Reply, object]:
+    if body not in (True, None, {}):
+        raise RuleError(where, "true (or an empty mapping): the conversation goes to customer-service staff")
+    return Reply(kind="transfer_customer_service"), True
+
+
 # The one table of reply spec kinds (order: how errors list them).
 SPEC_KINDS: dict[str, Callable[[object, str], tuple[Reply, object]]] = {
     "text": _text,
@@ -139,4 +145,5 @@ SPEC_KINDS: dict[str, Callable[[object, str], tuple[Reply, object]]] = {
     "news": _news,
     "mp_card": _mp_card,
     "mp_link": _mp_link,
+    "transfer_customer_service": _transfer,
 }

@@ -4,7 +4,7 @@ template credit) before calling, and gives it back when the call failed in a way
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 from pydantic import Field, field_validator
@@ -25,6 +25,7 @@ class CsSend(PersonJob):
     ``image``, ``news``, ``miniprogrampage``)."""
 
     message: dict[str, Any]
+    platform: Literal["oa", "mp"] = "oa"  # whose customer-service windows the send spends (MP: 5/48 h, 2/1 min)
 
     @field_validator("message")
     @classmethod
@@ -59,7 +60,7 @@ def cs_send(job: CsSend, ctx: JobContext) -> str:
         identity = repository.get_identity(app_id, openid)
         if identity is not None and identity.get("following") is False:
             raise Unfollowed("the person has unfollowed")
-        windows = reach.open_cs_windows(identity, ctx.now)
+        windows = reach.open_cs_windows(identity, ctx.now, reach.MP_WINDOWS if job.platform == "mp" else reach.WINDOWS)
         if not windows:
             break
         for open_window in windows:
