@@ -97,6 +97,17 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.people:_merge_items (the union names the survivor)",
         ("dynamodb:DeleteItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (tag sync, follow card)",
+        ("dynamodb:GetItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:get_referral",
+        ("dynamodb:GetItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:get_code",
+        ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config",
+        ("dynamodb:PutItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:put_referral",
+        ("dynamodb:PutItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:put_code",
+        ("dynamodb:PutItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (granted with the updates)",
+        ("dynamodb:UpdateItem", "Table", "REF#"): "wxloop.adapters.dynamo.rewards:apply_reward",
+        ("dynamodb:UpdateItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:put_code (granted with the puts)",
+        ("dynamodb:UpdateItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (cap counters)",
+        ("dynamodb:Query", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:list_ledger",
+        ("dynamodb:Query", "Table/index/gsi1", "INVITER#"): "wxloop.adapters.dynamo.referrals:list_referrals",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:code_to_session",
     },
@@ -117,6 +128,25 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("s3:GetBucketLocation", "AthenaResultsBucket", None): "Athena locates its results as the caller",
         **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
            for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+    },
+    "PartnerApiRole": {
+        ("logs:CreateLogStream", "PartnerApiLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "PartnerApiLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:GetItem", "Table", "ID#"): "wxloop.adapters.dynamo.partner:uid_of",
+        ("dynamodb:GetItem", "Table", "UNION#"): "wxloop.adapters.dynamo.partner:uid_of",
+        ("dynamodb:GetItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:person_points",
+        ("dynamodb:GetItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:get_referral",
+        ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config",
+        ("dynamodb:GetItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:claim_request",
+        ("dynamodb:PutItem", "Table", "PNONCE#"): "wxloop.adapters.dynamo.partner:use_nonce",
+        ("dynamodb:PutItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:claim_request",
+        ("dynamodb:PutItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:apply_reward (the ledger entry)",
+        ("dynamodb:UpdateItem", "Table", "REF#"): "wxloop.adapters.dynamo.rewards:apply_reward",
+        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:apply_debit (the balance)",
+        ("dynamodb:UpdateItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (cap counters)",
+        ("dynamodb:UpdateItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:settle_request",
+        ("dynamodb:DeleteItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:release_request",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
     },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -142,7 +172,8 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
                 "dynamodb:BatchWriteItem"}
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
-                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole"}
+                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole",
+                  "PartnerApiFunction": "PartnerApiRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
@@ -183,6 +214,8 @@ def _resource_name(value) -> str:
         if tag in ("Sub", "Fn::Sub") and isinstance(arg, str):
             if arg == "${Table.Arn}/stream/*":
                 return "Table/stream/*"
+            if arg == "${Table.Arn}/index/gsi1":
+                return "Table/index/gsi1"
             if arg == "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*":
                 return "ec2:account-region"
             if "${" in arg and not arg.rstrip("/*").endswith(":"):  # one named resource (or its objects)
@@ -284,7 +317,7 @@ def test_nothing_on_star_that_aws_can_scope(role_id):
 def test_item_actions_are_limited_to_key_prefixes(role_id):
     for action, resource, prefix in grants(role_id):
         if action in ITEM_ACTIONS:
-            assert resource == "Table" and prefix, f"{role_id}: {action} without dynamodb:LeadingKeys"
+            assert resource in ("Table", "Table/index/gsi1") and prefix, f"{role_id}: {action} without LeadingKeys"
 
 
 def test_the_webhook_writes_only_identities_and_persons():
@@ -295,10 +328,12 @@ def test_the_webhook_writes_only_identities_and_persons():
 
 
 def test_unused_actions_are_gone():
-    """Query (journey() is only called locally) and TransactWriteItems (not an IAM action: transactions are
+    """Query only for the MP API's own listings (ledger, my invites) and TransactWriteItems (not an IAM action: transactions are
     authorized item by item) are granted to nobody."""
     every = set().union(*(grants(r) for r in USES))
-    assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    assert not {a for a, _, _ in every} & {"dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    queries = {(r, p) for a, r, p in every if a == "dynamodb:Query"}
+    assert queries <= {("Table", "USER#"), ("Table/index/gsi1", "INVITER#")}, "only the MP API's own listings"
 
 
 def _rule_value(expr, params: dict):

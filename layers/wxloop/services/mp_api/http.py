@@ -48,6 +48,7 @@ def build_app() -> APIGatewayHttpResolver:
     """The resolver with every route; Swagger UI at ``/mp/docs/swagger`` unless ``STAGE`` is ``prod``."""
     app = APIGatewayHttpResolver(enable_validation=True)
     _routes(app)
+    _reward_routes(app)
     _errors(app)
     if os.environ.get("STAGE", "dev") != "prod":
         from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
@@ -92,6 +93,28 @@ def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 
              responses=ERRORS)
     def preferences(app_id: AppId, body: m.PreferencesIn) -> m.PreferencesOut:
         return profile.save_preferences(_claims(app, app_id), body.topics)
+
+
+def _reward_routes(app: APIGatewayHttpResolver) -> None:
+    from wxloop.services.mp_api import invites
+
+    Limit = Annotated[int, Query(ge=1, le=50)]
+
+    @app.get("/mp/<app_id>/invite", summary="My share path and invite code", security=AUTH, responses=ERRORS)
+    def invite(app_id: AppId, campaign: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")] = None
+               ) -> m.InviteOut:
+        return invites.get_invite(_claims(app, app_id), campaign)
+
+    @app.get("/mp/<app_id>/referrals", summary="My invitations: pending, rewarded, voided", security=AUTH,
+             responses=ERRORS)
+    def my_referrals(app_id: AppId, limit: Limit = 20,
+                     cursor: Annotated[m.Cursor | None, Query()] = None) -> m.ReferralsOut:
+        return invites.list_referrals(_claims(app, app_id), limit=limit, cursor=cursor)
+
+    @app.get("/mp/<app_id>/points", summary="My points: balance and ledger", security=AUTH, responses=ERRORS)
+    def my_points(app_id: AppId, limit: Limit = 20, cursor: Annotated[m.Cursor | None, Query()] = None
+                  ) -> m.PointsOut:
+        return invites.list_points(_claims(app, app_id), limit=limit, cursor=cursor)
 
 
 def _errors(app: APIGatewayHttpResolver) -> None:

@@ -83,6 +83,8 @@ def login(app_id: str, body: Mapping, *, now: int | None = None) -> dict:
         uid = identity["uid"]
     if unionid and (identity or {}).get("unionid") != unionid:
         uid = repository.link_unionid(app_id, openid, unionid, now)
+    if identity is None:
+        _attribute(app_id, uid, body.get("query") or {}, now)
     sets: dict = {f"mpsk_{app_id}": mp_store.seal(_raw_key(session_key), session_key_aad(app_id, openid), keys)}
     if scene and not body.get("hot"):
         sets[f"mpscene_{app_id}"] = scene
@@ -95,6 +97,20 @@ def login(app_id: str, body: Mapping, *, now: int | None = None) -> dict:
     expires_at = now + mp_settings().session_ttl_seconds
     token = session.issue(session.SessionClaims(app_id, use.uid, cold_scene, now, expires_at), keys)
     return {"token": token, "expires_at": expires_at, "person": me.summary(use.item, app_id, use.uid, decision)}
+
+
+def _attribute(app_id: str, uid: str, query: Mapping, now: int) -> None:
+    """A first contact through an invite: ``ref`` (signed reference of a share path), or a short code in
+    ``code`` or ``scene`` (an MP code's scene). An attribution failure never fails the login: logged."""
+    ref, code = query.get("ref"), query.get("code") or query.get("scene")
+    if not ref and not code:
+        return
+    from wxloop.services import rewards
+
+    try:
+        rewards.attribute(app_id, uid, ref=ref or None, code=None if ref else code, now=now)
+    except Exception as exc:
+        logger.warning("attribution failed", extra={"app_id": app_id, "error": repr(exc)[:200]})
 
 
 def _raw_key(session_key: str) -> bytes:
