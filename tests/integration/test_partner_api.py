@@ -93,17 +93,17 @@ def test_a_replayed_nonce_is_409_and_an_idempotency_key_answers_the_same_or_409_
 
 def test_points_debit_is_once_per_key_and_never_below_zero(aws, partner, context):
     from wxloop.adapters.dynamo import rewards as store
-    from wxloop.services import rewards
     from wxloop.domain.rewards import InviteeEvent
+    from wxloop.services import rewards
 
     a = person("oPA3", at=int(time.time()) - 5000)
     b = person("oPB3")
     assert rewards.attribute(MP_APP, b, ref=ref_of(a, "first-order")) == "pending"
     assert rewards.qualify(InviteeEvent("event", b, int(time.time()), name="first_order")) == "rewarded"
-    ok = send(partner, context, signed(POINTS, {"openid": "oPA3", "points": 300, "reason": "coupon"}, idem="debit-1"))
+    ok = send(partner, context, signed(POINTS, {"openid": "oPA3", "points": 300, "reason": "coupon"}, idem="debit-0001"))
     assert ok == (200, {"debited": 300, "balance": 200})
     assert send(partner, context, signed(POINTS, {"openid": "oPA3", "points": 300, "reason": "coupon"},
-                                         idem="debit-1")) == ok
+                                         idem="debit-0001")) == ok
     assert send(partner, context, signed(POINTS, {"openid": "oPA3", "points": 201}))[1]["error"]["code"] == \
         "insufficient_points"
     assert store.person_points(a) == (200, 0)

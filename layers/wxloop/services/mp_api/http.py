@@ -31,6 +31,8 @@ MAX_DEPTH = 8  # the deepest valid body (events → event → props) is 3
 TITLE, VERSION = "wxloop Mini Program client API", "1.0.0"
 AppId = Annotated[str, Path(pattern=r"^wx[0-9a-f]{16}$", description="The Mini Program's app id.")]
 AUTH = [{"bearer": []}]
+Limit = Annotated[int, Query(ge=1, le=50, description="Page size.")]
+Campaign = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")]
 ERRORS = {s: {"description": c} for s, c in ((400, "bad_request"), (401, "unauthorized"), (403, "forbidden"),
                                               (404, "not_found"), (409, "conflict"), (413, "too_large"),
                                               (422, "invalid"), (429, "rate_limited"))}
@@ -98,11 +100,8 @@ def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 
 def _reward_routes(app: APIGatewayHttpResolver) -> None:
     from wxloop.services.mp_api import invites
 
-    Limit = Annotated[int, Query(ge=1, le=50)]
-
     @app.get("/mp/<app_id>/invite", summary="My share path and invite code", security=AUTH, responses=ERRORS)
-    def invite(app_id: AppId, campaign: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")] = None
-               ) -> m.InviteOut:
+    def invite(app_id: AppId, campaign: Campaign = None) -> m.InviteOut:
         return invites.get_invite(_claims(app, app_id), campaign)
 
     @app.get("/mp/<app_id>/referrals", summary="My invitations: pending, rewarded, voided", security=AUTH,
