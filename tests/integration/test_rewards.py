@@ -12,10 +12,13 @@ import pytest
 
 from tests.conftest import ACCOUNTS, MP_APP, OA_APP
 
+pytest_plugins = ["tests.integration.conftest_wechat"]  # fake_wechat
+
 KEYS = ACCOUNTS["session_keys"]
 REWARDS_DOC = {"version": 1, "campaigns": [
     {"id": "welcome-phone", "qualify": "phone_bound", "points": 100,
-     "caps": {"per_inviter_per_day": 3, "per_inviter": 5}},
+     "caps": {"per_inviter_per_day": 3, "per_inviter": 5},
+     "notify": {"text": "Your friend joined: 100 points", "template_id": "tmpl-reward", "data": {"thing1": "Joined"}}},
     {"id": "first-order", "qualify": {"event": "first_order"}, "points": 500, "reverse_on": ["order_refunded"]},
     {"id": "loyal", "qualify": {"active_days": 3}, "points": 50},
 ]}
@@ -240,3 +243,20 @@ def test_seeded_concurrent_run_keeps_every_ledger_equal_to_its_balance(aws, rewa
         points, debt = store.person_points(uid)
         assert points >= 0 and debt >= 0
         assert points == ledger_sum(aws, uid), uid
+
+
+def test_a_reward_queues_one_notice_and_the_worker_tells_the_inviter_by_what_is_allowed(aws, rewards, fake_wechat):
+    from wxloop.services import jobs
+
+    a = person("oTellA", at=int(time.time()) - 5000)
+    b = person("oTellB")
+    assert rewards.attribute(MP_APP, b, ref=ref_of(a)) == "pending"
+    assert rewards.qualify(phone(b)) == "rewarded"
+    notices = [j for j in aws.jobs() if j["kind"] == "reward_notice"]
+    assert len(notices) == 1 and notices[0]["uid"] == a
+    aws.run_stream()  # a replay of the stream queues nothing more
+    assert not [j for j in aws.jobs() if j["kind"] == "reward_notice"]
+    outcome = jobs.run(notices[0])
+    assert outcome.status == "ok" and "told:subscribe" in outcome.detail  # no CS window: the subscribe template
+    sent = fake_wechat.calls("/cgi-bin/message/subscribe/send")
+    assert len(sent) == 1 and sent[0]["json"]["template_id"] == "tmpl-reward"

@@ -13,6 +13,7 @@ A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same p
 - ``tag``: ``openid``, ``add``/``remove``: lists of tag ids.
 - ``tag_topics``: ``openid``, ``uid``, ``version``, ``topics``/``remove``: tag names; the MP's preferences
   mirrored on the OA (``wxloop.services.mp_api.tags``).
+- ``reward_notice``: ``uid`` (the inviter), ``campaign``; CS text, else subscribe message, else nothing.
 - ``touch``: ``inbound`` (dict form of ``Inbound``), ``at``; records a push the webhook queued instead of
   writing (``wxloop.services.oa_push.record_later``).
 
@@ -268,6 +269,33 @@ def _touch(job: Mapping, now: int) -> str:
     return str(oa_push.record_later(job))
 
 
+def _reward_notice(job: Mapping, now: int) -> str:
+    """Tell an inviter of a reward by what WeChat allows now: a CS text in an open window of any of the
+    person's apps; else the campaign's MP subscribe template if a credit is there; else nothing (recorded)."""
+    from wxloop.services import rewards
+
+    campaign = rewards.campaigns().get(str(job["campaign"]))
+    person = repository.get_person(str(job["uid"])) or {}
+    if campaign is None or campaign.notify is None or not person:
+        return "untold:no-notice"
+    notify, openids = campaign.notify, dict(person.get("openids") or {})
+    for app_id, openid in sorted(openids.items()):
+        try:
+            return "told:" + _cs_send({**job, "app_id": app_id, "openid": openid,
+                                       "message": {"msgtype": "text", "text": {"content": notify.text}}}, now)
+        except (WindowClosed, Unfollowed):
+            continue
+    mp = job.get("app_id") if job.get("app_id") in openids else None
+    if notify.template_id and mp:
+        try:
+            return "told:subscribe:" + _subscribe_send(
+                {**job, "app_id": mp, "openid": openids[mp], "template_id": notify.template_id,
+                 "data": {k: {"value": v} for k, v in (notify.data or {}).items()}, "page": notify.page}, now)
+        except NoCredit:
+            pass
+    return "untold:no-channel"
+
+
 def _is_id_list(value: Any) -> bool:
     return value is None or (isinstance(value, list) and all(isinstance(v, int) or str(v).isdigit() for v in value))
 
@@ -281,6 +309,7 @@ KINDS: dict[str, tuple[Callable[[Mapping, int], str], tuple[str, ...], Callable[
     "tag": (_tag, ("openid",), None),
     "tag_topics": (_tag_topics, ("openid", "uid"), None),
     "touch": (_touch, ("inbound",), None),
+    "reward_notice": (_reward_notice, ("uid", "campaign"), None),
 }
 
 
