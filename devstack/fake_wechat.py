@@ -297,6 +297,8 @@ class FakeWeChat:
                 self.add_user(user.pop("app_id"), user.pop("openid"), user.pop("unionid", None), **user)
         elif path == "/__fake/codes":
             self.add_code(doc["app_id"], doc["code"], doc["openid"], doc.get("unionid"))
+        elif path == "/__fake/phones":
+            self.add_phone_code(doc["app_id"], doc["code"], doc["phone"])
         elif path == "/__fake/expire":
             self.expire_tokens(doc.get("app_id"))
         elif path == "/__fake/rotate":
