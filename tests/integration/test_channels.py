@@ -103,3 +103,25 @@ def test_rewards_cli_validates_pushes_and_pulls(aws, tmp_path, capsys):
 
     assert [c.id for c in load_reward_campaigns(pulled)[0]] == [c.id for c in load_reward_campaigns(example)[0]]
     assert Path(pulled).read_text(encoding="utf-8").startswith("# version v1")
+
+
+def test_a_follow_through_an_invite_qr_code_makes_a_pending_referral(aws, fake_wechat):
+    from tests.integration.test_rewards import REWARDS_DOC, person
+    from wxloop.adapters.dynamo import referrals
+    from wxloop.adapters.dynamo import rewards as store
+    from wxloop.domain.inbound import Inbound
+    from wxloop.services import oa_push, rewards
+
+    store.put_reward_config(REWARDS_DOC, version="1", now=int(time.time()))
+    rewards.reset()
+    now = int(time.time())
+    inviter = person("oQrInviter", at=now - 5000)
+    code = rewards.invite_for(MP_APP, inviter)["code"]
+    inb = Inbound(openid="oQrFollower", to_user=OA_APP, msg_type="event", create_time=now, event="subscribe",
+                  event_key=f"qrscene_{code}")
+    touch, _ = oa_push.record_push(OA_APP, inb, oa_push.plan_reply(OA_APP, inb, now=now, first_contact=False),
+                                   now=now, deadline=time.monotonic() + 5)
+    aws.run_stream()
+    ref = referrals.get_referral(touch.uid)
+    assert ref["state"] == "pending" and ref["inviter"] == inviter and ref["app_id"] == OA_APP
+    rewards.reset()
