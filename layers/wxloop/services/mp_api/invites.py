@@ -24,6 +24,8 @@ def get_invite(claims: SessionClaims, campaign: str | None = None, *, now: int |
         return rewards.invite_for(claims.app_id, use.uid, campaign=campaign, now=now)
     except LookupError:
         raise ApiError(404, "no invitation campaign") from None
+    except ValueError:  # no session key long enough to sign with
+        raise ApiError(503, "invitations are not configured") from None
 
 
 def list_referrals(claims: SessionClaims, *, limit: int, cursor: str | None, now: int | None = None) -> dict:
