@@ -84,7 +84,8 @@ def invite_for(app_id: str, uid: str, *, campaign: str | None = None, now: int |
     chosen = found.get(campaign) if campaign else next(iter(found.values()), None)
     if chosen is None:
         raise LookupError("no reward campaign")
-    ref = invites.sign_ref(  # raises ValueError before any write when no key can signinvites.InviteRef(uid, chosen.id, now), _keys())
+    # sign first: raises ValueError before any write when no key can sign
+    ref = invites.sign_ref(invites.InviteRef(uid, chosen.id, now), _keys())
     for _ in range(4):
         code = _stable_code(uid, chosen.id)
         if referrals.put_code(code, {"kind": "invite", "inviter": uid, "campaign": chosen.id, "app_id": app_id},
