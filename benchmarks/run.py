@@ -33,6 +33,7 @@ BENCHES = {
     "mp_api": "benchmarks.bench_mp_api",
     "mp_api_cold_init": "benchmarks.bench_mp_api_cold",
     "kpi_report": "benchmarks.bench_kpi",
+    "reward_requests": "benchmarks.bench_rewards",
 }
 
 

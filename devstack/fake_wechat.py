@@ -420,6 +420,23 @@ def _wxacode(fake: FakeWeChat, _app: str | None, _q: dict, doc: dict) -> _Reply:
     return _Reply(_png(8, 8), content_type="image/png")
 
 
+def _urllink(fake: FakeWeChat, _app: str | None, _q: dict, doc: dict) -> _Reply:
+    if len(str(doc.get("query", ""))) > 1024 or "?" in str(doc.get("path", "")):
+        return _err(40212, "invalid query")
+    if doc.get("expire_type") == 1 and not 1 <= int(doc.get("expire_interval") or 0) <= 30:
+        return _err(40212, "invalid expire_interval")
+    return _Reply({**_OK, "url_link": "https://wxaurl.cn/" + secrets.token_urlsafe(9)})
+
+
+def _scheme(fake: FakeWeChat, _app: str | None, _q: dict, doc: dict) -> _Reply:
+    jump = doc.get("jump_wxa") or {}
+    if len(str(jump.get("query", ""))) > 1024 or "?" in str(jump.get("path", "")):
+        return _err(40212, "invalid query")
+    if doc.get("expire_type") == 1 and not 1 <= int(doc.get("expire_interval") or 0) <= 30:
+        return _err(40212, "invalid expire_interval")
+    return _Reply({**_OK, "openlink": "weixin://dl/business/?t=" + secrets.token_urlsafe(9)})
+
+
 def _tags_create(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _Reply:
     name = str((doc.get("tag") or {}).get("name", ""))
     if not name or len(name) > 30:
@@ -463,6 +480,8 @@ _ROUTES: dict[str, Callable[[FakeWeChat, str | None, dict, dict], _Reply]] = {
     "/cgi-bin/menu/create": _needs("button"),
     "/cgi-bin/qrcode/create": _qrcode,
     "/wxa/getwxacodeunlimit": _wxacode,
+    "/wxa/generate_urllink": _urllink,
+    "/wxa/generatescheme": _scheme,
     "/cgi-bin/tags/members/batchtagging": _tagging(True),
     "/cgi-bin/tags/members/batchuntagging": _tagging(False),
     "/cgi-bin/tags/create": _tags_create,

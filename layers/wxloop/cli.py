@@ -8,6 +8,7 @@
     wxloop menu validate FILE [--rules FILE]
     wxloop menu push FILE --app APPID
     wxloop kpi ... / wxloop demo traffic ...   (see wxloop.analytics.cli)
+    wxloop rewards ... / wxloop channel ...    (see wxloop.loop_cli)
 
 Exit codes: 0 done (``rules test``: a rule or default answered), 1 nothing answered or a remote call failed,
 2 the input is wrong (printed as ``file:line: message``). ``push``/``pull`` use the table in ``TABLE_NAME``
@@ -66,14 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     from wxloop.analytics import cli as analytics_cli
 
     analytics_cli.add_parsers(top)
+    from wxloop import loop_cli
+
+    loop_cli.add_parsers(top)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from wxloop import loop_cli
     from wxloop.analytics import cli as analytics_cli
 
-    handler = {**_COMMANDS, **analytics_cli.COMMANDS}[(args.area, args.command)]
+    handler = {**_COMMANDS, **analytics_cli.COMMANDS, **loop_cli.COMMANDS}[(args.area, args.command)]
     try:
         return handler(args, sys.stdout)
     except CliError as exc:

@@ -92,6 +92,7 @@ class AccountsConfig(BaseModel):
 
     accounts: dict[str, Account]
     session_keys: tuple[SecretStr, ...] = ()
+    partner_keys: dict[str, SecretStr] = Field(default_factory=dict)  # key id → secret (the partner API)
 
     @field_validator("accounts")
     @classmethod
@@ -108,6 +109,16 @@ class AccountsConfig(BaseModel):
             if len(key.get_secret_value()) < SESSION_KEY_MIN_CHARS:
                 raise ValueError(f"session key {n} is shorter than {SESSION_KEY_MIN_CHARS} characters "
                                  "(use e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        return v
+
+    @field_validator("partner_keys")
+    @classmethod
+    def _partner_keys(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for key_id, secret in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", key_id):
+                raise ValueError(f"not a partner key id: {key_id!r}")
+            if len(secret.get_secret_value()) < SESSION_KEY_MIN_CHARS:
+                raise ValueError(f"partner key {key_id} is shorter than {SESSION_KEY_MIN_CHARS} characters")
         return v
 
     def account(self, app_id: str) -> Account | None:

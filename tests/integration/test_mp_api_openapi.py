@@ -21,7 +21,8 @@ def test_the_document_covers_every_route_and_marks_the_open_one():
     assert paths == {("/mp/{app_id}/session", "post"), ("/mp/{app_id}/me", "get"),
                      ("/mp/{app_id}/me/prompt", "post"), ("/mp/{app_id}/phone", "post"),
                      ("/mp/{app_id}/share-info", "post"), ("/mp/{app_id}/events", "post"),
-                     ("/mp/{app_id}/preferences", "put")}
+                     ("/mp/{app_id}/preferences", "put"), ("/mp/{app_id}/invite", "get"),
+                     ("/mp/{app_id}/referrals", "get"), ("/mp/{app_id}/points", "get")}
     for (path, method) in paths:
         secured = "security" in doc["paths"][path][method]
         assert secured == (path != "/mp/{app_id}/session"), path

@@ -56,6 +56,18 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUBEV# marker)",
         ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUB# counters)",
         ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state)",
+        ("dynamodb:GetItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:get_code (a follow by QR)",
+        ("dynamodb:GetItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:get_referral",
+        ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config",
+        ("dynamodb:GetItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:get_channel",
+        ("dynamodb:GetItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:person_points (and facts)",
+        ("dynamodb:GetItem", "Table", "ID#"): "wxloop.services.rewards:facts (first contact per app)",
+        ("dynamodb:PutItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:put_referral",
+        ("dynamodb:PutItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (granted with the updates)",
+        ("dynamodb:PutItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:count (granted with the updates)",
+        ("dynamodb:UpdateItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:add_active_day (apply_reward)",
+        ("dynamodb:UpdateItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (cap counters)",
+        ("dynamodb:UpdateItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:count",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (the jobs a push left)",
         ("sqs:SendMessage", "StreamFailureQueue", None): "event source mapping's on-failure destination",
         ("firehose:PutRecordBatch", "LakeDeliveryStream", None): "wxloop.analytics.lake:FirehoseWriter",
@@ -91,6 +103,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (a stale union moves)",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:api_client",
+        ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config (reward_notice)",
     },
     "MpApiRole": {
         ("logs:CreateLogStream", "MpApiLogGroup", None): "Lambda runtime: its own log group",
@@ -115,6 +128,17 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (a stale union moves)",
         ("dynamodb:DeleteItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (tag sync, follow card)",
+        ("dynamodb:GetItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:get_referral",
+        ("dynamodb:GetItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:get_code",
+        ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config",
+        ("dynamodb:PutItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:put_referral",
+        ("dynamodb:PutItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:put_code",
+        ("dynamodb:PutItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (granted with the updates)",
+        ("dynamodb:UpdateItem", "Table", "REF#"): "wxloop.adapters.dynamo.rewards:apply_reward",
+        ("dynamodb:UpdateItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:put_code (granted with the puts)",
+        ("dynamodb:UpdateItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (cap counters)",
+        # (dynamodb:Query on USER#: also rewards.list_ledger, the ledger pages)
+        ("dynamodb:Query", "Table/index/gsi1", "INVITER#"): "wxloop.adapters.dynamo.referrals:list_referrals",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:code_to_session",
     },
@@ -135,6 +159,25 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("s3:GetBucketLocation", "AthenaResultsBucket", None): "Athena locates its results as the caller",
         **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
            for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+    },
+    "PartnerApiRole": {
+        ("logs:CreateLogStream", "PartnerApiLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "PartnerApiLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:GetItem", "Table", "ID#"): "wxloop.adapters.dynamo.partner:uid_of",
+        ("dynamodb:GetItem", "Table", "UNION#"): "wxloop.adapters.dynamo.partner:uid_of",
+        ("dynamodb:GetItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:person_points",
+        ("dynamodb:GetItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:get_referral",
+        ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config",
+        ("dynamodb:GetItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:claim_request",
+        ("dynamodb:PutItem", "Table", "PNONCE#"): "wxloop.adapters.dynamo.partner:use_nonce",
+        ("dynamodb:PutItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:claim_request",
+        ("dynamodb:PutItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:apply_reward (the ledger entry)",
+        ("dynamodb:UpdateItem", "Table", "REF#"): "wxloop.adapters.dynamo.rewards:apply_reward",
+        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:apply_debit (the balance)",
+        ("dynamodb:UpdateItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (cap counters)",
+        ("dynamodb:UpdateItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:settle_request",
+        ("dynamodb:DeleteItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:release_request",
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
     },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -160,7 +203,8 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
                 "dynamodb:BatchWriteItem"}
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "MpWebhookFunction": "MpWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
-                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole"}
+                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole",
+                  "PartnerApiFunction": "PartnerApiRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
@@ -201,6 +245,8 @@ def _resource_name(value) -> str:
         if tag in ("Sub", "Fn::Sub") and isinstance(arg, str):
             if arg == "${Table.Arn}/stream/*":
                 return "Table/stream/*"
+            if arg == "${Table.Arn}/index/gsi1":
+                return "Table/index/gsi1"
             if arg == "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:*/*":
                 return "ec2:account-region"
             if "${" in arg and not arg.rstrip("/*").endswith(":"):  # one named resource (or its objects)
@@ -302,7 +348,7 @@ def test_nothing_on_star_that_aws_can_scope(role_id):
 def test_item_actions_are_limited_to_key_prefixes(role_id):
     for action, resource, prefix in grants(role_id):
         if action in ITEM_ACTIONS:
-            assert resource == "Table" and prefix, f"{role_id}: {action} without dynamodb:LeadingKeys"
+            assert resource in ("Table", "Table/index/gsi1") and prefix, f"{role_id}: {action} without LeadingKeys"
 
 
 @pytest.mark.parametrize("role_id", ["OaWebhookRole", "MpWebhookRole"])
@@ -315,11 +361,12 @@ def test_the_webhook_writes_only_identities_and_persons(role_id):
 
 def test_unused_actions_are_gone():
     """TransactWriteItems (not an IAM action: transactions are authorized item by item) and Scan are granted
-    to nobody; Query only on persons, to the functions that merge them (journey() is only called locally)."""
+    to nobody; Query only on persons (merges read both persons' consent; the MP API lists a ledger) and on
+    the inviter index (my invites)."""
     every = set().union(*(grants(r) for r in USES))
     assert not {a for a, _, _ in every} & {"dynamodb:TransactWriteItems", "dynamodb:Scan"}
-    queries = {(role, p) for role in USES for a, _, p in grants(role) if a == "dynamodb:Query"}
-    assert queries == {("WorkerRole", "USER#"), ("MpApiRole", "USER#")}
+    queries = {(r, p) for a, r, p in every if a == "dynamodb:Query"}
+    assert queries <= {("Table", "USER#"), ("Table/index/gsi1", "INVITER#")}
 
 
 def _rule_value(expr, params: dict):

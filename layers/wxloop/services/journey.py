@@ -19,6 +19,7 @@ from wxloop.adapters import queue
 from wxloop.adapters.dynamo import credits, keys
 from wxloop.adapters.dynamo import journey as journey_store
 from wxloop.adapters.dynamo.codec import unmarshal
+from wxloop.services import loop_stream
 from wxloop.settings import settings
 
 POPUP_EVENT, CHANGE_EVENT = "subscribe_msg_popup_event", "subscribe_msg_change_event"
@@ -87,7 +88,7 @@ def record(stream_record: Mapping, lake_batch: list | None = None) -> tuple[bool
     event is also appended as (uid, event) to ``lake_batch``, which the caller sends to the lake at once."""
     found = new_event(stream_record)
     if found is None:
-        return False, 0
+        return False, loop_stream.on_record(stream_record)  # a referral rewarded: tell the inviter
     uid, event = found
     jobs = [j for j in event.pop("jobs", None) or [] if isinstance(j, dict)]
     ttl = int(event["at"]) + settings().journey_retention_days * 86400
@@ -95,6 +96,8 @@ def record(stream_record: Mapping, lake_batch: list | None = None) -> tuple[bool
     written = journey_store.put_journey_event(uid, event, ttl=ttl) if event.get("journey", True) else False
     _apply_credits(stream_record, event)
     _mirror_follow(uid, event)
+    if event.get("journey", True):
+        loop_stream.on_journey_event(uid, event)  # invites, channels, active days
     if jobs:
         queue.send_many(jobs)
     if lake_batch is not None and event.get("journey", True):

@@ -67,3 +67,45 @@ def identity_of(item: dict) -> tuple[str, str] | None:
 
 def query_binding_key(app_id: str, signature: str) -> dict:
     return {"pk": {"S": f"PUSHQ#{app_id}#{signature}"}, "sk": {"S": "PUSHQ"}}
+
+
+# --- invites, referrals, rewards, channels, the partner API --------------------------------------------
+
+
+def code_key(code: str) -> dict:
+    return {"pk": {"S": f"CODE#{code}"}, "sk": {"S": "CODE"}}
+
+
+def referral_key(invitee_uid: str) -> dict:
+    return {"pk": {"S": f"REF#{invitee_uid}"}, "sk": {"S": "REF"}}
+
+
+def inviter_index_pk(inviter_uid: str) -> str:
+    """``gsi1pk`` of a referral: an inviter's invites, listed by one query of the index."""
+    return f"INVITER#{inviter_uid}"
+
+
+def ledger_key(uid: str, entry_id: str) -> dict:
+    return {"pk": {"S": f"USER#{uid}"}, "sk": {"S": f"LEDGER#{entry_id}"}}
+
+
+def reward_counter_key(campaign: str, counter: str) -> dict:
+    """A cap counter of a reward campaign: ``TOTAL``, ``INV#{uid}`` or ``INV#{uid}#DAY#{date}``."""
+    return {"pk": {"S": f"RCAP#{campaign}"}, "sk": {"S": counter}}
+
+
+def reward_config_key(sk: str) -> dict:
+    return {"pk": {"S": "REWARDS#config"}, "sk": {"S": sk}}
+
+
+def channel_key(name: str, sk: str = "CHANNEL") -> dict:
+    """A channel (``CHANNEL``) or one of its per-day counters (``DAY#{date}``)."""
+    return {"pk": {"S": f"CHANNEL#{name}"}, "sk": {"S": sk}}
+
+
+def partner_nonce_key(key_id: str, nonce: str) -> dict:
+    return {"pk": {"S": f"PNONCE#{key_id}#{nonce}"}, "sk": {"S": "NONCE"}}
+
+
+def partner_idempotency_key(app_id: str, key: str) -> dict:
+    return {"pk": {"S": f"PIDEM#{app_id}#{key}"}, "sk": {"S": "PIDEM"}}

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from wxloop.services.jobs import followers, messages, recording
+from wxloop.services.jobs import followers, messages, recording, rewards
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import PoisonJob
 from wxloop.services.jobs.records import Job
@@ -48,6 +48,7 @@ KINDS: dict[str, JobKind[Any]] = {kind.name: kind for kind in (
     JobKind("tag", followers.Tag, followers.tag),
     JobKind("tag_topics", followers.TagTopics, followers.tag_topics),
     JobKind("touch", recording.Touch, recording.touch, calls_wechat=False),
+    JobKind("reward_notice", rewards.RewardNotice, rewards.reward_notice),
 )}
 
 

@@ -31,6 +31,8 @@ MAX_DEPTH = 8  # the deepest valid body (events → event → props) is 3
 TITLE, VERSION = "wxloop Mini Program client API", "1.0.0"
 AppId = Annotated[str, Path(pattern=r"^wx[0-9a-f]{16}$", description="The Mini Program's app id.")]
 AUTH = [{"bearer": []}]
+Limit = Annotated[int, Query(ge=1, le=50, description="Page size.")]
+Campaign = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")]
 ERRORS = {s: {"description": c} for s, c in ((400, "bad_request"), (401, "unauthorized"), (403, "forbidden"),
                                               (404, "not_found"), (409, "conflict"), (413, "too_large"),
                                               (422, "invalid"), (429, "rate_limited"))}
@@ -48,6 +50,7 @@ def build_app() -> APIGatewayHttpResolver:
     """The resolver with every route; Swagger UI at ``/mp/docs/swagger`` unless ``STAGE`` is ``prod``."""
     app = APIGatewayHttpResolver(enable_validation=True)
     _routes(app)
+    _reward_routes(app)
     _errors(app)
     if os.environ.get("STAGE", "dev") != "prod":
         from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
@@ -92,6 +95,25 @@ def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 
              responses=ERRORS)
     def preferences(app_id: AppId, body: m.PreferencesIn) -> m.PreferencesOut:
         return profile.save_preferences(_claims(app, app_id), body.topics)
+
+
+def _reward_routes(app: APIGatewayHttpResolver) -> None:
+    from wxloop.services.mp_api import invites
+
+    @app.get("/mp/<app_id>/invite", summary="My share path and invite code", security=AUTH, responses=ERRORS)
+    def invite(app_id: AppId, campaign: Campaign = None) -> m.InviteOut:
+        return invites.get_invite(_claims(app, app_id), campaign)
+
+    @app.get("/mp/<app_id>/referrals", summary="My invitations: pending, rewarded, voided", security=AUTH,
+             responses=ERRORS)
+    def my_referrals(app_id: AppId, limit: Limit = 20,
+                     cursor: Annotated[m.Cursor | None, Query()] = None) -> m.ReferralsOut:
+        return invites.list_referrals(_claims(app, app_id), limit=limit, cursor=cursor)
+
+    @app.get("/mp/<app_id>/points", summary="My points: balance and ledger", security=AUTH, responses=ERRORS)
+    def my_points(app_id: AppId, limit: Limit = 20, cursor: Annotated[m.Cursor | None, Query()] = None
+                  ) -> m.PointsOut:
+        return invites.list_points(_claims(app, app_id), limit=limit, cursor=cursor)
 
 
 def _errors(app: APIGatewayHttpResolver) -> None:

@@ -75,7 +75,8 @@ def login(app_id: str, body: Mapping, *, now: int | None = None) -> dict:
     scene = body.get("scene")
     launch_id = hashlib.blake2b(f"{app_id}|{body['code']}".encode(), digest_size=12).hexdigest()
     event = {"id": launch_id, "type": "mp.launch", "app": app_id, "at": now,
-             "detail": {k: v for k, v in (("scene", scene), ("hot", bool(body.get("hot")))) if v}}
+             "detail": {k: v for k, v in (("scene", scene), ("hot", bool(body.get("hot"))),
+                                          *_launch_channel(body.get("query") or {})) if v}}
     identity = mp_store.touch_mp_identity(app_id, openid, now=now, event=event)
     if identity is None:
         uid = mp_store.create_mp_identity(app_id, openid, now=now, event={**event, "type": "mp.first_launch"},
@@ -84,6 +85,8 @@ def login(app_id: str, body: Mapping, *, now: int | None = None) -> dict:
         uid = identity["uid"]
     if unionid and (identity or {}).get("unionid") != unionid:
         uid = repository.link_unionid(app_id, openid, unionid, now)
+    if identity is None:
+        _attribute(app_id, uid, body.get("query") or {}, now)
     sets: dict = {f"mpsk_{app_id}": mp_store.seal(_raw_key(session_key), session_key_aad(app_id, openid), keys)}
     if scene and not body.get("hot"):
         sets[f"mpscene_{app_id}"] = scene
@@ -96,6 +99,30 @@ def login(app_id: str, body: Mapping, *, now: int | None = None) -> dict:
     expires_at = now + mp_settings().session_ttl_seconds
     token = session.issue(session.SessionClaims(app_id, use.uid, cold_scene, now, expires_at), keys)
     return {"token": token, "expires_at": expires_at, "person": me.summary(use.item, app_id, use.uid, decision)}
+
+
+def _launch_channel(query: Mapping) -> tuple[tuple[str, str], ...]:
+    """The channel name (``ch``) and short code (``code`` or an MP code's ``scene``) a launch carries, for
+    the stream's per-channel counters; only well-formed values."""
+    from wxloop.domain.invites import is_code
+
+    ch = str(query.get("ch") or query.get("channel") or "")
+    code = str(query.get("code") or query.get("scene") or "")
+    return (("channel", ch if _CHANNEL.match(ch) else ""), ("code", code if is_code(code) else ""))
+
+
+def _attribute(app_id: str, uid: str, query: Mapping, now: int) -> None:
+    """A first contact through an invite: ``ref`` (signed reference of a share path), or a short code in
+    ``code`` or ``scene`` (an MP code's scene). An attribution failure never fails the login: logged."""
+    ref, code = query.get("ref"), query.get("code") or query.get("scene")
+    if not ref and not code:
+        return
+    from wxloop.services import rewards
+
+    try:
+        rewards.attribute(app_id, uid, ref=ref or None, code=None if ref else code, now=now)
+    except Exception as exc:
+        logger.warning("attribution failed", extra={"app_id": app_id, "error": repr(exc)[:200]})
 
 
 def _raw_key(session_key: str) -> bytes:

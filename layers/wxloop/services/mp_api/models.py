@@ -119,3 +119,52 @@ class PreferencesIn(_In):
 class PreferencesOut(BaseModel):
     topics: list[str]
     synced: bool = Field(description="False when the person has no identity of the linked OA yet.")
+
+
+# --- invites, referrals, points ----------------------------------------------------------------------------
+
+Cursor = Annotated[str, StringConstraints(max_length=512, pattern=r"^[A-Za-z0-9_=-]+$")]
+
+
+class InviteOut(BaseModel):
+    path: str = Field(description="The MP page path to share (carries a signed, expiring reference).")
+    ref: str = Field(description="The signed reference alone.")
+    code: str = Field(description="The short code for MP codes, OA QR codes and typing.")
+    campaign: str
+    expires_at: int = Field(description="When the reference stops counting (epoch seconds).")
+
+
+class ReferralOut(BaseModel):
+    state: Literal["pending", "rewarded", "voided", "reversed", "moved"]
+    campaign: str
+    channel: str = ""
+    created_at: int
+    points: int = 0
+    reason: str = ""
+
+
+class ReferralTotals(BaseModel):
+    pending: int = 0
+    rewarded: int = 0
+    voided: int = 0
+    reversed: int = 0
+
+
+class ReferralsOut(BaseModel):
+    referrals: list[ReferralOut]
+    totals: ReferralTotals = Field(description="Of this page.")
+    next: str | None = Field(None, description="Cursor of the next page; absent on the last page.")
+
+
+class LedgerOut(BaseModel):
+    points: int
+    reason: str
+    campaign: str = ""
+    at: int
+    kind: str = ""
+
+
+class PointsOut(BaseModel):
+    balance: int
+    entries: list[LedgerOut]
+    next: str | None = None

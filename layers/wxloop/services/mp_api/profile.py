@@ -62,8 +62,24 @@ def _fetch_phone(claims: SessionClaims, code: str, now: int) -> dict:
         raise ApiError(503, "WeChat gave no phone number", "unavailable")
     masked = mask(number)
     sealed = mp_store.seal(number.encode("ascii"), phone_aad(claims.uid), signing_keys())
-    me.counted(claims.uid, now, sets={"phone": sealed, "phone_masked": masked, "phone_at": now})
+    use = me.counted(claims.uid, now, sets={"phone": sealed, "phone_masked": masked, "phone_at": now})
+    _phone_bound(use.uid, now)
     return {"phone": masked}
+
+
+def _phone_bound(uid: str, now: int) -> None:
+    """A bound phone may reward the person's inviter (one call; the reward is idempotent). A failure is
+    logged, never the caller's problem: the number is kept either way."""
+    from wxloop.domain.rewards import InviteeEvent
+    from wxloop.services import rewards
+
+    try:
+        outcome = rewards.qualify(InviteeEvent("phone_bound", uid, now))
+    except Exception as exc:
+        logger.error("reward on phone bound failed", extra={"error": repr(exc)[:200]})
+        return
+    if outcome in ("rewarded", "reversed"):
+        logger.info("inviter rewarded", extra={"outcome": outcome})
 
 
 def share_info(claims: SessionClaims, encrypted_data: str, iv: str, *, now: int | None = None) -> dict:

@@ -1,0 +1,59 @@
+"""Channels (``CHANNEL#{name}``/``CHANNEL``: kind, code or link, expiry, cost; listed on the index under
+``gsi1pk`` ``CHANNELS``) and their per-day counters (``CHANNEL#{name}``/``DAY#{date}``), kept by the stream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wxloop.adapters.dynamo.codec import call, get, marshal, table_name, unmarshal
+from wxloop.adapters.dynamo.keys import channel_key
+
+COUNTERS = ("scans", "opens", "new_followers", "new_mp_users", "rewarded")
+
+
+def put_channel(name: str, fields: Mapping[str, Any]) -> None:
+    """Create or replace the channel ``name`` (a renewal replaces the code or link and the expiry)."""
+    call("put_item", Item={**channel_key(name), **marshal({**fields, "name": name, "gsi1pk": "CHANNELS",
+                                                            "gsi1sk": name})})
+
+
+def get_channel(name: str) -> dict | None:
+    return get(channel_key(name), consistent=False)
+
+
+def list_channels() -> list[dict]:
+    """Every channel (one query of the index per page)."""
+    out, kwargs = [], {"TableName": table_name(), "IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :c",
+                       "ExpressionAttributeValues": marshal({":c": "CHANNELS"})}
+    while True:
+        page = call("query", **kwargs)
+        out += [unmarshal(i) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def count(name: str, day: str, counter: str, n: int = 1) -> None:
+    """Add ``n`` to a channel's counter of ``day`` (a stream replay may count twice: reports, not money)."""
+    if counter not in COUNTERS:
+        raise ValueError(counter)
+    call("update_item", TableName=table_name(), Key=channel_key(name, f"DAY#{day}"),
+         UpdateExpression="ADD #c :n", ExpressionAttributeNames={"#c": counter},
+         ExpressionAttributeValues=marshal({":n": n}))
+
+
+def totals(name: str) -> dict[str, int]:
+    """A channel's counters summed over its days (one query)."""
+    out = dict.fromkeys(COUNTERS, 0)
+    kwargs = {"TableName": table_name(), "KeyConditionExpression": "pk = :p AND begins_with(sk, :d)",
+              "ExpressionAttributeValues": marshal({":p": f"CHANNEL#{name}", ":d": "DAY#"})}
+    while True:
+        page = call("query", **kwargs)
+        for item in page.get("Items", []):
+            for k, v in (unmarshal(item) or {}).items():
+                if k in out:
+                    out[k] += int(v)
+        if "LastEvaluatedKey" not in page:
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
