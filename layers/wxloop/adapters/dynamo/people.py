@@ -115,6 +115,9 @@ def _merge_items(table: str, plan: MergePlan, now: int, *, survivor_has_openids:
                     "UpdateExpression": "SET merged_into = :s, merged_at = :now",
                     "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(merged_into)",
                     "ExpressionAttributeValues": marshal({":s": plan.survivor, ":now": now})}},
+        # the merge log: erasure and export find the merged person from the survivor
+        {"Put": {"TableName": table, "Item": marshal({"pk": f"USER#{plan.survivor}", "sk": f"MERGE#{plan.loser}",
+                                                      "at": now, "why": "unionid"})}},
     ]
     for i, (app, oid) in enumerate(plan.repoint):
         if i > 0 and (get_identity(app, oid) or {}).get("uid") != plan.loser:
