@@ -271,3 +271,24 @@ def test_retention_purge_erases_only_people_inactive_past_the_period(aws, lake_d
     assert retention.purge(now=now, days=365) == {"inactive": 1, "erased": 1}
     assert repository.get_person(old) is None and repository.get_person(recent) is not None
     assert _left(aws, {old, "oOld"}) == []
+
+
+def test_an_oa_td_message_withdraws_marketing_consent_through_a_job(aws, context, fake_wechat):
+    from devstack.simulator import Simulator
+    from tests.conftest import OA_AES_KEY, OA_TOKEN, load_handler
+    from tests.integration.oa_webhook_kit import post
+    from wxloop.adapters import repository
+    from wxloop.domain import consent
+    from wxloop.services import jobs
+
+    oa, sim = load_handler("oa_webhook"), Simulator(OA_APP, OA_TOKEN, OA_AES_KEY)
+    post(oa, context, sim, sim.text("oTd", "hello", msg_id=1), "safe")
+    uid = repository.get_identity(OA_APP, "oTd")["uid"]
+    grant(uid, ["marketing"], at=int(time.time()) - 60)
+    post(oa, context, sim, sim.text("oTd", "退订", msg_id=2), "safe")
+    [job] = [j for j in aws.jobs() if j["kind"] == "consent_withdraw"]
+    assert str(jobs.run(job, sink=None)).startswith("ok")
+    person = repository.get_person(uid)
+    assert consent.state(person, "marketing") == "withdrawn" and person[consent.attribute("marketing")]["src"] \
+        == "oa_keyword"
+

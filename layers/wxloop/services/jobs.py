@@ -13,6 +13,8 @@ A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same p
 - ``tag``: ``openid``, ``add``/``remove``: lists of tag ids.
 - ``tag_topics``: ``openid``, ``uid``, ``version``, ``topics``/``remove``: tag names; the MP's preferences
   mirrored on the OA (``wxloop.services.mp_api.tags``).
+- ``untag_all``: ``openid``; takes every OA tag off the person (erasure).
+- ``consent_withdraw``: ``openid``, ``at``; the person withdraws marketing consent (OA opt-out keyword).
 - ``touch``: ``inbound`` (dict form of ``Inbound``), ``at``; records a push the webhook queued instead of
   writing (``wxloop.services.oa_push.record_later``).
 
@@ -243,8 +245,8 @@ def _user_info(job: Mapping, now: int) -> str:
     unionid = info.get("unionid") if isinstance(info, Mapping) else None
     if not unionid:
         return "no-unionid"
-    uid = repository.link_unionid(job["app_id"], job["openid"], unionid, now)
-    return f"linked:{uid}"
+    repository.link_unionid(job["app_id"], job["openid"], unionid, now)
+    return "linked"  # kept on the job's claim item: no uid there
 
 
 def _tag(job: Mapping, now: int) -> str:
@@ -254,6 +256,21 @@ def _tag(job: Mapping, now: int) -> str:
     for tag_id in job.get("remove") or ():
         client.tag.untag_user(int(tag_id), job["openid"])
     return "tagged"
+
+
+def _untag_all(job: Mapping, now: int) -> str:
+    """An erased person's OA tags come off (``tags/getidlist``, then one untag per tag)."""
+    client = _client(job["app_id"])
+    for tag_id in client.tag.get_user_tag(job["openid"]) or ():
+        client.tag.untag_user(int(tag_id), job["openid"])
+    return "untagged"
+
+
+def _consent_withdraw(job: Mapping, now: int) -> str:
+    """An OA opt-out keyword ("TD"/"退订"): the person behind the openid withdraws marketing consent."""
+    from wxloop.services.privacy import consent
+
+    return consent.opt_out_by_openid(job["app_id"], job["openid"], at=int(job.get("at") or now))
 
 
 def _tag_topics(job: Mapping, now: int) -> str:
@@ -281,6 +298,8 @@ KINDS: dict[str, tuple[Callable[[Mapping, int], str], tuple[str, ...], Callable[
     "tag": (_tag, ("openid",), None),
     "tag_topics": (_tag_topics, ("openid", "uid"), None),
     "touch": (_touch, ("inbound",), None),
+    "untag_all": (_untag_all, ("openid",), None),
+    "consent_withdraw": (_consent_withdraw, ("openid",), None),
 }
 
 
