@@ -60,7 +60,7 @@ class ExportOut(BaseModel):
 
 class ErasureOut(BaseModel):
     request_id: str | None
-    state: Literal["done", "sweep_due", "gone"]
+    state: Literal["done", "sweep_due", "queued", "gone"]
 
 
 class RectifyIn(BaseModel):

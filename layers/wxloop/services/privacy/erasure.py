@@ -11,6 +11,7 @@ identifier.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -33,7 +34,8 @@ def sweep_delay_seconds() -> int:
 
 def erase(uid: str, *, source: str, now: int | None = None, sweep_after: int | None = None) -> dict:
     """Erase the person ``uid`` (and persons merged into it). Returns ``{request_id, state}``: ``done``,
-    ``sweep_due`` (table erased, a sweep follows) or ``gone`` (no such person: nothing to do). A second
+    ``sweep_due`` (table erased, a sweep follows), ``queued`` (``PRIVACY_QUEUE_URL``: the privacy function
+    runs it within seconds) or ``gone`` (no such person: nothing to do). A second
     request for a person being erased returns the first request's id. Raises ``RepositoryError`` (the work
     item stays; ``resume`` completes it)."""
     now = int(time.time()) if now is None else now
@@ -41,6 +43,12 @@ def erase(uid: str, *, source: str, now: int | None = None, sweep_after: int | N
     if request_id is None:
         return {"request_id": None, "state": "gone"}
     logger.info("erasure started", extra={"request_id": request_id, "source": source})
+    if os.environ.get("PRIVACY_QUEUE_URL"):  # deployed: the privacy function erases (its role may, this one not)
+        from wxloop.adapters import aws
+
+        aws.client("sqs").send_message(QueueUrl=os.environ["PRIVACY_QUEUE_URL"],
+                                       MessageBody=json.dumps({"kind": "erase", "request_id": request_id}))
+        return {"request_id": request_id, "state": "queued"}
     return {"request_id": request_id, "state": run(request_id, now=now, sweep_after=sweep_after)}
 
 
@@ -55,12 +63,10 @@ def run(request_id: str, *, now: int, sweep_after: int | None = None) -> str:
     partitions = sorted(set(work.get("partitions") or ()) | set(holding["items"]))
     identifiers = sorted(set(work.get("identifiers") or ()) | _identifiers(holding))
     # kept on the work item first: once the person item is gone its identities cannot be found again
-    store.advance(request_id, step="deleting", partitions=partitions, identifiers=identifiers,
-                  uids=holding["uids"] if holding["items"] else list(work.get("uids") or [work["uid"]]))
-    uids = holding["uids"] if holding["items"] else list(work.get("uids") or [work["uid"]])
+    uids = sorted(set(work.get("uids") or ()) | set(holding["uids"]))
+    store.advance(request_id, step="deleting", partitions=partitions, identifiers=identifiers, uids=uids)
     jobs = _untag_jobs(request_id, holding)
     _delete_exports(holding)
-    lake.current().add(uids, now)
     unlinked = sum(store.unlink(pk, identifiers) for pk in data.linked_partitions(holding))
     deleted = _delete_partitions(partitions, uids)
     delay = sweep_delay_seconds() if sweep_after is None else sweep_after
@@ -75,6 +81,7 @@ def sweep(request_id: str, *, now: int) -> str:
     work = store.work(request_id)
     if work is None:
         return "done"
+    lake.current().add(list(work.get("uids") or ()), now)  # the KPIs exclude them from now on
     late = _delete_partitions(list(work.get("partitions") or ()), list(work.get("uids") or ()))
     counts = {"deleted": int(work.get("deleted") or 0) + late, "unlinked": int(work.get("unlinked") or 0),
               "tag_jobs": int(work.get("jobs") or 0), "persons": len(work.get("uids") or ())}
