@@ -97,6 +97,10 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.people:_merge_items (the union names the survivor)",
         ("dynamodb:DeleteItem", "Table", "IDEMP#"): "wxloop.services.mp_api.idempotency:_store",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send (tag sync, follow card)",
+        ("dynamodb:PutItem", "Table", "ERASEQ#"): "wxloop.adapters.dynamo.erasure:start (the work item)",
+        ("dynamodb:PutItem", "Table", "ERASURE#"): "wxloop.adapters.dynamo.erasure:start (the audit record)",
+        ("sqs:SendMessage", "PrivacyQueue", None): "wxloop.services.privacy.erasure:erase (and export requests)",
+        ("s3:GetObject", "${ExportBucket.Arn}/exports/*", None): "wxloop.services.privacy.export:location",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:code_to_session",
     },
@@ -117,6 +121,41 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("s3:GetBucketLocation", "AthenaResultsBucket", None): "Athena locates its results as the caller",
         **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
            for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+    },
+    "PrivacyRole": {
+        ("logs:CreateLogStream", "PrivacyLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "PrivacyLogGroup", None): "Lambda runtime: its own log group",
+        **{(a, "Table", p): "wxloop.adapters.dynamo.privacy:holdings (query_partition, get)"
+           for a in ("dynamodb:Query", "dynamodb:GetItem")
+           for p in ("USER#", "ID#", "UNION#", "REF#", "CODE#", "CAMPAIGN#", "ERASEQ#", "ERASURE#")},
+        **{(a, "Table", p): "wxloop.adapters.dynamo.erasure:delete_keys (delete_if_owned, finish)"
+           for a in ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
+           for p in ("USER#", "ID#", "UNION#", "REF#", "CODE#", "CAMPAIGN#", "ERASEQ#")},
+        **{("dynamodb:UpdateItem", "Table", p): "wxloop.adapters.dynamo.erasure:unlink (advance, finish)"
+           for p in ("USER#", "REF#", "CAMPAIGN#", "ERASEQ#", "ERASURE#")},
+        ("dynamodb:PutItem", "Table", "ERASEQ#"): "wxloop.adapters.dynamo.erasure:start (retention purge)",
+        ("dynamodb:PutItem", "Table", "ERASURE#"): "wxloop.adapters.dynamo.erasure:start (retention purge)",
+        ("dynamodb:Scan", "Table", None): "wxloop.adapters.dynamo.privacy:last_activity_by_person",
+        **{(a, "PrivacyQueue", None): "event source mapping on the privacy queue"
+           for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")},
+        ("sqs:SendMessage", "PrivacyQueue", None): "wxloop.services.privacy.erasure:erase (retention purge)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.services.privacy.erasure:_untag_jobs",
+        **{(a, "${ExportBucket.Arn}/exports/*", None): "wxloop.services.privacy.export:store_object"
+           for a in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")},
+        **{(f"athena:{a}", "athena:workgroup/${KpiWorkGroup}", None): "wxloop.services.privacy.athena_lake:AthenaLake"
+           for a in ("StartQueryExecution", "GetQueryExecution", "GetQueryResults")},
+        **{(a, r, None): "Athena reads the Glue catalog as the caller (wxloop.services.privacy.athena_lake:AthenaLake)"
+           for a in ("glue:GetDatabase", "glue:GetTable")
+           for r in ("glue:catalog", "glue:database/${LakeDatabase}", "glue:table/${LakeDatabase}/journey",
+                     "glue:table/${LakeDatabase}/erased")},
+        **{(a, f"${{LakeBucket.Arn}}/{prefix}/*", None): "wxloop.services.privacy.athena_lake:AthenaLake"
+           for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+           for prefix in ("journey", "erased", "compaction")},
+        **{(a, b, None): "wxloop.services.privacy.athena_lake:AthenaLake (list and locate as the caller)"
+           for a in ("s3:ListBucket", "s3:GetBucketLocation") for b in ("LakeBucket", "AthenaResultsBucket")},
+        **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
+           for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
     },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -142,7 +181,7 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
                 "dynamodb:BatchWriteItem"}
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
-                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole"}
+                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole", "PrivacyFunction": "PrivacyRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
@@ -295,10 +334,11 @@ def test_the_webhook_writes_only_identities_and_persons():
 
 
 def test_unused_actions_are_gone():
-    """Query (journey() is only called locally) and TransactWriteItems (not an IAM action: transactions are
-    authorized item by item) are granted to nobody."""
-    every = set().union(*(grants(r) for r in USES))
+    """Query and Scan only to the privacy role (a person's partitions; the daily retention scan), and
+    TransactWriteItems (not an IAM action: transactions are authorized item by item) to nobody."""
+    every = set().union(*(grants(r) for r in USES if r != "PrivacyRole"))
     assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    assert "dynamodb:TransactWriteItems" not in {a for a, _, _ in grants("PrivacyRole")}
 
 
 def _rule_value(expr, params: dict):

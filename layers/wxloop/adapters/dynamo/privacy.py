@@ -5,7 +5,7 @@
 | consent state | ``USER#{uid}`` | ``PROFILE`` | ``consent_{purpose}``: ``{g, v, at, src}`` (``wxloop.domain.consent``) |
 | consent history | ``USER#{uid}`` | ``CONSENT#{purpose}#{at:010d}#{g|w}`` | one per change (the ledger) |
 | export request | ``USER#{uid}`` | ``EXPORT#{id}`` | state, object key; TTL 7 days |
-| erasure work | ``ERASEQ`` | ``{request_id}`` | uid, step, sweep time: deleted when the erasure ends |
+| erasure work | ``ERASEQ#`` | ``{request_id}`` | uid, step, sweep time: deleted when the erasure ends |
 | erasure audit | ``ERASURE#{request_id}`` | ``AUDIT`` | source, times, counts: no personal data, kept |
 
 Erasure is generic over item types: a person owns every item under its ``USER#`` partitions, its
@@ -33,7 +33,7 @@ from wxloop.adapters.dynamo.keys import identity_key, person_key, union_key
 from wxloop.domain import consent as rules
 
 ERASED = "erased"  # what a reference to an erased person becomes
-ERASE_QUEUE_PK = "ERASEQ"
+ERASE_QUEUE_PK = "ERASEQ#"
 EXPORT_TTL_SECONDS = 7 * 86400
 _REFERENCE_ATTRS = ("inviter", "invitee", "referrer", "uid", "owner", "merged_from", "merged_into", "by")
 
