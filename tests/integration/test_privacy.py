@@ -292,3 +292,21 @@ def test_an_oa_td_message_withdraws_marketing_consent_through_a_job(aws, context
     assert consent.state(person, "marketing") == "withdrawn" and person[consent.attribute("marketing")]["src"] \
         == "oa_keyword"
 
+
+
+def test_the_cli_changes_consent_exports_and_erases_for_requests_by_other_channels(aws, lake_dir, capsys):
+    from wxloop import cli
+    from wxloop.adapters import repository
+    from wxloop.domain import consent
+
+    uid = repository.create_identity(OA_APP, _inbound("oDesk"), now=int(time.time()), event=_event(int(time.time())),
+                                     reply=None, first_touch={}).uid
+    assert cli.main(["privacy", "consent", "--app", OA_APP, "--openid", "oDesk", "--withdraw", "marketing"]) == 0
+    assert consent.state(repository.get_person(uid), "marketing") == "withdrawn"
+    assert cli.main(["privacy", "export", "--uid", uid]) == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("file://")
+    assert json.loads(Path(path).read_text())["person"]["uid"] == uid
+    assert cli.main(["privacy", "erase", "--uid", uid]) == 2  # no --yes: nothing happens
+    assert repository.get_person(uid) is not None
+    assert cli.main(["privacy", "erase", "--uid", uid, "--yes"]) == 0
+    assert _left(aws, {uid, "oDesk"}) == []
