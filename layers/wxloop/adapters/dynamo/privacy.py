@@ -15,12 +15,10 @@ codes named on its items; other people's items that name it are rewritten to nam
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from wxloop.adapters.dynamo.codec import (
-    ConditionFailed,
     RepositoryError,
     TransactionCancelled,
     call,
@@ -29,7 +27,7 @@ from wxloop.adapters.dynamo.codec import (
     table_name,
     unmarshal,
 )
-from wxloop.adapters.dynamo.keys import identity_key, person_key, union_key
+from wxloop.adapters.dynamo.keys import person_key, union_key
 from wxloop.domain import consent as rules
 
 ERASED = "erased"  # what a reference to an erased person becomes

@@ -17,6 +17,7 @@ from wxloop.domain.rules.fields import app_id as _app_id
 from wxloop.domain.rules.fields import no_unknown as _no_unknown
 from wxloop.domain.rules.fields import string as _str
 from wxloop.domain.rules.model import (
+    ACTIONS,
     DEFAULT_IDS,
     KEYWORD_MAX_LEN,
     MATCH_MODES,
@@ -25,7 +26,6 @@ from wxloop.domain.rules.model import (
     MAX_REGEXES,
     MAX_RULES,
     REGEX_MAX_LEN,
-    ACTIONS,
     TRIGGERS,
     Rule,
     normalize,
