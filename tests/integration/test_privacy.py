@@ -185,6 +185,13 @@ def test_erasure_leaves_no_identifier_in_the_table_lake_or_logs(aws, mp_api, con
     lake.current().compact(now=int(time.time()), keep_seconds=0)
     assert _left(aws, rich["ids"]) == []
     assert not any(x in _lake_text(lake_dir / "lake") for x in rich["ids"])
+    import pyarrow.parquet as pq
+
+    rows = [r for p in (lake_dir / "lake" / "journey").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    assert [(r["event_id"], r["inviter"]) for r in rows] == [("l3", None)]  # the invitee's own row stays
+    from datetime import UTC
+
+    assert abs(rows[0]["ts"].replace(tzinfo=UTC).timestamp() - time.time()) < 120  # rewritten, same time
     assert not list((lake_dir / "exports").rglob("*.json"))  # the exported copy went too
     logs = caplog.text + "".join(capsys.readouterr())
     assert not [x for x in rich["ids"] if x in logs]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
@@ -93,7 +94,7 @@ class LocalLake:
             kept.append({**r, **{c: None for c in NAMING_COLUMNS if r.get(c) in erased}})
         if kept:
             columns = {f.name: [r.get(f.name) for r in kept] for f in table.schema}
-            columns["ts"] = [int(t.timestamp() * 1000) for t in columns["ts"]]  # the writer takes epoch ms
+            columns["ts"] = [_epoch_ms(t) for t in columns["ts"]]  # the writer takes epoch ms
             LocalParquetWriter(self.root).write_columns(path.parent.name.removeprefix("dt="), columns)
         path.unlink()  # the new file is in place first: a reader never misses kept rows
         return len(rows) - len(kept)
@@ -111,6 +112,13 @@ class LocalLake:
                            folder / f"part-{uuid.uuid4().hex}.parquet")
         for path in old:
             path.unlink()
+
+
+def _epoch_ms(at) -> int | None:
+    """A Parquet timestamp (naive, UTC) as epoch milliseconds."""
+    if at is None:
+        return None
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 class NoLake:
