@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import UTC
 from collections.abc import Iterable
+from datetime import UTC
 from pathlib import Path
 from typing import Protocol
 
