@@ -454,6 +454,10 @@ def _tags_get(fake: FakeWeChat, app_id: str | None, _q: dict, _doc: dict) -> _Re
     return _Reply({"tags": [{"id": tag_id, "name": name, "count": 0} for tag_id, name in sorted(tags.items())]})
 
 
+def _tags_of(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _Reply:
+    return _Reply({"tagid_list": sorted(fake._user_tags.get((app_id, str(doc.get("openid", ""))), set()))})
+
+
 def _tagging(add: bool) -> Callable:
     def endpoint(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _Reply:
         openids, tag_id = doc.get("openid_list") or [], doc.get("tagid")
@@ -486,6 +490,7 @@ _ROUTES: dict[str, Callable[[FakeWeChat, str | None, dict, dict], _Reply]] = {
     "/cgi-bin/tags/members/batchuntagging": _tagging(False),
     "/cgi-bin/tags/create": _tags_create,
     "/cgi-bin/tags/get": _tags_get,
+    "/cgi-bin/tags/getidlist": _tags_of,
 }
 
 

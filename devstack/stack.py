@@ -120,6 +120,8 @@ class LocalStack:
         from devstack.table import load_template
 
         template = load_template()
+        os.environ.setdefault("ERASURE_SWEEP_SECONDS", "0")  # no scheduler here: an erasure sweeps at once
+        os.environ.setdefault("EXPORT_PATH", str(LAKE_DIR.parent / "exports"))  # exports as local files
         for name, value in function_environment(template).items():  # as deployed, unless set here
             os.environ.setdefault(name, value)
         os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -172,7 +174,8 @@ class LocalStack:
     def cli_environment(self) -> dict[str, str]:
         """What a CLI in another shell needs to talk to this stack (written to ``.local/env``)."""
         names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                 "AWS_REGION", "TABLE_NAME", "QUEUE_URL", "WECHAT_API_BASE", "WECHAT_ACCOUNTS", "LAKE_PATH")
+                 "AWS_REGION", "TABLE_NAME", "QUEUE_URL", "WECHAT_API_BASE", "WECHAT_ACCOUNTS", "LAKE_PATH",
+                 "EXPORT_PATH", "ERASURE_SWEEP_SECONDS")
         return {"WXLOOP_STACK_PID": str(os.getpid()), "WXLOOP_GATEWAY_URL": self.urls["gateway"],
                 **{n: os.environ[n] for n in names if n in os.environ},
                 "WECHAT_ACCOUNTS": json.dumps(json.loads(os.environ["WECHAT_ACCOUNTS"]), ensure_ascii=False)}

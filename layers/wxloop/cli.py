@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     from wxloop import loop_cli
 
     loop_cli.add_parsers(top)
+    from wxloop.services.privacy import cli as privacy_cli
+
+    privacy_cli.add_parsers(top)
     return p
 
 
@@ -77,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from wxloop import loop_cli
     from wxloop.analytics import cli as analytics_cli
+    from wxloop.services.privacy import cli as privacy_cli
 
-    handler = {**_COMMANDS, **analytics_cli.COMMANDS, **loop_cli.COMMANDS}[(args.area, args.command)]
+    handler = {**_COMMANDS, **analytics_cli.COMMANDS, **loop_cli.COMMANDS, **privacy_cli.COMMANDS}[(args.area, args.command)]
     try:
         return handler(args, sys.stdout)
     except CliError as exc:

@@ -59,14 +59,32 @@ def call(mp_api, context, method: str, path: str, body=None, **kw) -> tuple[int,
 
 
 def login(mp_api, context, fake, *, code: str | None = None, openid: str | None = None, unionid=None,
-          **body) -> dict:
-    """Log in through POST session with a code the fake resolves to ``openid``; returns the answer."""
+          consents: tuple[str, ...] = ("analytics", "marketing", "personalisation", "phone"), **body) -> dict:
+    """Log in through POST session with a code the fake resolves to ``openid``; returns the answer. The
+    person has granted ``consents`` (written to the table, not counted against the rate limit)."""
     code = code or secrets.token_hex(8)
     if openid:
         fake.add_code(MP_APP, code, openid, unionid)
     status, doc = call(mp_api, context, "POST", "session", {"code": code, **body})
     assert status == 200, doc
+    if consents:
+        grant(uid_of(doc["token"]), consents)
     return doc
+
+
+def uid_of(token: str) -> str:
+    from wxloop.domain import session
+    from wxloop.services.mp_api.context import signing_keys
+
+    return session.verify(token, signing_keys(), app_id=MP_APP, now=int(time.time())).uid
+
+
+def grant(uid: str, purposes, *, granted: bool = True, at: int | None = None) -> None:
+    from wxloop.adapters.dynamo import privacy
+    from wxloop.domain.consent import Consent
+
+    for purpose in purposes:
+        privacy.record_consent(uid, Consent(purpose, granted, "v1", at or int(time.time()) - 5, "operator"))
 
 
 def people(aws) -> list[dict]:

@@ -162,7 +162,7 @@ def test_request_budgets_get_me_one_and_a_returning_login_two(aws, mp_api, conte
     login(mp_api, context, fake_wechat, openid="oBudget", scene=1011)
     calls: Counter = Counter()
     aws_clients.client("dynamodb").meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
-    token = login(mp_api, context, fake_wechat, openid="oBudget", scene=1011)["token"]
+    token = login(mp_api, context, fake_wechat, openid="oBudget", scene=1011, consents=())["token"]
     assert sum(calls.values()) == 2, calls
     calls.clear()
     assert call(mp_api, context, "GET", "me", token=token)[0] == 200

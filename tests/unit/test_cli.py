@@ -35,7 +35,7 @@ def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> str:
 def test_given_the_example_rules_when_validated_then_it_reports_ok_with_counts(capsys):
     code, out, _ = run(capsys, "rules", "validate", EXAMPLE)
     assert code == 0
-    assert "ok" in out and "12 rules" in out and "first_welcome" in out
+    assert "ok" in out and "13 rules" in out and "first_welcome" in out
     assert "placeholders: invite_code, nickname, points" in out
 
 

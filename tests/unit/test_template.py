@@ -139,6 +139,10 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (cap counters)",
         # (dynamodb:Query on USER#: also rewards.list_ledger, the ledger pages)
         ("dynamodb:Query", "Table/index/gsi1", "INVITER#"): "wxloop.adapters.dynamo.referrals:list_referrals",
+        ("dynamodb:PutItem", "Table", "ERASEQ#"): "wxloop.adapters.dynamo.erasure:start (the work item)",
+        ("dynamodb:PutItem", "Table", "ERASURE#"): "wxloop.adapters.dynamo.erasure:start (the audit record)",
+        ("sqs:SendMessage", "PrivacyQueue", None): "wxloop.services.privacy.erasure:erase (and export requests)",
+        ("s3:GetObject", "${ExportBucket.Arn}/exports/*", None): "wxloop.services.privacy.export:location",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:code_to_session",
     },
@@ -179,6 +183,41 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:DeleteItem", "Table", "PIDEM#"): "wxloop.adapters.dynamo.partner:release_request",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
     },
+    "PrivacyRole": {
+        ("logs:CreateLogStream", "PrivacyLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "PrivacyLogGroup", None): "Lambda runtime: its own log group",
+        **{(a, "Table", p): "wxloop.adapters.dynamo.privacy:holdings (query_partition, get)"
+           for a in ("dynamodb:Query", "dynamodb:GetItem")
+           for p in ("USER#", "ID#", "UNION#", "REF#", "CODE#", "CAMPAIGN#", "ERASEQ#", "ERASURE#")},
+        **{(a, "Table", p): "wxloop.adapters.dynamo.erasure:delete_keys (delete_if_owned, finish)"
+           for a in ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
+           for p in ("USER#", "ID#", "UNION#", "REF#", "CODE#", "CAMPAIGN#", "ERASEQ#")},
+        **{("dynamodb:UpdateItem", "Table", p): "wxloop.adapters.dynamo.erasure:unlink (advance, finish)"
+           for p in ("USER#", "REF#", "CAMPAIGN#", "ERASEQ#", "ERASURE#")},
+        ("dynamodb:PutItem", "Table", "ERASEQ#"): "wxloop.adapters.dynamo.erasure:start (retention purge)",
+        ("dynamodb:PutItem", "Table", "ERASURE#"): "wxloop.adapters.dynamo.erasure:start (retention purge)",
+        ("dynamodb:Scan", "Table", None): "wxloop.adapters.dynamo.privacy:last_activity_by_person",
+        **{(a, "PrivacyQueue", None): "event source mapping on the privacy queue"
+           for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")},
+        ("sqs:SendMessage", "PrivacyQueue", None): "wxloop.services.privacy.erasure:erase (retention purge)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.services.privacy.erasure:_untag_jobs",
+        **{(a, "${ExportBucket.Arn}/exports/*", None): "wxloop.services.privacy.export:store_object"
+           for a in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")},
+        **{(f"athena:{a}", "athena:workgroup/${KpiWorkGroup}", None): "wxloop.services.privacy.athena_lake:AthenaLake"
+           for a in ("StartQueryExecution", "GetQueryExecution", "GetQueryResults")},
+        **{(a, r, None): "Athena reads the Glue catalog as the caller (wxloop.services.privacy.athena_lake:AthenaLake)"
+           for a in ("glue:GetDatabase", "glue:GetTable")
+           for r in ("glue:catalog", "glue:database/${LakeDatabase}", "glue:table/${LakeDatabase}/journey",
+                     "glue:table/${LakeDatabase}/erased")},
+        **{(a, f"${{LakeBucket.Arn}}/{prefix}/*", None): "wxloop.services.privacy.athena_lake:AthenaLake"
+           for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+           for prefix in ("journey", "erased", "compaction")},
+        **{(a, b, None): "wxloop.services.privacy.athena_lake:AthenaLake (list and locate as the caller)"
+           for a in ("s3:ListBucket", "s3:GetBucketLocation") for b in ("LakeBucket", "AthenaResultsBucket")},
+        **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
+           for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
+        ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
+    },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
         ("logs:PutLogEvents", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -204,7 +243,7 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "MpWebhookFunction": "MpWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
                   "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole",
-                  "PartnerApiFunction": "PartnerApiRole"}
+                  "PartnerApiFunction": "PartnerApiRole", "PrivacyFunction": "PrivacyRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
@@ -360,11 +399,13 @@ def test_the_webhook_writes_only_identities_and_persons(role_id):
 
 
 def test_unused_actions_are_gone():
-    """TransactWriteItems (not an IAM action: transactions are authorized item by item) and Scan are granted
-    to nobody; Query only on persons (merges read both persons' consent; the MP API lists a ledger) and on
-    the inviter index (my invites)."""
-    every = set().union(*(grants(r) for r in USES))
+    """TransactWriteItems (not an IAM action: transactions are authorized item by item) is granted to nobody;
+    Scan only to the privacy role (the daily retention scan); Query only on persons (merges read both
+    persons' consent; the MP API lists a ledger), on the inviter index (my invites), and to the privacy role
+    (a person's partitions)."""
+    every = set().union(*(grants(r) for r in USES if r != "PrivacyRole"))
     assert not {a for a, _, _ in every} & {"dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    assert "dynamodb:TransactWriteItems" not in {a for a, _, _ in grants("PrivacyRole")}
     queries = {(r, p) for a, r, p in every if a == "dynamodb:Query"}
     assert queries <= {("Table", "USER#"), ("Table/index/gsi1", "INVITER#")}
 

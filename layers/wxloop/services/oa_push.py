@@ -228,10 +228,19 @@ def plan_reply(app_id: str, inb: Inbound, *, now: int, first_contact: bool) -> R
         return ReplyPlan(None, None, journey_event(app_id, inb, now=now, jobs=jobs), False)
     # a reply with placeholders is rendered after the write, with the person's values
     reply = None if decision.needs else decision.reply
-    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id,
-                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=first_contact))
+    jobs = follow_up_jobs(app_id, inb, reply, first_contact=first_contact) + action_jobs(app_id, inb, decision)
+    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id, jobs=jobs)
     xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
     return ReplyPlan(decision, xml, event, bool(decision.needs))
+
+
+def action_jobs(app_id: str, inb: Inbound, decision: rule_engine.Decision | None) -> list[dict]:
+    """The job a rule's action needs: an opt-out keyword withdraws marketing consent (rides the outbox, so
+    the webhook spends no extra request and the withdrawal is not lost)."""
+    if decision is None or decision.action != "opt_out_marketing":
+        return []
+    return [{"id": f"{inb.dedupe_key}:consent", "kind": "consent_withdraw", "app_id": app_id, "openid": inb.openid,
+             "at": inb.create_time}]
 
 
 def first_contact_plan(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int) -> ReplyPlan:
@@ -242,7 +251,8 @@ def first_contact_plan(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int) 
     reply = None if plan.decision is None or plan.personal else plan.decision.reply
     rule_id = plan.decision.rule_id if plan.decision is not None else ""
     event = journey_event(app_id, inb, now=now, rule_id=rule_id,
-                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=True))
+                          jobs=follow_up_jobs(app_id, inb, reply, first_contact=True)
+                          + action_jobs(app_id, inb, plan.decision))
     return ReplyPlan(plan.decision, plan.xml, event, plan.personal)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 
 def person_key(uid: str) -> dict:
     return {"pk": {"S": f"USER#{uid}"}, "sk": {"S": "PROFILE"}}
@@ -47,7 +49,9 @@ def token_key(app_id: str) -> dict:
 
 
 def job_key(job_id: str) -> dict:
-    return {"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}}
+    # hashed: a job id may name a person (prefs:{oa}:{uid}:…), a claim item must not
+    return {"pk": {"S": "JOB#" + hashlib.blake2b(job_id.encode("utf-8"), digest_size=16).hexdigest()},
+            "sk": {"S": "JOB"}}
 
 
 def quota_key(app_id: str, api: str) -> dict:

@@ -189,7 +189,7 @@ class RuleSet:
             needed |= reply_needs(reply)
         self.placeholders_needed = frozenset(needed)
         # Decisions are immutable: build each once, not per message.
-        self._decisions = {r.id: Decision(r.id, r.reply, r.needs) for r in rules}
+        self._decisions = {r.id: Decision(r.id, r.reply, r.needs, r.action) for r in rules}
         for name, reply in defaults.items():
             self._decisions[DEFAULT_IDS[name]] = Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
         return self

@@ -18,6 +18,7 @@ from wxloop.domain.replies import Reply
 from wxloop.domain.rules.windows import TimeWindow
 
 TRIGGERS = ("text", "click", "subscribe", "scan", "enter")
+ACTIONS = ("opt_out_marketing",)  # what a rule may do beside replying (the webhook carries it out as a job)
 MATCH_MODES = ("exact", "contains", "regex")  # also the tie-break order on equal priority
 REGEX_MAX_LEN = 200
 REGEX_TEXT_LIMIT = 512
@@ -89,6 +90,7 @@ class Rule:
     apps: frozenset[str] = frozenset()
     note: str = ""
     doc: dict = field(default_factory=dict, compare=False, repr=False)
+    action: str = ""
 
     @property
     def precedence(self) -> tuple[int, int, int]:
@@ -101,4 +103,5 @@ class Decision:
     rule_id: str
     reply: Reply
     needs: frozenset[str]  # placeholder names used by this reply
+    action: str = ""  # one of ACTIONS, or "" (reply only)
 

@@ -17,6 +17,7 @@ from wxloop.domain.rules.fields import app_id as _app_id
 from wxloop.domain.rules.fields import no_unknown as _no_unknown
 from wxloop.domain.rules.fields import string as _str
 from wxloop.domain.rules.model import (
+    ACTIONS,
     DEFAULT_IDS,
     KEYWORD_MAX_LEN,
     MATCH_MODES,
@@ -35,7 +36,7 @@ from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import parse_window as _parse_window
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_RULE_FIELDS = {"id", "match", "keywords", "priority", "triggers", "reply", "window", "apps", "note"}
+_RULE_FIELDS = {"id", "match", "keywords", "priority", "triggers", "reply", "window", "apps", "note", "action"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,9 @@ def _parse_rule(raw: object, i: int, *, regex_room: int = MAX_REGEXES) -> Rule:
     if "reply" not in raw:
         raise RuleError(f"{base}.reply", "is required")
     reply, reply_doc = _parse_reply(raw["reply"], f"{base}.reply")
+    action = raw.get("action") or ""
+    if action and action not in ACTIONS:
+        raise RuleError(f"{base}.action", f"must be one of {', '.join(ACTIONS)}, not {action!r}")
 
     doc: dict[str, Any] = {"id": rule_id, "match": match, "keywords": keywords, "priority": priority,
                            "triggers": list(triggers)}
@@ -149,8 +153,11 @@ def _parse_rule(raw: object, i: int, *, regex_room: int = MAX_REGEXES) -> Rule:
     if note:
         doc["note"] = note
     doc["reply"] = reply_doc
+    if action:
+        doc["action"] = action
     return Rule(id=rule_id, match=match, keywords=tuple(keywords), priority=priority, triggers=triggers,
-                reply=reply, needs=reply_needs(reply), position=i, window=window, apps=apps, note=note, doc=doc)
+                reply=reply, needs=reply_needs(reply), position=i, window=window, apps=apps, note=note, doc=doc,
+                action=action)
 
 
 def _parse_keywords(raw: object, path: str, match: str, regex_room: int) -> list[str]:

@@ -36,8 +36,8 @@ def user_info(job: UserInfo, ctx: JobContext) -> str:
     unionid = info.get("unionid") if isinstance(info, Mapping) else None
     if not unionid:
         return "no-unionid"
-    uid = repository.link_unionid(job.app_id, job.openid, unionid, ctx.now)
-    return f"linked:{uid}"
+    repository.link_unionid(job.app_id, job.openid, unionid, ctx.now)
+    return "linked"  # kept on the job's claim item: no uid there
 
 
 def tag(job: Tag, ctx: JobContext) -> str:

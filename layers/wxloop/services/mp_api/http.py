@@ -61,7 +61,7 @@ def build_app() -> APIGatewayHttpResolver:
 
 
 def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 lines of declarations
-    from wxloop.services.mp_api import login, me, profile
+    from wxloop.services.mp_api import login, me, privacy, profile
 
     @app.post("/mp/<app_id>/session", summary="Log in with a wx.login code", responses=ERRORS)
     def session(app_id: AppId, body: m.SessionIn) -> m.SessionOut:
@@ -95,6 +95,8 @@ def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 
              responses=ERRORS)
     def preferences(app_id: AppId, body: m.PreferencesIn) -> m.PreferencesOut:
         return profile.save_preferences(_claims(app, app_id), body.topics)
+
+    privacy.register(app, lambda app_id: _claims(app, app_id), ERRORS, AUTH)
 
 
 def _reward_routes(app: APIGatewayHttpResolver) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools import Logger
 
 from wxloop.adapters import mp_store, queue, repository
+from wxloop.domain import consent
 from wxloop.domain.phone import is_phone, mask, sealed_phone_aad
 from wxloop.domain.session import SessionClaims
 from wxloop.protocol import errcodes
@@ -42,7 +43,8 @@ def save_phone(claims: SessionClaims, code: str, *, now: int | None = None) -> d
     """``getuserphonenumber`` for a button code; the number is sealed on the person, shown masked. A retry of
     the same code gets the first answer (idempotent; WeChat would refuse the used code)."""
     now = int(time.time()) if now is None else now
-    me.counted(claims.uid, now)
+    if not consent.allows(me.counted(claims.uid, now).item, "phone"):
+        raise ApiError(403, "the person has not agreed to keep a phone number", "consent_required")
     return once("phone", {"uid": claims.uid, "code": code}, lambda: _fetch_phone(claims, code, now))
 
 
@@ -130,7 +132,10 @@ def record_events(claims: SessionClaims, events: Sequence[Mapping], *, now: int 
     now = int(time.time()) if now is None else now
     if not events:
         return {"accepted": 0}
-    me.counted(claims.uid, now)
+    kept = consent.keep_events(me.counted(claims.uid, now).item, [str(e["name"]) for e in events])
+    events = [e for e, keep in zip(events, kept, strict=True) if keep]  # beyond strictly necessary: analytics
+    if not events:
+        return {"accepted": 0}
     digest = hashlib.sha256(json.dumps(list(events), sort_keys=True, default=str).encode()).hexdigest()
     return once("events", {"uid": claims.uid, "batch": digest}, lambda: _write_events(claims, events, now))
 
@@ -157,6 +162,8 @@ def save_preferences(claims: SessionClaims, topics: list[str], *, now_ms: int | 
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     now = now_ms // 1000
     prefs = {"topics": list(topics), "v": now_ms, "at": now}
+    if not consent.allows(me.counted(claims.uid, now).item, "personalisation"):
+        raise ApiError(403, "the person has not agreed to personalisation", "consent_required")
     changes: dict = {"sets": {"prefs": prefs}, "return_old": True}
     if topics:
         changes["adds"] = {"topics_seen": set(topics)}
