@@ -58,13 +58,15 @@ class Tap:
     """What the process asked AWS: counts per ``service.Operation``, seconds spent in calls, faults hit."""
 
     calls: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)  # calls that raised (a failed condition writes nothing)
     seconds: float = 0.0
     injected: Counter = field(default_factory=Counter)
     request_calls: Counter = field(default_factory=Counter)  # calls outside the queue and stream pumps
+    request_failed: Counter = field(default_factory=Counter)
 
     def writes(self, *, requests_only: bool = False) -> int:
-        """Write requests (DynamoDB puts, updates, deletes, transactions; SQS sends) counted so far."""
-        counted = self.request_calls if requests_only else self.calls
+        """Write requests that succeeded (DynamoDB puts, updates, deletes, transactions; SQS sends)."""
+        counted = (self.request_calls - self.request_failed) if requests_only else (self.calls - self.failed)
         return sum(n for key, n in counted.items() if key.split(".", 1)[1] in WRITES)
 
 
@@ -92,12 +94,14 @@ def install() -> None:
 
         def _make_api_call(client, operation_name, api_params):
             service = client.meta.service_model.service_name
-            start = time.perf_counter()
+            start, ok = time.perf_counter(), False
             try:
                 _inject(client, service, operation_name)
-                return original(client, operation_name, api_params)
+                out = original(client, operation_name, api_params)
+                ok = True
+                return out
             finally:
-                _account(f"{service}.{operation_name}", time.perf_counter() - start)
+                _account(f"{service}.{operation_name}", time.perf_counter() - start, ok)
 
         BaseClient._make_api_call = _make_api_call
         _state.installed = True
@@ -146,15 +150,18 @@ def reset_thread_tap() -> Tap:
     return _state.local.tap
 
 
-def _account(key: str, seconds: float) -> None:
+def _account(key: str, seconds: float, ok: bool) -> None:
     pump = threading.current_thread().name.startswith("pump-")
     with _state.lock:
         _state.tap.calls[key] += 1
+        _state.tap.failed[key] += not ok
         _state.tap.seconds += seconds
         if not pump:
             _state.tap.request_calls[key] += 1
+            _state.tap.request_failed[key] += not ok
     own = thread_tap()
     own.calls[key] += 1
+    own.failed[key] += not ok
     own.seconds += seconds
 
 

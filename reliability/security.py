@@ -45,7 +45,7 @@ def mp_api_auth(run: Run) -> None:
     other_app = h.login(f"oSecApp{secrets.token_hex(6)}".ljust(28, "x"), app_id=OTHER_MP)
     _, my_doc, _ = h.mp_call("GET", "me", token=me)
     uid = my_doc.get("uid") or my_doc.get("person", {}).get("uid") or "u-unknown"
-    event = {"events": [{"name": "view_item", "ts": int(time.time() * 1000)}]}
+    event = [{"name": "view_item", "ts": int(time.time() * 1000)}]
     tokens = {"none": None, "garbage": "not-a-token", "forged": "v1." + base64.urlsafe_b64encode(
         json.dumps({"app_id": MP, "uid": uid}).encode()).decode() + ".AAAA", "tampered": _tamper(me),
               "expired": _expired_token(h, uid), "other_app": other_app}
@@ -57,7 +57,7 @@ def mp_api_auth(run: Run) -> None:
             results[f"{label} {method} {path}"] = (status, writes)
     # another person's identity in the body: the schema refuses any field naming a person
     for field in ("openid", "uid", "unionid"):
-        body = {**event, field: other}
+        body = [{**event[0], field: other}]
         status, _, writes = _writes_during(lambda b=body: h.mp_call("POST", "events", b, token=me)[:2])
         results[f"{field} in body"] = (status, writes)
     status, _, writes = _writes_during(lambda: h.mp_call("GET", "me", token=me, app_id=OTHER_MP)[:2])
