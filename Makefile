@@ -64,7 +64,7 @@ bench: venv build
 	$(PY) benchmarks/run.py --build-dir .aws-sam/build --out benchmarks/results.json
 
 lint: venv
-	$(PY) -m ruff check layers functions tests benchmarks devstack events
+	$(PY) -m ruff check layers functions tests benchmarks devstack events reliability
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)
@@ -94,3 +94,9 @@ browser:
 kpi-demo: venv
 	$(PY) -m wxloop.cli demo traffic --persons 5000 --days 60 --lake .local/lake
 	$(PY) -m wxloop.cli kpi --format html -o .local/kpi.html --lake .local/lake
+
+# Storms, faults, races, security, fuzz, load, cold start and cost against an in-process local stack:
+# writes benchmarks/reliability.json and the README's table. SHORT=1: the CI version (seconds each).
+.PHONY: reliability
+reliability: venv
+	$(PY) -m reliability $(if $(SHORT),--short,--readme)
