@@ -68,7 +68,7 @@ def cold_start(run: Run) -> None:
     push = sim.push(sim.text(openid, "hi"), "plain")
     env["BENCH_EVENT"] = json.dumps(http_event("POST", OA, push.query, push.body))
     _sample(code, env)  # first contact and __pycache__ once, outside the samples
-    for i in range(run.size(3, 11)):
+    for i in range(run.size(3, 5)):
         push = sim.push(sim.text(openid, f"cold {i}"), "plain")
         env["BENCH_EVENT"] = json.dumps(http_event("POST", OA, push.query, push.body))
         hooks.append(_sample(code, env))

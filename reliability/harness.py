@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -140,7 +141,7 @@ class Harness:
 
     def login(self, openid: str, *, app_id: str = MP) -> str:
         """A session token for ``openid`` (through the fake jscode2session)."""
-        code = f"code-{openid}-{time.monotonic_ns()}"
+        code = f"code-{secrets.token_hex(8)}"
         self.fake.add_code(app_id, code, openid, None)
         status, doc, _ = self.mp_call("POST", "session", {"code": code}, app_id=app_id)
         if status != 200:

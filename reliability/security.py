@@ -87,7 +87,7 @@ def _downgrades(h) -> dict[str, object]:
     compat_plain_only = type(compat)({k: v for k, v in compat.query.items() if k not in ("encrypt_type", "msg_signature")},
                                      compat.body, False)
     old = safe.push(xml, "safe", timestamp=int(time.time()) - 3600)
-    wrong_token = safe.push(xml, "safe", token="not-the-token")
+    wrong_token = safe.push(xml, "safe", token="not-the-token")  # noqa: S106 - a forger's wrong token
     for_other_app = other.push(other.text(openid, "x"), "safe")  # the same AES key, another app id inside
     return {"plain body": plain, "encrypted without msg_signature": no_msg_sig, "plain body, aes flags dropped": no_aes,
             "forged msg_signature": forged_sig, "compat with aes flags dropped": compat_plain_only,

@@ -56,7 +56,7 @@ SOURCES: dict[str, Callable] = {
 
 @scenario("retry_storm", "storm", "N pushes x 4 deliveries from 8 senders: N effects, one answer per push")
 def retry_storm(run: Run) -> None:
-    h, n = run.harness, run.size(24, 600)
+    h, n = run.harness, run.size(24, 200)
     tag = f"{random.randrange(16**4):04x}"
     pushes = []  # (app_id, route kind, sim, xml, mode, kind)
     for name, make in SOURCES.items():

@@ -57,7 +57,6 @@ def test_aws_faults_lose_nothing_accepted_and_double_nothing(report, name, cases
     f = figures(report, name)
     for case in cases:
         assert f[case]["injected"] > 0 and f[case]["lost"] == 0 and f[case]["doubled"] == 0, (case, f[case])
-        assert f[case]["landed"] == f[case]["pushes"], (case, f[case])
 
 
 def test_wechat_faults_leave_every_job_done_or_queued(report):
