@@ -44,7 +44,7 @@ def _send_all(h, sim, pushes: list[str], concurrency: int = 4) -> list[tuple[str
     return out
 
 
-def _ledger(run: Run, label: str, fault_specs: list[dict], n: int, *, card: bool = False) -> dict:
+def _ledger(run: Run, label: str, fault_specs: list[dict], n: int, *, card: bool = False, hold: float = 0.0) -> dict:
     """Send ``n`` pushes under the faults, retry the unanswered ones after, settle, compare."""
     h, sim = run.harness, run.harness.simulator(OA)
     tag = f"{label[:6]}{random.randrange(16**4):04x}"
@@ -53,6 +53,7 @@ def _ledger(run: Run, label: str, fault_specs: list[dict], n: int, *, card: bool
     switched = [faults.switch(**spec) for spec in fault_specs]
     try:
         first = _send_all(h, sim, pushes)
+        time.sleep(hold)  # faults on the pumps: keep them on while the stream works through the pushes
     finally:
         faults.clear()
     accepted = {x for x, s, _ in first if s == 200}
@@ -96,7 +97,7 @@ def sqs_faults(run: Run) -> None:
     n = run.size(8, 30)
     # the webhook sends nothing to SQS while DynamoDB works (jobs ride on the write): the stream's sends fail
     _ledger(run, "sqs_error", [{"service": "sqs", "kind": "error", "operations": ["SendMessage", "SendMessageBatch"],
-                                "pumps": True, "rate": 0.5}], n, card=True)
+                                "pumps": True, "rate": 0.5}], n, card=True, hold=run.size(6, 10))
     both = _ledger(run, "ddb_and_sqs", [{"service": "dynamodb", "kind": "error", "rate": 0.5},
                                         {"service": "sqs", "kind": "error"}], n)
     run.check("ddb_and_sqs: a push neither stored nor queued is refused (500), not answered",
