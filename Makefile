@@ -25,6 +25,7 @@ help:
 	@echo "make stack-bench  2,000 messages from 1,000 new people against the running make run stack"
 	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
 	@echo "make lint       ruff"
+	@echo "make reliability  storms, faults, races, security, fuzz, load, cost (SHORT=1: the CI version)"
 
 $(VENV)/.stamp: pyproject.toml
 	@test -n "$(PY313_FOUND)" || echo "warning: python3.13 not found, using $$(python3 --version)"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ACCOUNTS, OA_APP
 from tests.integration.oa_webhook_kit import identities, post
-from wxloop.local.simulator import http_event
+from devstack.simulator import http_event
 
 pytest_plugins = ["tests.integration.oa_webhook_kit"]  # fixtures: app, sim
 
