@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"… {sc.name}", file=sys.stderr, flush=True)
             results.append(execute(sc, harness, short=args.short))
             print(f"  {'ok' if results[-1]['ok'] else 'FAILED'} in {results[-1]['seconds']} s", file=sys.stderr)
+            print(json.dumps(results[-1], default=str)[:4000], file=sys.stderr, flush=True)  # kept if the run is cut short
     finally:
         if harness:
             harness.stop()

@@ -187,6 +187,16 @@ class Harness:
         return False
 
 
+DEPLOYED_READ_TIMEOUT = 0.8
+
+
+def answer_budget() -> float:
+    """WeChat's 4.5 s answer budget, widened by what the raised stand-in timeout adds to the webhook's worst
+    case (a timed-out write, then the fallback send): 4.5 s exactly with the deployed 0.8 s timeout."""
+    read = float(os.environ.get("WXLOOP_AWS_READ_TIMEOUT") or DEPLOYED_READ_TIMEOUT)
+    return 4.5 + 2 * max(0.0, read - DEPLOYED_READ_TIMEOUT)
+
+
 def dedupe_key(xml: str) -> str:
     """The key wxloop dedupes a push by (and the id of its journey record)."""
     from wxloop.protocol.push import parse_inbound
