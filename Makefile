@@ -25,6 +25,7 @@ help:
 	@echo "make stack-bench  2,000 messages from 1,000 new people against the running make run stack"
 	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
 	@echo "make lint       ruff"
+	@echo "make reliability  storms, faults, races, security, fuzz, load, cost (SHORT=1: the CI version)"
 
 $(VENV)/.stamp: pyproject.toml
 	@test -n "$(PY313_FOUND)" || echo "warning: python3.13 not found, using $$(python3 --version)"
@@ -64,7 +65,7 @@ bench: venv build
 	$(PY) benchmarks/run.py --build-dir .aws-sam/build --out benchmarks/results.json
 
 lint: venv
-	$(PY) -m ruff check layers functions tests benchmarks devstack events
+	$(PY) -m ruff check layers functions tests benchmarks devstack events reliability
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)
@@ -94,3 +95,9 @@ browser:
 kpi-demo: venv
 	$(PY) -m wxloop.cli demo traffic --persons 5000 --days 60 --lake .local/lake
 	$(PY) -m wxloop.cli kpi --format html -o .local/kpi.html --lake .local/lake
+
+# Storms, faults, races, security, fuzz, load, cold start and cost against an in-process local stack:
+# writes benchmarks/reliability.json and the README's table. SHORT=1: the CI version (seconds each).
+.PHONY: reliability
+reliability: venv
+	$(PY) -m reliability $(if $(SHORT),--short,--readme)

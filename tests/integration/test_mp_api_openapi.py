@@ -22,7 +22,10 @@ def test_the_document_covers_every_route_and_marks_the_open_one():
                      ("/mp/{app_id}/me/prompt", "post"), ("/mp/{app_id}/phone", "post"),
                      ("/mp/{app_id}/share-info", "post"), ("/mp/{app_id}/events", "post"),
                      ("/mp/{app_id}/preferences", "put"), ("/mp/{app_id}/invite", "get"),
-                     ("/mp/{app_id}/referrals", "get"), ("/mp/{app_id}/points", "get")}
+                     ("/mp/{app_id}/referrals", "get"), ("/mp/{app_id}/points", "get"),
+                     ("/mp/{app_id}/privacy/consent", "get"), ("/mp/{app_id}/privacy/consent", "put"),
+                     ("/mp/{app_id}/privacy/export", "post"), ("/mp/{app_id}/privacy/export/{export_id}", "get"),
+                     ("/mp/{app_id}/privacy/me", "delete")}
     for (path, method) in paths:
         secured = "security" in doc["paths"][path][method]
         assert secured == (path != "/mp/{app_id}/session"), path

@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import BaseModel
 
 from wxloop.services.mp_api import context as ctx
 from wxloop.services.mp_api import models as m
@@ -33,9 +34,31 @@ AppId = Annotated[str, Path(pattern=r"^wx[0-9a-f]{16}$", description="The Mini P
 AUTH = [{"bearer": []}]
 Limit = Annotated[int, Query(ge=1, le=50, description="Page size.")]
 Campaign = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")]
-ERRORS = {s: {"description": c} for s, c in ((400, "bad_request"), (401, "unauthorized"), (403, "forbidden"),
-                                              (404, "not_found"), (409, "conflict"), (413, "too_large"),
-                                              (422, "invalid"), (429, "rate_limited"))}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[dict] | None = None  # 422 only: which fields failed, never their values
+
+
+class ErrorOut(BaseModel):
+    """Every answer other than 2xx: ``{"error": {"code", "message"}}`` (the document says so, so that
+    generated clients and schema checks accept the API's own errors)."""
+
+    error: ErrorDetail
+
+
+_ERRORS = ((400, "bad_request"), (401, "unauthorized"), (403, "forbidden"), (404, "not_found"), (409, "conflict"),
+           (413, "too_large"), (422, "invalid"), (429, "rate_limited"), (503, "unavailable"))
+
+
+def responses() -> dict:
+    """A route's documented answers: 200 (the route's return model, filled in by the resolver, which
+    mutates what it gets: hence a fresh dict per route) and the error shape for every error status."""
+    out: dict = {200: {"description": "ok"}}
+    out.update({s: {"description": c, "content": {"application/json": {"model": ErrorOut}}} for s, c in _ERRORS})
+    return out
 
 
 def _json(status: int, body: dict) -> Response:
@@ -63,56 +86,56 @@ def build_app() -> APIGatewayHttpResolver:
 def _routes(app: APIGatewayHttpResolver) -> None:  # one closure per route: ~50 lines of declarations
     from wxloop.services.mp_api import login, me, privacy, profile
 
-    @app.post("/mp/<app_id>/session", summary="Log in with a wx.login code", responses=ERRORS)
+    @app.post("/mp/<app_id>/session", summary="Log in with a wx.login code", responses=responses())
     def session(app_id: AppId, body: m.SessionIn) -> m.SessionOut:
         return login.login(app_id, body.model_dump(exclude_none=True))
 
-    @app.get("/mp/<app_id>/me", summary="The signed-in person", security=AUTH, responses=ERRORS)
+    @app.get("/mp/<app_id>/me", summary="The signed-in person", security=AUTH, responses=responses())
     def get_me(app_id: AppId, scene: Annotated[int | None, Query(ge=1000, le=9999)] = None,
                hot: Annotated[bool, Query()] = True) -> m.Person:
         return me.get_me(_claims(app, app_id), scene=scene, hot=hot)
 
     @app.post("/mp/<app_id>/me/prompt", summary="The follow prompt was shown or dismissed", security=AUTH,
-              responses=ERRORS)
+              responses=responses())
     def prompt(app_id: AppId, body: m.PromptIn) -> m.Person:
         return me.record_prompt(_claims(app, app_id), body.action)
 
     @app.post("/mp/<app_id>/phone", summary="Keep the phone number of a getPhoneNumber code", security=AUTH,
-              responses=ERRORS)
+              responses=responses())
     def phone(app_id: AppId, body: m.PhoneIn) -> m.PhoneOut:
         return profile.save_phone(_claims(app, app_id), body.code)
 
     @app.post("/mp/<app_id>/share-info", summary="The group (openGId) of a shared card", security=AUTH,
-              responses=ERRORS)
+              responses=responses())
     def share_info(app_id: AppId, body: m.ShareInfoIn) -> m.ShareInfoOut:
         return profile.share_info(_claims(app, app_id), body.encrypted_data, body.iv)
 
-    @app.post("/mp/<app_id>/events", summary="Journey events from the client", security=AUTH, responses=ERRORS)
+    @app.post("/mp/<app_id>/events", summary="Journey events from the client", security=AUTH, responses=responses())
     def events(app_id: AppId, body: m.EventsIn) -> m.EventsOut:
         return profile.record_events(_claims(app, app_id), [e.model_dump() for e in body.root])
 
     @app.put("/mp/<app_id>/preferences", summary="Topics the person chose (mirrored as OA tags)", security=AUTH,
-             responses=ERRORS)
+             responses=responses())
     def preferences(app_id: AppId, body: m.PreferencesIn) -> m.PreferencesOut:
         return profile.save_preferences(_claims(app, app_id), body.topics)
 
-    privacy.register(app, lambda app_id: _claims(app, app_id), ERRORS, AUTH)
+    privacy.register(app, lambda app_id: _claims(app, app_id), responses, AUTH)
 
 
 def _reward_routes(app: APIGatewayHttpResolver) -> None:
     from wxloop.services.mp_api import invites
 
-    @app.get("/mp/<app_id>/invite", summary="My share path and invite code", security=AUTH, responses=ERRORS)
+    @app.get("/mp/<app_id>/invite", summary="My share path and invite code", security=AUTH, responses=responses())
     def invite(app_id: AppId, campaign: Campaign = None) -> m.InviteOut:
         return invites.get_invite(_claims(app, app_id), campaign)
 
     @app.get("/mp/<app_id>/referrals", summary="My invitations: pending, rewarded, voided", security=AUTH,
-             responses=ERRORS)
+             responses=responses())
     def my_referrals(app_id: AppId, limit: Limit = 20,
                      cursor: Annotated[m.Cursor | None, Query()] = None) -> m.ReferralsOut:
         return invites.list_referrals(_claims(app, app_id), limit=limit, cursor=cursor)
 
-    @app.get("/mp/<app_id>/points", summary="My points: balance and ledger", security=AUTH, responses=ERRORS)
+    @app.get("/mp/<app_id>/points", summary="My points: balance and ledger", security=AUTH, responses=responses())
     def my_points(app_id: AppId, limit: Limit = 20, cursor: Annotated[m.Cursor | None, Query()] = None
                   ) -> m.PointsOut:
         return invites.list_points(_claims(app, app_id), limit=limit, cursor=cursor)

@@ -68,16 +68,16 @@ class RectifyIn(BaseModel):
     remove_phone: bool = Field(False, description="Forget the phone number.")
 
 
-def register(app: APIGatewayHttpResolver, claims, errors: dict, auth: list) -> None:  # one closure per route
+def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  # one closure per route
     """Add the privacy routes to ``app``; ``claims(app_id)`` authenticates the caller."""
 
-    @app.get("/mp/<app_id>/privacy/consent", summary="Consent per purpose", security=auth, responses=errors)
+    @app.get("/mp/<app_id>/privacy/consent", summary="Consent per purpose", security=auth, responses=errors())
     def get_consent(app_id: AppId) -> ConsentOut:
         from wxloop.services.privacy import consent
 
         return consent.current(me.counted(claims(app_id).uid, int(time.time())).uid)
 
-    @app.put("/mp/<app_id>/privacy/consent", summary="Grant or withdraw consent", security=auth, responses=errors)
+    @app.put("/mp/<app_id>/privacy/consent", summary="Grant or withdraw consent", security=auth, responses=errors())
     def put_consent(app_id: AppId, body: ConsentIn) -> ConsentOut:
         from wxloop.services.privacy import consent
 
@@ -86,14 +86,14 @@ def register(app: APIGatewayHttpResolver, claims, errors: dict, auth: list) -> N
         return consent.change(use.uid, choices, policy_version=body.policy_version, source="mp_api")
 
     @app.post("/mp/<app_id>/privacy/export", summary="Export everything held about me", security=auth,
-              responses=errors)
+              responses=errors())
     def post_export(app_id: AppId) -> ExportOut:
         from wxloop.services.privacy import export
 
         return export.request_export(me.counted(claims(app_id).uid, int(time.time())).uid, source="mp_api")
 
     @app.get("/mp/<app_id>/privacy/export/<export_id>", summary="An export's state and URL", security=auth,
-             responses=errors)
+             responses=errors())
     def get_export(app_id: AppId, export_id: ExportId) -> ExportOut:
         from wxloop.services.privacy import export
 
@@ -102,7 +102,7 @@ def register(app: APIGatewayHttpResolver, claims, errors: dict, auth: list) -> N
             raise ApiError(404, "no such export")
         return found
 
-    @app.patch("/mp/<app_id>/privacy/me", summary="Correct what we hold", security=auth, responses=errors)
+    @app.patch("/mp/<app_id>/privacy/me", summary="Correct what we hold", security=auth, responses=errors())
     def rectify(app_id: AppId, body: RectifyIn) -> Person:
         now = int(time.time())
         sets = {"phone_removed_at": now} if body.remove_phone else {}
@@ -115,7 +115,7 @@ def register(app: APIGatewayHttpResolver, claims, errors: dict, auth: list) -> N
         return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
 
     @app.delete("/mp/<app_id>/privacy/me", summary="Erase everything held about me", security=auth,
-                responses=errors)
+                responses=errors())
     def erase(app_id: AppId) -> ErasureOut:
         from wxloop.services.privacy import erasure
 

@@ -1,0 +1,44 @@
+"""The report's Markdown table (one row per scenario: verdict, key figures) and its place in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devstack.table import REPO_ROOT
+
+README = REPO_ROOT / "README.md"
+BEGIN = "<!-- reliability:begin (written by make reliability) -->"
+END = "<!-- reliability:end -->"
+SKIP = {"traceback", "statuses_by_fault", "cost"}
+
+
+def _fmt(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def render_table(report: dict) -> str:
+    """A Markdown table of every scenario's verdict and figures."""
+    lines = [f"Run: {report['run']}, {report['at']}, Python {report['python']} on {report['machine']}, "
+             f"{report.get('cpus')} CPUs, load average {report.get('load_average_at_end')} at the end, "
+             f"AWS read timeout {report.get('aws_read_timeout_s')} s against the stand-in.", "",
+             "| Scenario | Section | Verdict | Figures |", "|---|---|---|---|"]
+    for r in report["scenarios"]:
+        figures = "; ".join(f"{k} {_fmt(v)}" for k, v in r["figures"].items() if k not in SKIP)
+        failed = [c["check"] for c in r["checks"] if not c["ok"]]
+        verdict = "pass" if r["ok"] else "FAIL: " + ", ".join(failed)
+        lines.append(f"| `{r['scenario']}` | {r['section']} | {verdict} | {figures.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the text between the markers with ``table`` (the markers must exist)."""
+    text = path.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path.name} has no reliability markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
