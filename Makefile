@@ -50,7 +50,7 @@ cli: venv
 	@set -a && . ./.local/env && set +a && $(VENV)/bin/wxloop $(ARGS)
 
 test: venv
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/reliability  # the reliability short run: make reliability SHORT=1
 
 test-unit: venv
 	$(PY) -m pytest tests/unit

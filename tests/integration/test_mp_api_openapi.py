@@ -25,7 +25,7 @@ def test_the_document_covers_every_route_and_marks_the_open_one():
                      ("/mp/{app_id}/referrals", "get"), ("/mp/{app_id}/points", "get"),
                      ("/mp/{app_id}/privacy/consent", "get"), ("/mp/{app_id}/privacy/consent", "put"),
                      ("/mp/{app_id}/privacy/export", "post"), ("/mp/{app_id}/privacy/export/{export_id}", "get"),
-                     ("/mp/{app_id}/privacy/me", "delete")}
+                     ("/mp/{app_id}/privacy/me", "delete"), ("/mp/{app_id}/privacy/me", "patch")}
     for (path, method) in paths:
         secured = "security" in doc["paths"][path][method]
         assert secured == (path != "/mp/{app_id}/session"), path
