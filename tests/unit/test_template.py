@@ -20,6 +20,7 @@ RESOURCES = TEMPLATE["Resources"]
 # (action, resource, partition-key prefix or None) -> "module:function" that makes the call (checked to
 # exist), and why. The resource is the logical id a statement points at (``Table``, ``JobsQueue``...).
 R = "wxloop.adapters.repository"
+C = "wxloop.adapters.dynamo.campaigns"
 USES: dict[str, dict[tuple[str, str, str | None], str]] = {
     "OaWebhookRole": {
         ("logs:CreateLogStream", "OaWebhookLogGroup", None): "Lambda runtime: its own log group",
@@ -43,7 +44,9 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:put_journey_event",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUBEV# marker)",
         ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUB# counters)",
-        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state)",
+        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state; "
+                                                   "people.put_engagement)",
+        ("dynamodb:GetItem", "Table", "USER#"): "wxloop.adapters.dynamo.people:get_engagement",
         ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (the jobs a push left)",
         ("sqs:SendMessage", "StreamFailureQueue", None): "event source mapping's on-failure destination",
         ("firehose:PutRecordBatch", "LakeDeliveryStream", None): "wxloop.analytics.lake:FirehoseWriter",
@@ -67,7 +70,9 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "JOB#"): f"{R}:claim_job (release_job, finish_job)",
         ("dynamodb:UpdateItem", "Table", "QUOTA#"): f"{R}:block_quota",
         ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
-        ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons)",
+        ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons; "
+                                                   "people.record_push)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (and pause_run)",
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
@@ -118,6 +123,23 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         **{(a, "${AthenaResultsBucket.Arn}/results/*", None): "Athena writes query results as the caller"
            for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")},
     },
+    "CampaignsRole": {
+        ("logs:CreateLogStream", "CampaignsLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "CampaignsLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:Scan", "Table", None): f"{C}:scan_people (parallel scan segments)",
+        ("dynamodb:BatchGetItem", "Table", "ID#"): f"{C}:get_items (identities and credits of members)",
+        ("dynamodb:GetItem", "Table", "CAMPAIGN#"): f"{C}:get_run (get_campaign_doc, active_runs)",
+        ("dynamodb:PutItem", "Table", "CAMPAIGN#"): f"{C}:claim_sends (start_run, put_bucket)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:checkpoint (add_counts, start_run's active list)",
+        ("dynamodb:DeleteItem", "Table", "CAMPAIGN#"): f"{C}:drop_bucket",
+        ("dynamodb:Query", "Table", "CAMPAIGN#"): f"{C}:due_buckets (has_buckets, latest_run)",
+        ("dynamodb:GetItem", "Table", "QUOTA#"): "wxloop.adapters.dynamo.jobs:quota_blocked_until",
+        ("sqs:ReceiveMessage", "PlanQueue", None): "event source mapping on the plan queue",
+        ("sqs:DeleteMessage", "PlanQueue", None): "event source mapping on the plan queue",
+        ("sqs:GetQueueAttributes", "PlanQueue", None): "event source mapping on the plan queue",
+        ("sqs:SendMessage", "PlanQueue", None): "wxloop.adapters.queue:send_many (segment tasks)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (released sends)",
+    },
     "TokenRefresherRole": {
         ("logs:CreateLogStream", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
         ("logs:PutLogEvents", "TokenRefresherLogGroup", None): "Lambda runtime: its own log group",
@@ -142,7 +164,7 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
                 "dynamodb:BatchWriteItem"}
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
-                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole"}
+                  "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole", "CampaignsFunction": "CampaignsRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
@@ -296,9 +318,24 @@ def test_the_webhook_writes_only_identities_and_persons():
 
 def test_unused_actions_are_gone():
     """Query (journey() is only called locally) and TransactWriteItems (not an IAM action: transactions are
-    authorized item by item) are granted to nobody."""
-    every = set().union(*(grants(r) for r in USES))
+    authorized item by item) are granted to nobody; Scan and Query only to the campaign planner (its parallel
+    scan of people; its own CAMPAIGN# items)."""
+    every = set().union(*(grants(r) for r in USES if r != "CampaignsRole"))
     assert not {a for a, _, _ in every} & {"dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    planner = grants("CampaignsRole")
+    assert {p for a, _, p in planner if a == "dynamodb:Query"} == {"CAMPAIGN#"}
+    assert "dynamodb:TransactWriteItems" not in {a for a, _, _ in planner}
+
+
+def test_the_demo_campaign_is_scheduled_in_shanghai_time_and_the_tick_releases_buckets():
+    events = RESOURCES["CampaignsFunction"]["Properties"]["Events"]
+    weekly = events["DormantBackWeekly"]["Properties"]
+    assert events["DormantBackWeekly"]["Type"] == "ScheduleV2"  # SAM makes it an AWS::Scheduler::Schedule
+    assert weekly["ScheduleExpressionTimezone"] == "Asia/Shanghai"
+    import json
+
+    assert json.loads(weekly["Input"])["campaign"] == "dormant-back"
+    assert json.loads(events["ReleaseTick"]["Properties"]["Input"]) == {"action": "release"}
 
 
 def _rule_value(expr, params: dict):

@@ -15,6 +15,7 @@ A job is JSON ``{"id", "kind", "app_id", ...}``; ``id`` is stable for the same p
   mirrored on the OA (``wxloop.services.mp_api.tags``).
 - ``touch``: ``inbound`` (dict form of ``Inbound``), ``at``; records a push the webhook queued instead of
   writing (``wxloop.services.oa_push.record_later``).
+- ``campaign_send``: one person's message of a campaign run (``wxloop.services.campaign_send``).
 
 Each job runs at most once in effect (a claim item ``JOB#{id}``). Outcomes by errcode:
 40001/40014/42001 are handled in the client (compare-and-expire, refresh, one retry); 45015/43101 close the
@@ -50,7 +51,7 @@ JOB_TTL_SECONDS = 7 * 86400
 CLOSED_CODES = frozenset({45015, 43101})  # out of the CS window / unfollowed; no subscribe credit
 QUOTA_CODE = 45009  # the daily quota of this API is used up: no call until it resets
 BACKOFF_CODES = frozenset({45047})  # the person's customer-service message cap is reached
-CALLS_WECHAT = frozenset({"cs_send", "subscribe_send", "user_info", "tag", "tag_topics"})  # one WeChat API each
+CALLS_WECHAT = frozenset({"cs_send", "subscribe_send", "user_info", "tag", "tag_topics", "campaign_send"})  # one WeChat API each
 CHINA_UTC_OFFSET = 8 * 3600  # WeChat's daily quotas reset at midnight China time (no DST)
 BACKOFF_FIRST_SECONDS = 60
 BACKOFF_MAX_SECONDS = 900  # SQS DelaySeconds cap
@@ -175,7 +176,7 @@ class NoCredit(NotSendable):
     reason = "credit"
 
 
-def _cs_send(job: Mapping, now: int) -> str:
+def _cs_send(job: Mapping, now: int, windows: tuple[reach.Window, ...] = reach.WINDOWS) -> str:
     """Spend a message of an open customer-service window (``wxloop.domain.reach``), then send.
 
     The spend is conditional on the open time of the window read from the identity. When it fails (the
@@ -189,10 +190,10 @@ def _cs_send(job: Mapping, now: int) -> str:
         identity = repository.get_identity(app_id, openid)
         if identity is not None and identity.get("following") is False:
             raise Unfollowed("the person has unfollowed")
-        windows = reach.open_cs_windows(identity, now)
-        if not windows:
+        open_windows = reach.open_cs_windows(identity, now, windows)
+        if not open_windows:
             break
-        for open_window in windows:
+        for open_window in open_windows:
             window = open_window.window
             if repository.spend_cs_window(app_id, openid, window.name, open_window.opened_at, window.cap):
                 try:
@@ -268,6 +269,18 @@ def _touch(job: Mapping, now: int) -> str:
     return str(oa_push.record_later(job))
 
 
+def _campaign_send(job: Mapping, now: int) -> str:
+    from wxloop.services import campaign_send
+
+    return campaign_send.run(job, now, cs_send=_cs_send, subscribe_send=_subscribe_send, client=_client)
+
+
+def _campaign_channel(job: Mapping) -> str:
+    from wxloop.services import campaign_send
+
+    return campaign_send.closed_channel(job)
+
+
 def _is_id_list(value: Any) -> bool:
     return value is None or (isinstance(value, list) and all(isinstance(v, int) or str(v).isdigit() for v in value))
 
@@ -281,6 +294,7 @@ KINDS: dict[str, tuple[Callable[[Mapping, int], str], tuple[str, ...], Callable[
     "tag": (_tag, ("openid",), None),
     "tag_topics": (_tag_topics, ("openid", "uid"), None),
     "touch": (_touch, ("inbound",), None),
+    "campaign_send": (_campaign_send, ("openid", "campaign", "run", "uid", "channel"), _campaign_channel),
 }
 
 
@@ -313,6 +327,12 @@ def validate(job: Any) -> None:
         raise PoisonJob("cs_send message needs a msgtype")
     if job["kind"] == "tag" and not (_is_id_list(job.get("add")) and _is_id_list(job.get("remove"))):
         raise PoisonJob("tag job add/remove must be lists of tag ids")
+    if job["kind"] == "campaign_send":
+        from wxloop.services import campaign_send
+
+        why = campaign_send.invalid(job)
+        if why:
+            raise PoisonJob(why)
 
 
 def _count(sink: OutcomeMetrics | None, name: str) -> None:
@@ -347,6 +367,8 @@ def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None 
     except Exception as exc:
         try:
             outcome = _settle_failure(job, exc, channel_of, now)
+            if outcome is not None and kind == "campaign_send":
+                _settle_campaign(job, outcome, now)
         except Exception:
             outcome = None  # recording the outcome failed: retry the whole job
         if outcome is None:
@@ -403,6 +425,16 @@ def _settle_failure(job: Mapping, exc: Exception, channel_of, now: int) -> Outco
         outcome = Outcome("failed", code, exc.errmsg[:100])
     repository.finish_job(job_id, str(outcome), now=now)
     return outcome
+
+
+def _settle_campaign(job: Mapping, outcome: Outcome, now: int) -> None:
+    """A campaign send's outcome on its SEND item; 45009 pauses the run until the quota resets."""
+    from wxloop.services import campaign_send
+
+    if outcome.status != "deferred":
+        campaign_send.settled(job, str(outcome), now=now)
+    elif outcome.errcode == QUOTA_CODE:
+        campaign_send.settled(job, str(outcome), now=now, paused_until=quota_reset_after(now))
 
 
 def _release(job_id: str) -> None:

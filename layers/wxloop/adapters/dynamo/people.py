@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from wxloop.adapters.dynamo.codec import RepositoryError, TransactionCancelled, call, get, marshal, table_name
+from wxloop.adapters.dynamo.codec import (
+    RepositoryError,
+    TransactionCancelled,
+    call,
+    conditional_update,
+    get,
+    marshal,
+    table_name,
+)
 from wxloop.adapters.dynamo.identities import get_identity
 from wxloop.adapters.dynamo.keys import identity_key, person_key, union_key
 from wxloop.domain.identity import MergePlan, decide_link, plan_merge
@@ -124,3 +132,50 @@ def _merge_items(table: str, plan: MergePlan, now: int, *, survivor_has_openids:
                                  "ExpressionAttributeValues": marshal({":s": plan.survivor, ":u": plan.unionid,
                                                                        ":l": plan.loser})}})
     return items
+
+
+# --- engagement profile (kept by the stream) ---------------------------------------------------------
+
+
+def get_engagement(uid: str) -> tuple[dict | None, int, bool]:
+    """(the stored profile document ``eng``, the last stream sequence number applied ``eng_seq`` (0: none),
+    whether the person exists). One small consistent read."""
+    item = get(person_key(uid), ProjectionExpression="pk, eng, eng_seq")
+    if not item:
+        return None, 0, False
+    return item.get("eng"), int(item.get("eng_seq") or 0), True
+
+
+def put_engagement(uid: str, profile_doc: dict, *, seq: int, expected_seq: int) -> bool:
+    """Store the profile document and the sequence number of the last stream record it includes, only if
+    ``eng_seq`` is still ``expected_seq`` (another batch did not write in between); False otherwise, or when
+    the person does not exist (never created here) or was merged into another."""
+    condition = "attribute_exists(pk) AND attribute_not_exists(merged_into) AND "
+    condition += "attribute_not_exists(eng_seq)" if not expected_seq else "eng_seq = :old"
+    values: dict[str, Any] = {":eng": profile_doc, ":seq": seq}
+    if expected_seq:
+        values[":old"] = expected_seq
+    return conditional_update(
+        Key=person_key(uid), UpdateExpression="SET eng = :eng, eng_seq = :seq",
+        ConditionExpression=condition, ExpressionAttributeValues=marshal(values),
+    ) is not None
+
+
+PUSHES_KEPT = 16  # recent push times on the person, for frequency caps (caps allow at most 10 a day)
+
+
+def record_push(uid: str, at: int) -> None:
+    """Append a push time to the person's ``pushes`` (the planner's frequency caps), keeping the newest
+    ``PUSHES_KEPT``. Best effort on the trim: a list one or two longer for a while is harmless."""
+    out = conditional_update(
+        Key=person_key(uid), UpdateExpression="SET pushes = list_append(if_not_exists(pushes, :none), :at)",
+        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=marshal({":none": [], ":at": [at]}),
+        ReturnValues="UPDATED_NEW",
+    )
+    pushes = (out or {}).get("Attributes", {}).get("pushes", {}).get("L") or []
+    extra = len(pushes) - PUSHES_KEPT
+    if extra > 0:
+        conditional_update(
+            Key=person_key(uid), UpdateExpression="REMOVE " + ", ".join(f"pushes[{i}]" for i in range(extra)),
+            ConditionExpression="size(pushes) = :n", ExpressionAttributeValues=marshal({":n": len(pushes)}),
+        )
