@@ -8,6 +8,7 @@ template. Generated from a seed, so runs are repeatable.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ def person_items(i: int, rng: random.Random, now: int) -> list[dict]:
     person = {"pk": f"USER#{uid}", "sk": "PROFILE", "uid": uid, "created_at": last - 60 * 86400,
               "first_touch": {"channel": rng.choice(["oa", "mp", "poster"])},
               "openids": {OA: oa_openid, MP: mp_openid}, "points": rng.randint(0, 800),
-              f"fol_{OA}": {"f": following, "at": last}, "eng": replay(sorted(events, key=lambda e: e.at)).to_doc()}
+              f"fol_{OA}": {"f": following, "at": last}, "eng": json.dumps(replay(sorted(events, key=lambda e: e.at)).to_doc(), separators=(",", ":"))}
     if rng.random() < 0.1:
         person["consent_marketing"] = "withdrawn"
     window = {"win_msg_at": last, "win_msg_sent": rng.randint(0, 2)} if days_ago <= 1 else {}

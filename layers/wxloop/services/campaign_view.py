@@ -11,7 +11,7 @@ The person item (``USER#{uid}``/``PROFILE``) carries everything a segment filter
 | ``prefs`` | ``{topics, …}``: MP preferences (each key but ``v``/``at`` is a filterable preference) |
 | ``first_touch`` | ``{channel, …}``: first-touch channel |
 | ``points`` | points balance |
-| ``eng`` | the engagement profile (score, hours, last active, preferred platform), kept by the stream |
+| ``eng`` | the engagement profile as compact JSON (scores, hours, last active), kept by the stream |
 | ``consent_marketing`` | ``granted`` / ``withdrawn`` (absent: unknown) |
 | ``pushes`` | recent push times, for frequency caps (kept by the worker) |
 """
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wxloop.adapters.dynamo.keys import identity_pk
+from wxloop.adapters.dynamo.people import engagement_doc
 from wxloop.domain.campaigns import Campaign, PersonView
 from wxloop.domain.channel_pick import Reachability
 from wxloop.domain.engagement import Profile
@@ -58,7 +59,7 @@ def filter_view(person: Mapping[str, Any], campaign: Campaign) -> PersonView:
         mp_prefs={str(k): tuple(v) if isinstance(v, (list, set, tuple)) else str(v)
                   for k, v in prefs.items() if k not in ("v", "at")},
         mp_apps=frozenset(openids), first_touch_channel=str(first.get("channel") or ""), points=points,
-        profile=Profile.from_doc(person.get("eng")), reach=reach,
+        profile=Profile.from_doc(engagement_doc(person.get("eng"))), reach=reach,
     )
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from wxloop.adapters.dynamo.codec import (
     ConditionFailed,
     RepositoryError,
-    TransactionCancelled,
     call,
     conditional_update,
     get,
@@ -33,7 +33,7 @@ from wxloop.adapters.dynamo.codec import (
 )
 from wxloop.adapters.dynamo.keys import CAMPAIGN_CATALOG, campaign_key, campaign_pk
 
-TRANSACT_MAX = 100  # DynamoDB's item limit per TransactWriteItems
+CLAIM_THREADS = 16  # conditional puts in flight per page (each ~5 ms): a 500-person page in ~0.2 s
 BATCH_GET_MAX = 100
 _COUNTER = re.compile(r"[a-z0-9_]{1,60}")
 
@@ -209,29 +209,24 @@ def get_items(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
 # --- sends and hour buckets --------------------------------------------------------------------------
 
 
+def _claim_send(campaign_id: str, run: str, send: Mapping[str, Any], now: int) -> str | None:
+    try:
+        call("put_item", ConditionExpression="attribute_not_exists(pk)",
+             Item={**campaign_key(campaign_id, f"SEND#{run}#{send['uid']}"), **marshal(
+                 {"state": "planned", "channel": send["channel"], "app_id": send["app_id"],
+                  "send_at": int(send["send_at"]), "planned_at": now})})
+    except ConditionFailed:
+        return None
+    return str(send["uid"])
+
+
 def claim_sends(campaign_id: str, run: str, sends: list[Mapping[str, Any]], now: int) -> set[str]:
     """Create ``SEND#{run}#{uid}`` for each send (``uid``, ``channel``, ``app_id``, ``send_at``) unless it
-    exists; returns the uids created now. Transactions of up to 100 conditional puts; when some already exist
-    (a retried page, a rerun), those are dropped and the rest written again, so each person gets one."""
-    table, created = table_name(), set()
-    pending = list(sends)
-    while pending:
-        chunk, pending = pending[:TRANSACT_MAX], pending[TRANSACT_MAX:]
-        while chunk:
-            items = [{"Put": {"TableName": table, "ConditionExpression": "attribute_not_exists(pk)",
-                              "Item": {**campaign_key(campaign_id, f"SEND#{run}#{s['uid']}"), **marshal(
-                                  {"state": "planned", "channel": s["channel"], "app_id": s["app_id"],
-                                   "send_at": int(s["send_at"]), "planned_at": now})}}} for s in chunk]
-            try:
-                call("transact_write_items", TransactItems=items)
-            except TransactionCancelled as exc:
-                if not exc.any_of("ConditionalCheckFailed") or len(exc.reasons) != len(chunk):
-                    raise
-                chunk = [s for s, r in zip(chunk, exc.reasons, strict=True) if r != "ConditionalCheckFailed"]
-                continue
-            created.update(s["uid"] for s in chunk)
-            break
-    return created
+    exists; returns the uids created now, so a retried page or a rerun plans each person once. One
+    conditional PutItem each (1 write unit; a transaction would cost 2), ``CLAIM_THREADS`` at a time."""
+    with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
+        done = pool.map(lambda s: _claim_send(campaign_id, run, s, now), sends)
+        return {uid for uid in done if uid}
 
 
 def bucket_sk(run: str, hour_at: int, segment: int, page: int) -> str:

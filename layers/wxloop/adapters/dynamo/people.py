@@ -3,6 +3,7 @@ people found to be one (rules in ``wxloop.domain.identity``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from wxloop.adapters.dynamo.codec import (
@@ -137,13 +138,23 @@ def _merge_items(table: str, plan: MergePlan, now: int, *, survivor_has_openids:
 # --- engagement profile (kept by the stream) ---------------------------------------------------------
 
 
+def engagement_doc(value: Any) -> dict | None:
+    """The profile document stored in ``eng`` (compact JSON: one string attribute is far cheaper to read
+    back in bulk, by a scan of every person, than a map of ~30 numbers), or None when absent or unreadable."""
+    try:
+        doc = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def get_engagement(uid: str) -> tuple[dict | None, int, bool]:
     """(the stored profile document ``eng``, the last stream sequence number applied ``eng_seq`` (0: none),
     whether the person exists). One small consistent read."""
     item = get(person_key(uid), ProjectionExpression="pk, eng, eng_seq")
     if not item:
         return None, 0, False
-    return item.get("eng"), int(item.get("eng_seq") or 0), True
+    return engagement_doc(item.get("eng")), int(item.get("eng_seq") or 0), True
 
 
 def put_engagement(uid: str, profile_doc: dict, *, seq: int, expected_seq: int) -> bool:
@@ -152,7 +163,7 @@ def put_engagement(uid: str, profile_doc: dict, *, seq: int, expected_seq: int) 
     the person does not exist (never created here) or was merged into another."""
     condition = "attribute_exists(pk) AND attribute_not_exists(merged_into) AND "
     condition += "attribute_not_exists(eng_seq)" if not expected_seq else "eng_seq = :old"
-    values: dict[str, Any] = {":eng": profile_doc, ":seq": seq}
+    values: dict[str, Any] = {":eng": json.dumps(profile_doc, separators=(",", ":")), ":seq": seq}
     if expected_seq:
         values[":old"] = expected_seq
     return conditional_update(
