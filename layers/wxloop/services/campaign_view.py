@@ -85,9 +85,11 @@ def _closed(identity: Mapping[str, Any] | None, channel: str, name: str, reopene
     return {name} if at and at >= reopened else set()
 
 
-def full_view(person: Mapping[str, Any], campaign: Campaign, items: Mapping[Key, dict]) -> PersonView:
-    """The person with reachability: CS windows from the identities, the subscribe credit, closed channels."""
-    base = filter_view(person, campaign)
+def full_view(person: Mapping[str, Any], campaign: Campaign, items: Mapping[Key, dict],
+              base: PersonView | None = None) -> PersonView:
+    """The person with reachability: CS windows from the identities, the subscribe credit, closed channels.
+    ``base``: the person's ``filter_view`` when the caller has it already."""
+    base = base or filter_view(person, campaign)
     oa, mp = campaign.accounts.get("oa"), campaign.accounts.get("mp")
     oa_id = items.get((identity_pk(oa, openid_of(person, oa)), "ID")) if oa else None
     mp_pk = identity_pk(mp, openid_of(person, mp)) if mp else ""

@@ -70,12 +70,13 @@ def plan_page(campaign: Campaign, persons: list[dict], now: int,
     ``planned``, ``ch_{channel}``, ``skip_{reason}``, ``h_{Shanghai hour}``. Pure but for ``read`` (the batched
     read of identities and credits, called once for the people in the segment)."""
     counts: Counter = Counter(scanned=len(persons))
-    members = [p for p in persons if matches(campaign.segment, filter_view(p, campaign), now)]
+    views = ((p, filter_view(p, campaign)) for p in persons)
+    members = [(p, v) for p, v in views if matches(campaign.segment, v, now)]
     counts["skip_not_in_segment"] += len(persons) - len(members)
-    items = read([k for p in members for k in reach_keys(p, campaign)]) if members else {}
+    items = read([k for p, _ in members for k in reach_keys(p, campaign)]) if members else {}
     out = []
-    for person in members:
-        plan = plan_person(campaign, full_view(person, campaign, items), now)
+    for person, view in members:
+        plan = plan_person(campaign, full_view(person, campaign, items, view), now)
         if isinstance(plan, Skip):
             counts[f"skip_{plan.reason.value}"] += 1
             continue
