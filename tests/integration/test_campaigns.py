@@ -292,3 +292,26 @@ def test_the_handler_starts_a_scheduled_run_once_and_queues_its_segments(aws, co
     assert handler.lambda_handler(event, context)["existing"] is True, "a retried schedule finds its run"
     got = aws.sqs.receive_message(QueueUrl=plan_queue, MaxNumberOfMessages=10)["Messages"]
     assert sorted(json.loads(m["Body"])["segment"] for m in got) == [0, 1]
+
+
+def test_the_cli_pushes_plans_dry_and_runs_the_example_campaign(aws, capsys):
+    from devstack import demo_people
+    from tests.conftest import ROOT
+    from wxloop.cli import main
+
+    example = str(ROOT / "rules" / "campaigns.example.yaml")
+    assert main(["campaign", "validate", example]) == 0
+    assert main(["campaign", "push", example]) == 0
+    demo_people.seed(60, now=NOW, seed=3)
+    before = len(aws.items())
+    capsys.readouterr()
+    assert main(["campaign", "plan", "dormant-back", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "people scanned: 60" in out and "per channel:" in out and "per send hour:" in out
+    assert "not_in_segment" in out or "opted_out" in out
+    assert len(aws.items()) == before, "a dry run writes nothing"
+    assert main(["campaign", "run", "dormant-back", "--release-now"]) == 0
+    out = capsys.readouterr().out
+    planned = int(out.split("planned: ")[1].split()[0])
+    assert f"{planned} sends queued now" in out and len(drain(aws)) == planned
+    assert main(["campaign", "status", "dormant-back"]) == 0 and "done" in capsys.readouterr().out
