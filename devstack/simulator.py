@@ -146,6 +146,7 @@ def http_event(method: str, app_id: str, query: dict, body: str = "", *, kind: s
     }
 
 
+# long: the argument parser of every simulator command, then one dispatch
 def main(argv: list[str] | None = None) -> int:
     """``python -m devstack.simulator``: post a push to a running wxloop and print the reply."""
     p = argparse.ArgumentParser(prog="wxloop-sim", description="Act as WeChat: sign, encrypt, post, open the reply.")
