@@ -96,3 +96,10 @@ browser:
 kpi-demo: venv
 	$(PY) -m wxloop.cli demo traffic --persons 5000 --days 60 --lake .local/lake
 	$(PY) -m wxloop.cli kpi --format html -o .local/kpi.html --lake .local/lake
+
+# The environment variable table of docs/configuration.md, generated from wxloop.settings (a test fails when it drifts).
+.PHONY: configuration-doc
+configuration-doc: venv
+	@PYTHONPATH=layers $(PY) -c "import pathlib, re; from wxloop.settings import configuration_table as t; \
+	p = pathlib.Path('docs/configuration.md'); s = p.read_text(); \
+	p.write_text(re.sub(r'(?s)(<!-- generated -->\n).*(<!-- end generated -->)', lambda m: m[1] + t() + m[2], s))"
