@@ -70,6 +70,9 @@ def register_user(fake_url: str, app_id: str, openid: str, unionid: str | None) 
     http_json("POST", f"{fake_url}/__fake/users", {"app_id": app_id, "openid": openid, "unionid": unionid})
 
 
+DEMO_CONSENTS = ("analytics", "marketing", "personalisation", "phone")
+
+
 def login(base: str, fake_url: str, app_id: str, openid: str, *, unionid: str | None = None,
           scene: int | None = None, path: str | None = None) -> tuple[int, dict]:
     """A cold start of the MP opened at ``path`` (its query becomes the launch query) from ``scene``; the token
@@ -88,6 +91,9 @@ def login(base: str, fake_url: str, app_id: str, openid: str, *, unionid: str | 
     status, doc = http_json("POST", f"{base}/mp/{app_id}/session", body)
     if status == 200 and doc.get("token"):
         _save_token(app_id, openid, doc["token"])
+        # the demo MP's consent page: the person agrees to every purpose of policy "demo-1"
+        http_json("PUT", f"{base}/mp/{app_id}/privacy/consent",
+                  {"policy_version": "demo-1", "purposes": dict.fromkeys(DEMO_CONSENTS, True)}, token=doc["token"])
     return status, doc
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 
 import pytest
 
 from tests.conftest import ACCOUNTS, MP_APP, OA_APP
 from tests.integration.conftest_wechat import new_identity, sqs_event
-from tests.integration.mp_api_kit import call, login, people
+from tests.integration.mp_api_kit import call, grant, login, people
 
 pytest_plugins = ["tests.integration.conftest_wechat", "tests.integration.mp_api_kit"]
 MP2 = "wxabcdef0000000002"
@@ -157,6 +158,10 @@ def test_two_mps_the_old_session_lands_on_the_survivor_with_the_phone_resealed(
     status, doc = call(mp_api, context, "POST", "session", {"code": code}, app_id=two_mps)
     assert status == 200
     token_b = doc["token"]
+    from wxloop.domain import session
+
+    uid_b = session.verify(token_b, signing_keys(), app_id=two_mps, now=int(time.time())).uid
+    grant(uid_b, ("personalisation", "phone"))  # what the MP's consent page would have asked
     fake_wechat.add_phone_code(two_mps, "pcB", PHONE)
     assert call(mp_api, context, "POST", "phone", {"code": "pcB"}, token=token_b, app_id=two_mps)[0] == 200
     assert call(mp_api, context, "PUT", "preferences", {"topics": ["coffee"]}, token=token_b, app_id=two_mps)[0] == 200

@@ -64,11 +64,11 @@ def test_get_me_shows_the_person_never_their_ids(aws, mp_api, context, fake_wech
 
 def test_session_keys_rotate(aws, mp_api, context, fake_wechat, monkeypatch):
     old = login(mp_api, context, fake_wechat, openid="oRot")["token"]
-    rotated = {**ACCOUNTS, "session_keys": ["a-brand-new-session-key-0000001", ACCOUNTS["session_keys"][0]]}
+    rotated = {**ACCOUNTS, "session_keys": ["a-brand-new-session-key-00000001", ACCOUNTS["session_keys"][0]]}
     monkeypatch.setenv("WECHAT_ACCOUNTS", json.dumps(rotated))
     assert call(mp_api, context, "GET", "me", token=old)[0] == 200
     new = login(mp_api, context, fake_wechat, openid="oRot")["token"]
-    dropped = {**ACCOUNTS, "session_keys": ["a-brand-new-session-key-0000001"]}
+    dropped = {**ACCOUNTS, "session_keys": ["a-brand-new-session-key-00000001"]}
     monkeypatch.setenv("WECHAT_ACCOUNTS", json.dumps(dropped))
     assert call(mp_api, context, "GET", "me", token=new)[0] == 200
     assert call(mp_api, context, "GET", "me", token=old)[0] == 401
