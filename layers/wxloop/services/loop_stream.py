@@ -75,7 +75,10 @@ def on_record(stream_record: Mapping) -> int:
     at = int(new.get("rewarded_at") or 0)
     if new.get("channel") and new["channel"] != "invite":
         channels.count(str(new["channel"]), reward_day(at), "rewarded")
-    queue.send({"id": f"reward-notice:{new['invitee']}:{new['campaign']}", "kind": "reward_notice",
-                "app_id": str(new.get("app_id") or ""), "uid": str(new["inviter"]),
-                "campaign": str(new["campaign"]), "points": int(new.get("points") or 0)})
+    invitee, inviter, campaign = str(new["pk"])[len("REF#"):], new.get("inviter"), new.get("campaign")
+    if not inviter or not campaign:  # unlinked by an erasure, or not a campaign referral: nobody to tell
+        return 0
+    queue.send({"id": f"reward-notice:{invitee}:{campaign}", "kind": "reward_notice",
+                "app_id": str(new.get("app_id") or ""), "uid": str(inviter),
+                "campaign": str(campaign), "points": int(new.get("points") or 0)})
     return 1
