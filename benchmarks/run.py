@@ -50,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         started = time.perf_counter()
-        bench = importlib.import_module(module)
-        result = bench.run(args.build_dir) if name in ("cold_start_init", "mp_api_cold_init") else bench.run()
+        try:
+            bench = importlib.import_module(module)
+            result = bench.run(args.build_dir) if name in ("cold_start_init", "mp_api_cold_init") else bench.run()
+        except Exception as exc:  # one broken benchmark is reported, and the others still run
+            result = {"error": f"{type(exc).__name__}: {exc}"[:300], "within_budget": False}
         result["seconds"] = round(time.perf_counter() - started, 1)
         results[name] = result
         verdict = {True: "within budget", False: "OVER BUDGET"}.get(result.get("within_budget"), "no budget")
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _headline(r: dict) -> str:
+    if "error" in r:
+        return f"failed: {r['error']}"
     if "ratio" in r:
         keys = [k for k in r if k not in ("ratio", "budget_ratio") and isinstance(r[k], (int, float))
                 and not isinstance(r[k], bool)][:2]
