@@ -1,4 +1,5 @@
-"""Job worker: SQS batches of jobs (``wxloop.services.jobs``), with partial batch failure reporting.
+"""Job worker: SQS batches of jobs (``wxloop.services.jobs``), with partial batch failure reporting; and,
+on its daily schedule (``{"action": "renew_channels"}``), one ``channel_renew`` job per channel link due.
 
 A failed record is reported in ``batchItemFailures`` and hidden for a delay that grows with its receive count
 (``jobs.delay_retry``: 30 s, 60 s, … 900 s) before it comes back; a poison message fails on every receive, so
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from wxloop.config import load_config
-from wxloop.services import jobs
+from wxloop.services import channels, jobs
 
 logger = Logger()
 metrics = jobs.metrics
@@ -32,5 +33,7 @@ def record_handler(record: SQSRecord):
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
+    if event.get("action") == "renew_channels":
+        return {"queued": channels.queue_renewals()}
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

@@ -22,7 +22,8 @@ _TXN_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"
 
 
 def _prefix(pk: dict) -> str:
-    return pk["S"].split("#", 1)[0] + "#"
+    value = pk["S"]
+    return value.split("#", 1)[0] + "#" if "#" in value else value  # an exact key ("CHANNELS") stays itself
 
 
 def _needs(service: str, operation: str, params: dict, queue_url: str) -> list[tuple[str, str, str | None]]:
@@ -32,9 +33,12 @@ def _needs(service: str, operation: str, params: dict, queue_url: str) -> list[t
             return [(f"dynamodb:{_TXN_ACTIONS[kind]}", "Table", _prefix((body.get("Key") or body["Item"])["pk"]))
                     for item in params["TransactItems"] for kind, body in item.items()]
         key = params.get("Key") or params.get("Item") or {}
+        resource = "Table"
         if operation == "Query":  # authorized against the partition key the key condition names
-            key = {"pk": (params.get("ExpressionAttributeValues") or {}).get(":pk", {"S": "?"})}
-        return [(f"dynamodb:{operation}", "Table", _prefix(key["pk"]) if "pk" in key else None)]
+            values = params.get("ExpressionAttributeValues") or {}
+            key = {"pk": values.get(":pk") or next(iter(values.values()), {"S": "?"})}
+            resource += f"/index/{params['IndexName']}" if params.get("IndexName") else ""
+        return [(f"dynamodb:{operation}", resource, _prefix(key["pk"]) if "pk" in key else None)]
     if service == "sqs":
         action = "SendMessage" if operation == "SendMessageBatch" else operation
         return [(f"sqs:{action}", "JobsQueue" if params.get("QueueUrl") == queue_url else params.get("QueueUrl"), None)]
@@ -144,3 +148,18 @@ def test_the_mp_webhooks_calls_fit_its_role(aws, context, fake_wechat, iam, monk
     assert {("dynamodb:UpdateItem", "ID#"), ("dynamodb:PutItem", "USER#"), ("dynamodb:PutItem", "PUSHQ#"),
             ("dynamodb:GetItem", "USER#")} <= seen
     assert len(fake_wechat.calls("/cgi-bin/message/custom/send")) == 2
+
+
+def test_the_scheduled_channel_renewal_fits_the_workers_role(aws, context, fake_wechat, iam):
+    from tests.conftest import MP_APP
+    from wxloop.adapters.wechat import api_client
+    from wxloop.services import channels
+
+    channels.create("xhs", "mp-link", app_id=MP_APP, path="pages/a", days=2, client=api_client(MP_APP))
+    worker = load_handler("worker")
+    with iam.acting("WorkerFunction"):
+        assert worker.lambda_handler({"action": "renew_channels"}, context) == {"queued": 1}
+        pump(aws, worker.lambda_handler, context)
+    assert iam.denied == []
+    assert {("dynamodb:Query", "Table/index/gsi1", "CHANNELS"),
+            ("dynamodb:UpdateItem", "Table", "CHANNEL#")} <= iam.seen["WorkerFunction"]

@@ -104,6 +104,9 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
         ("secretsmanager:GetSecretValue", "AppSecretsSecretArn", None): "wxloop.adapters.wechat:api_client",
         ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config (reward_notice)",
+        ("dynamodb:Query", "Table/index/gsi1", "CHANNELS"): "wxloop.adapters.dynamo.channels:list_channels (renewals due)",
+        ("dynamodb:GetItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:get_channel (channel_renew)",
+        ("dynamodb:UpdateItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:replace_link (channel_renew)",
     },
     "MpApiRole": {
         ("logs:CreateLogStream", "MpApiLogGroup", None): "Lambda runtime: its own log group",
@@ -310,8 +313,10 @@ def _leading_keys(stmt: dict) -> list[str | None]:
     keys = cond["ForAllValues:StringLike"]
     assert set(keys) == {"dynamodb:LeadingKeys"}, stmt.get("Sid")
     prefixes = keys["dynamodb:LeadingKeys"]
-    assert all(p.endswith("#*") and p.count("*") == 1 for p in prefixes), f"{stmt.get('Sid')}: prefix# + '*'"
-    return [p[:-1] for p in prefixes]
+    # a key prefix ("USER#*") or one exact key ("CHANNELS", a fixed index partition): never a bare wildcard
+    assert all((p.endswith("#*") and p.count("*") == 1) or "*" not in p for p in prefixes), \
+        f"{stmt.get('Sid')}: prefix# + '*' or an exact key"
+    return [p[:-1] if p.endswith("*") else p for p in prefixes]
 
 
 def grants(role_id: str) -> set[tuple[str, str, str | None]]:
@@ -401,13 +406,13 @@ def test_the_webhook_writes_only_identities_and_persons(role_id):
 def test_unused_actions_are_gone():
     """TransactWriteItems (not an IAM action: transactions are authorized item by item) is granted to nobody;
     Scan only to the privacy role (the daily retention scan); Query only on persons (merges read both
-    persons' consent; the MP API lists a ledger), on the inviter index (my invites), and to the privacy role
-    (a person's partitions)."""
+    persons' consent; the MP API lists a ledger), on the inviter index (my invites) and the channel list
+    (renewals due), and to the privacy role (a person's partitions)."""
     every = set().union(*(grants(r) for r in USES if r != "PrivacyRole"))
     assert not {a for a, _, _ in every} & {"dynamodb:TransactWriteItems", "dynamodb:Scan"}
     assert "dynamodb:TransactWriteItems" not in {a for a, _, _ in grants("PrivacyRole")}
     queries = {(r, p) for a, r, p in every if a == "dynamodb:Query"}
-    assert queries <= {("Table", "USER#"), ("Table/index/gsi1", "INVITER#")}
+    assert queries <= {("Table", "USER#"), ("Table/index/gsi1", "INVITER#"), ("Table/index/gsi1", "CHANNELS")}
 
 
 def _rule_value(expr, params: dict):

@@ -85,7 +85,7 @@ def make(client, kind: str, app_id: str, code: str, path: str, days: int, now: i
     except ChannelError:
         raise
     except Exception as exc:
-        raise ChannelError(f"WeChat refused: {getattr(exc, 'errcode', '')} {exc}"[:200]) from None
+        raise ChannelError(f"WeChat refused: {getattr(exc, 'errcode', '')} {exc}"[:200]) from exc
 
 
 def create(name: str, kind: str, *, app_id: str, path: str = "", days: int = MAX_DAYS, cost: float | None = None,
@@ -109,20 +109,58 @@ def create(name: str, kind: str, *, app_id: str, path: str = "", days: int = MAX
     return {**item, "name": name, "image": made.image}
 
 
-def renew(*, within_days: int = 3, client_for=None, now: int | None = None) -> list[str]:
-    """Replace every expiring channel's link that lapses within ``within_days`` (same code, new expiry)."""
+RENEW_WITHIN_DAYS = 3  # the scheduled renewal runs daily: three tries before a link lapses
+
+
+def due(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = None) -> list[dict]:
+    """The expiring channels whose link lapses within ``within_days`` (one index query, no scan)."""
     now = int(time.time()) if now is None else now
-    done = []
-    for ch in store.list_channels():
-        if ch.get("kind") not in EXPIRING or int(ch.get("expires_at") or 0) > now + within_days * 86400:
-            continue
-        made = make(client_for(ch["app_id"]), ch["kind"], ch["app_id"], ch["code"], ch.get("path", ""),
-                    int(ch.get("days") or MAX_DAYS), now)
-        fields = {k: v for k, v in ch.items() if k not in ("pk", "sk", "name", "gsi1pk", "gsi1sk")}
-        store.put_channel(ch["name"], {**fields, "link": made.link, "ticket": made.ticket,
-                                       "expires_at": made.expires_at, "renewed_at": now})
-        done.append(ch["name"])
-    return done
+    return [ch for ch in store.list_channels()
+            if ch.get("kind") in EXPIRING and int(ch.get("expires_at") or 0) <= now + within_days * 86400]
+
+
+def renewal_jobs(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = None) -> list[dict]:
+    """One ``channel_renew`` job per channel due; its id names the expiry it replaces, so a repeated
+    schedule, a retry or a CLI renewal meanwhile never renews one link twice."""
+    return [{"id": f"channel_renew:{ch['name']}:{int(ch.get('expires_at') or 0)}", "kind": "channel_renew",
+             "app_id": ch["app_id"], "channel": ch["name"], "expires_at": int(ch.get("expires_at") or 0)}
+            for ch in due(within_days=within_days, now=now)]
+
+
+def queue_renewals(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = None) -> int:
+    """Queue the ``renewal_jobs`` for the worker (the daily schedule); returns how many. Raises
+    ``QueueError``: the schedule's retry, or tomorrow's run inside ``within_days``, queues them again."""
+    from wxloop.adapters import queue
+
+    jobs = renewal_jobs(within_days=within_days, now=now)
+    queue.send_many(jobs)
+    return len(jobs)
+
+
+def renew_one(name: str, expired_at: int, client, *, now: int | None = None) -> str:
+    """Replace channel ``name``'s link (same code, new expiry) if its expiry is still ``expired_at``.
+
+    Returns ``renewed``, ``gone`` (deleted or no longer expiring) or ``already`` (renewed meanwhile).
+    Raises ``ChannelError`` when WeChat refuses; a WeChat error with an errcode passes through unchanged
+    so the job runner can tell a quota (45009) from a retry.
+    """
+    now = int(time.time()) if now is None else now
+    ch = store.get_channel(name)
+    if ch is None or ch.get("kind") not in EXPIRING:
+        return "gone"
+    if int(ch.get("expires_at") or 0) != expired_at:
+        return "already"
+    made = make(client, ch["kind"], ch["app_id"], ch["code"], ch.get("path", ""), int(ch.get("days") or MAX_DAYS),
+                now)
+    fields = {"link": made.link, "ticket": made.ticket, "expires_at": made.expires_at, "renewed_at": now}
+    return "renewed" if store.replace_link(name, expired_at, fields) else "already"
+
+
+def renew(*, within_days: int = RENEW_WITHIN_DAYS, client_for=None, now: int | None = None) -> list[str]:
+    """Renew at once every channel due (the CLI); the schedule queues ``renewal_jobs`` instead."""
+    now = int(time.time()) if now is None else now
+    return [ch["name"] for ch in due(within_days=within_days, now=now)
+            if renew_one(ch["name"], int(ch.get("expires_at") or 0), client_for(ch["app_id"]), now=now) == "renewed"]
 
 
 def listing(*, now: int | None = None, soon_days: int = 3) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wxloop.adapters.dynamo.codec import call, get, marshal, table_name, unmarshal
+from wxloop.adapters.dynamo.codec import ConditionFailed, call, get, marshal, table_name, unmarshal
 from wxloop.adapters.dynamo.keys import channel_key
 
 COUNTERS = ("scans", "opens", "new_followers", "new_mp_users", "rewarded")
@@ -16,6 +16,21 @@ def put_channel(name: str, fields: Mapping[str, Any]) -> None:
     """Create or replace the channel ``name`` (a renewal replaces the code or link and the expiry)."""
     call("put_item", Item={**channel_key(name), **marshal({**fields, "name": name, "gsi1pk": "CHANNELS",
                                                             "gsi1sk": name})})
+
+
+def replace_link(name: str, expired_at: int, fields: Mapping[str, Any]) -> bool:
+    """Set a renewed channel's ``fields`` (link, ticket, expiry) if its expiry is still ``expired_at``;
+    False when someone renewed (or removed) it meanwhile, so two renewals never overwrite each other."""
+    names = {f"#f{i}": k for i, k in enumerate(fields)}
+    values = {f":f{i}": v for i, v in enumerate(fields.values())}
+    try:
+        call("update_item", Key=channel_key(name),
+             UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+             ConditionExpression="#e = :old", ExpressionAttributeNames={**names, "#e": "expires_at"},
+             ExpressionAttributeValues=marshal({**values, ":old": expired_at}))
+    except ConditionFailed:
+        return False
+    return True
 
 
 def get_channel(name: str) -> dict | None:

@@ -15,6 +15,8 @@ is poison) and one function. Kinds:
 - ``tag_topics`` (``followers``): ``openid``, ``uid``, ``version``, ``topics``/``remove``: tag names; the
   MP's preferences mirrored on the OA (``wxloop.services.mp_api.tags``).
 - ``touch`` (``recording``): ``inbound``, ``at``; records a push the webhook queued instead of writing.
+- ``channel_renew`` (``channels``): ``channel``, ``expires_at``; replaces an acquisition channel's link
+  before it lapses (queued daily by the worker's schedule).
 
 How a run ends, by WeChat errcode: ``runner``; the errcodes themselves: ``wxloop.protocol.errcodes``.
 """

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from wxloop.services.jobs import followers, messages, privacy, recording, rewards
+from wxloop.services.jobs import channels, followers, messages, privacy, recording, rewards
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import PoisonJob
 from wxloop.services.jobs.records import Job
@@ -51,6 +51,7 @@ KINDS: dict[str, JobKind[Any]] = {kind.name: kind for kind in (
     JobKind("reward_notice", rewards.RewardNotice, rewards.reward_notice),
     JobKind("untag_all", privacy.UntagAll, privacy.untag_all),
     JobKind("consent_withdraw", privacy.ConsentWithdraw, privacy.consent_withdraw, calls_wechat=False),
+    JobKind("channel_renew", channels.ChannelRenew, channels.channel_renew),
 )}
 
 
