@@ -71,7 +71,7 @@ def test_every_kind_has_a_record_and_a_function():
     from wxloop.services import jobs
 
     assert set(jobs.KINDS) == {"cs_send", "subscribe_send", "user_info", "tag", "tag_topics", "touch",
-                                "reward_notice", "untag_all", "consent_withdraw"}
+                                "reward_notice", "untag_all", "consent_withdraw", "channel_renew"}
     for name, kind in jobs.KINDS.items():
         assert kind.name == name and issubclass(kind.record, jobs.Job) and callable(kind.run)
     assert [n for n, k in jobs.KINDS.items() if not k.calls_wechat] == ["touch", "consent_withdraw"]
