@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    field_validator,
+)
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Topic = Annotated[str, StringConstraints(min_length=1, max_length=30, pattern=r"^[^\x00-\x1f\x7f,]+$")]
@@ -107,13 +115,12 @@ class EventsOut(BaseModel):
     accepted: int
 
 
-class PreferencesIn(_In):
-    topics: list[Topic] = Field(max_length=20)
+# a person's topics: at most 20, each once, in the order chosen
+Topics = Annotated[list[Topic], Field(max_length=20), AfterValidator(lambda v: list(dict.fromkeys(v)))]
 
-    @field_validator("topics")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        return list(dict.fromkeys(v))
+
+class PreferencesIn(_In):
+    topics: Topics
 
 
 class PreferencesOut(BaseModel):

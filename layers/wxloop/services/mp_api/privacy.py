@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wxloop.services.mp_api import me
 from wxloop.services.mp_api.errors import ApiError
-from wxloop.services.mp_api.models import Person
+from wxloop.services.mp_api.models import Person, Topics
 
 Version = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
 AppId = Annotated[str, Path(pattern=r"^wx[0-9a-f]{16}$", description="The Mini Program's app id.")]
@@ -64,8 +64,12 @@ class ErasureOut(BaseModel):
 
 
 class RectifyIn(BaseModel):
+    """What a person may correct (PIPL Art. 46): everything else on the person is derived or WeChat's.
+    Unknown fields are refused (422), so nobody can set points, ids or follow state this way."""
+
     model_config = ConfigDict(extra="forbid")
-    remove_phone: bool = Field(False, description="Forget the phone number.")
+    remove_phone: bool = Field(False, description="Forget the phone number (bind a new one with POST phone).")
+    topics: Topics | None = Field(None, description="Replace the chosen topics.")
 
 
 def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  # one closure per route
@@ -104,9 +108,13 @@ def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  
 
     @app.patch("/mp/<app_id>/privacy/me", summary="Correct what we hold", security=auth, responses=errors())
     def rectify(app_id: AppId, body: RectifyIn) -> Person:
-        now = int(time.time())
+        now, who = int(time.time()), claims(app_id)
+        if body.topics is not None:  # first: without personalisation consent (403) nothing else changes
+            from wxloop.services.mp_api import profile
+
+            profile.save_preferences(who, body.topics)
         sets = {"phone_removed_at": now} if body.remove_phone else {}
-        use = me.counted(claims(app_id).uid, now, sets=sets)
+        use = me.counted(who.uid, now, sets=sets)
         if body.remove_phone:
             from wxloop.adapters.dynamo import privacy as data
 
