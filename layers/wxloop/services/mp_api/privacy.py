@@ -68,6 +68,19 @@ class RectifyIn(BaseModel):
     remove_phone: bool = Field(False, description="Forget the phone number.")
 
 
+def _rectify(app_id: str, uid: str, *, remove_phone: bool) -> Person:
+    """Correct what is held about person ``uid`` (counted against its rate limit): forget the phone number
+    when asked. Returns the person as ``GET me`` shows it."""
+    now = int(time.time())
+    use = me.counted(uid, now, sets={"phone_removed_at": now} if remove_phone else {})
+    if remove_phone:
+        from wxloop.adapters.dynamo import privacy as data
+
+        data.forget(use.uid, ("phone", "phone_masked", "phone_at"))
+        use = me.counted(use.uid, now)
+    return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
+
+
 def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  # one closure per route
     """Add the privacy routes to ``app``; ``claims(app_id)`` authenticates the caller."""
 
@@ -104,15 +117,7 @@ def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  
 
     @app.patch("/mp/<app_id>/privacy/me", summary="Correct what we hold", security=auth, responses=errors())
     def rectify(app_id: AppId, body: RectifyIn) -> Person:
-        now = int(time.time())
-        sets = {"phone_removed_at": now} if body.remove_phone else {}
-        use = me.counted(claims(app_id).uid, now, sets=sets)
-        if body.remove_phone:
-            from wxloop.adapters.dynamo import privacy as data
-
-            data.forget(use.uid, ("phone", "phone_masked", "phone_at"))
-            use = me.counted(use.uid, now)
-        return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
+        return _rectify(app_id, claims(app_id).uid, remove_phone=body.remove_phone)
 
     @app.delete("/mp/<app_id>/privacy/me", summary="Erase everything held about me", security=auth,
                 responses=errors())
