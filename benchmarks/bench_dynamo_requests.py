@@ -19,6 +19,7 @@ BUDGET = {"text_repeat_user": 1, "text_first_contact": 2, "subscribe_new_followe
           "subscribe_returning_follower": 1, "click_repeat_user": 1, "retry_of_answered_push": 1}
 
 
+# long: one case per message type, each counted in the same moto session; split, the cases lose their order
 def run() -> dict:
     setup_env()
     os.environ["RULES_REFRESH_SECONDS"] = "3600"

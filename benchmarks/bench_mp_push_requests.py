@@ -18,6 +18,7 @@ BUDGET = {"text_repeat_user": 1, "text_first_contact": 2, "retry_of_answered_pus
           "xml_text_repeat_user": 1, "enter_session_repeat_user": 1, "subscribe_popup_repeat_user": 1}
 
 
+# long: one case per push kind, each counted in the same moto session; split, the cases lose their order
 def run() -> dict:
     setup_env()
     os.environ["RULES_REFRESH_SECONDS"] = "3600"

@@ -18,6 +18,7 @@ DOC = {"campaigns": [{"id": "welcome-phone", "qualify": "phone_bound", "points":
                       "reverse_on": ["order_refunded"]}]}
 
 
+# long: the reward path set up and measured step by step inside one moto session
 def run() -> dict:
     setup_env()
     from moto import mock_aws

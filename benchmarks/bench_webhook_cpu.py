@@ -34,6 +34,7 @@ def _sample(fn, n: int) -> float:
     return (time.process_time_ns() - start) / n / 1000
 
 
+# long: floor and handler set up side by side and sampled alternately, so noise hits both alike
 def run(n: int = 200, samples: int = 60) -> dict:
     """``samples`` short runs of ``n`` calls each, floor and handler alternating, so that noise from other
     processes hits both alike. Noise only ever adds time, so the ratio is taken of the lowest decile of

@@ -100,26 +100,41 @@ class LocalStack:
         self.route_paths: list[str] = []
 
     def start(self) -> LocalStack:
-        from moto.server import ThreadedMotoServer
-
+        """Start embedded AWS, the fake WeChat API, the table and queues, the rules and menu, the gateway and
+        the pumps, in that order; ``urls`` then names each."""
         from devstack import moto_dynamodb
+        from devstack.table import load_template
 
         check_free(self.ports)
         moto_dynamodb.apply()
+        aws_url = self._start_aws()
+        template = load_template()
+        accounts = self._environment(aws_url, template)
+        self._start_fake_wechat(accounts)
+        sqs, queue, stream_arn = self._create_table_and_queues(template)
+        self.urls.update(aws=aws_url, queue=queue)
+        self._publish_rules_and_menu(accounts)
+        self._serve(template, sqs, queue, stream_arn)
+        return self
+
+    def _start_aws(self) -> str:
+        """moto in server mode; its URL."""
+        from moto.server import ThreadedMotoServer
+
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.ports["WXLOOP_AWS_PORT"], verbose=False)
         self._moto.start()
-        aws_url = f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
-        env = {
+        return f"http://127.0.0.1:{self._moto.get_host_and_port()[1]}"
+
+    def _environment(self, aws_url: str, template: dict) -> dict:
+        """The process environment the functions see (the template's, pointed at this stack); the accounts."""
+        from devstack.gateway import function_environment
+
+        os.environ.update({
             "AWS_ENDPOINT_URL": aws_url, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "TABLE_NAME": self.table,
             "POWERTOOLS_SERVICE_NAME": "wxloop", "POWERTOOLS_METRICS_NAMESPACE": "wxloop",
             "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-        os.environ.update(env)
-        from devstack.gateway import function_environment
-        from devstack.table import load_template
-
-        template = load_template()
+        })
         os.environ.setdefault("ERASURE_SWEEP_SECONDS", "0")  # no scheduler here: an erasure sweeps at once
         os.environ.setdefault("EXPORT_PATH", str(LAKE_DIR.parent / "exports"))  # exports as local files
         for name, value in function_environment(template).items():  # as deployed, unless set here
@@ -130,8 +145,9 @@ class LocalStack:
         os.environ.setdefault("LAKE_PATH", str(LAKE_DIR))
         if not os.environ.get("WECHAT_ACCOUNTS"):
             os.environ["WECHAT_ACCOUNTS"] = self.accounts_file.read_text(encoding="utf-8")
-        accounts = json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
+        return json.loads(os.environ["WECHAT_ACCOUNTS"])["accounts"]
 
+    def _start_fake_wechat(self, accounts: dict) -> None:
         from devstack.fake_wechat import FakeWeChat
 
         self._fake = FakeWeChat({k: v.get("app_secret", "") for k, v in accounts.items()},
@@ -139,20 +155,24 @@ class LocalStack:
         os.environ["WECHAT_API_BASE"] = self._fake.start()
         self.urls["wechat_api"] = os.environ["WECHAT_API_BASE"]
 
+    def _create_table_and_queues(self, template: dict):
+        """The table (with its stream) and the jobs queue with its DLQ, as the template defines them."""
         import boto3
 
         from devstack.table import create_table
 
-        ddb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
-        stream_arn = create_table(ddb, self.table)
+        stream_arn = create_table(boto3.client("dynamodb"), self.table)
         dlq = sqs.create_queue(QueueName="wxloop-jobs-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes=queue_attributes(template, dlq_arn))["QueueUrl"]
         os.environ["QUEUE_URL"] = queue
-        self.urls.update(aws=aws_url, queue=queue, dlq=dlq)
+        self.urls["dlq"] = dlq
+        return sqs, queue, stream_arn
 
-        self._publish_rules_and_menu(accounts)
+    def _serve(self, template: dict, sqs, queue: str, stream_arn: str | None) -> None:
+        """The gateway for every route of the template, and the pumps feeding the worker and the stream."""
+        import boto3
 
         from devstack.gateway import function_timeout, load_function, routes_from_template, serve
         from devstack.pumps import pump_queue, pump_stream
@@ -169,7 +189,6 @@ class LocalStack:
         if "StreamFunction" in resources and stream_arn:
             pump_stream(boto3.client("dynamodbstreams"), stream_arn, load_function("StreamFunction", template),
                         self.stop_event, timeout=function_timeout("StreamFunction", template))
-        return self
 
     def cli_environment(self) -> dict[str, str]:
         """What a CLI in another shell needs to talk to this stack (written to ``.local/env``)."""

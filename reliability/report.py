@@ -1,4 +1,4 @@
-"""The report's Markdown table (one row per scenario: verdict, key figures) and its place in the README."""
+"""The report's Markdown table (one row per scenario: verdict, key figures) and its place in docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from devstack.table import REPO_ROOT
 
-README = REPO_ROOT / "README.md"
+FIGURES_PAGE = REPO_ROOT / "docs" / "reliability.md"  # the figures live beside the suite's description
 BEGIN = "<!-- reliability:begin (written by make reliability) -->"
 END = "<!-- reliability:end -->"
 SKIP = {"traceback", "statuses_by_fault", "cost"}

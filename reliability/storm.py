@@ -55,6 +55,7 @@ SOURCES: dict[str, Callable] = {
 
 
 @scenario("retry_storm", "storm", "N pushes x 4 deliveries from 8 senders: N effects, one answer per push")
+# long: one scenario read top to bottom: build the pushes, deliver them in a storm, then check each promise
 def retry_storm(run: Run) -> None:
     h, n = run.harness, run.size(24, 200)
     tag = f"{random.randrange(16**4):04x}"

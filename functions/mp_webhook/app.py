@@ -1,37 +1,12 @@
 """Mini Program push endpoint: GET|POST /wechat/mp/{app_id} (HTTP API, payload v2.0), XML or JSON bodies.
 
-No event-handler resolver here: one route, and its import costs ~60 ms of cold start.
+The handler is the push seam's (``wxloop.services.webhook``), as for the OA: decode the event, answer
+through ``mp_push.handle``, count the outcome, 500 when nothing was kept. At INIT it loads the accounts
+config, so a wrong config fails the start. No event-handler resolver here: one route, and its import costs
+~60 ms of cold start.
 """
 
-from aws_lambda_powertools import Logger
-
-from wxloop.config import load_config
-from wxloop.metrics import OutcomeMetrics
-from wxloop.protocol import http
 from wxloop.services import mp_push
-from wxloop.services.oa_push import PushNotAccepted
+from wxloop.services.webhook import push_handler
 
-logger = Logger()
-metrics = OutcomeMetrics()
-for _app_id in load_config().plain_mode_accounts("mp"):  # at INIT: a wrong accounts config fails the start
-    logger.warning("plain message mode: push bodies are unauthenticated, use safe mode", extra={"app_id": _app_id})
-
-
-def _count(name: str) -> None:
-    metrics.add_metric(name, "Count", 1)
-
-
-@logger.inject_lambda_context  # correlation id set below: the JMESPath option costs 15 us a request
-@metrics.log_metrics
-def lambda_handler(event: dict, context) -> dict:
-    request = http.decode(event)
-    logger.set_correlation_id(request.request_id)
-    try:
-        out = mp_push.handle(request, count=_count)
-    except PushNotAccepted:
-        out = http.HttpOut(500, "retry")
-    except Exception:  # nothing was kept: WeChat delivers again, and the retry is deduped if it was
-        logger.exception("push failed")
-        _count("Error")
-        out = http.HttpOut(500, "retry")
-    return http.respond(out)
+lambda_handler = push_handler("mp", mp_push.handle)

@@ -1,5 +1,5 @@
 """End to end: the whole loop on ``make run``'s stack, driven over HTTP with the simulator's commands exactly
-as the README shows them.
+as docs/local-stack.md shows them.
 
 Follow the OA through a QR scene (WeChat's user/info knows the human's unionid) → the reply's Mini Program
 link → log in to the MP with the same unionid → one person with both identities, the QR scene kept as first

@@ -107,16 +107,19 @@ def _cards(h: dict[str, Any]) -> str:
         f'<div>{escape(target)}: {_status(ok)}</div></div>' for t, v, target, ok in cards) + "</div>"
 
 
-def _sections(report: dict[str, Any]) -> list[str]:  # one block per section, in reading order
+def _sections(report: dict[str, Any]) -> list[str]:
+    """The report's blocks in reading order: the loop's shape, then conversion and its drivers."""
+    return _loop_sections(report) + _conversion_sections(report)
+
+
+def _loop_sections(report: dict[str, Any]) -> list[str]:  # one block per section, in reading order
     k, d = report["kpis"], report["derived"]
     weeks = k["cross_platform_share"]
-    ttc = (k["time_to_conversion"] or [{}])[0]
     curves = {seg: [(r["day"], r["rate"]) for r in k["retention"] if r["segment"] == seg]
               for seg in ("cross", "single")}
     steps = [(label, sum(int(r[key]) for r in k["funnel"])) for key, label in
              (("persons", "first touch"), ("oa_touch", "OA touch"), ("mp_open", "MP open"),
               ("registered", "registration / phone"), ("converted", "conversion"))]
-    ref = (k["referrals"] or [{}])[0]
     return [
         "<h2>Cross-platform active share per week</h2>"
         '<p class="note">Persons active on both the Official Account and a Mini Program in the week, over all '
@@ -140,6 +143,14 @@ def _sections(report: dict[str, Any]) -> list[str]:  # one block per section, in
         _html_table("funnel", k["funnel"], [("channel", "first-touch channel", str), ("persons", "persons", _num),
                     ("oa_touch", "OA touch", _num), ("mp_open", "MP open", _num),
                     ("registered", "registered", _num), ("converted", "converted", _num)]),
+    ]
+
+
+def _conversion_sections(report: dict[str, Any]) -> list[str]:  # one block per section, in reading order
+    k, d = report["kpis"], report["derived"]
+    ttc = (k["time_to_conversion"] or [{}])[0]
+    ref = (k["referrals"] or [{}])[0]
+    return [
         "<h2>Time from first touch to conversion</h2>"
         f'<p class="note" data-summary="time_to_conversion">{_num(ttc.get("converted"))} of '
         f'{_num(ttc.get("persons"))} persons converted ({_pct(ttc.get("conversion_rate"))}); median '

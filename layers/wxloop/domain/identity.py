@@ -188,6 +188,32 @@ def _guards(person: Mapping, attrs: set[str]) -> dict[str, Any]:
     return {a: person.get(a) for a in sorted(attrs)}
 
 
+def _already_merged(survivor: Mapping, loser: Mapping) -> bool:
+    """Whether ``loser`` is already merged into ``survivor`` (a repeat); ``ValueError`` when the two cannot
+    be merged (the same or a missing person, the loser merged elsewhere, the survivor merged)."""
+    s_uid, l_uid = survivor.get("uid"), loser.get("uid")
+    if not s_uid or not l_uid or s_uid == l_uid:
+        raise ValueError("a merge needs two different persons")
+    merged_into = loser.get("merged_into")
+    if merged_into == s_uid:
+        return True
+    if merged_into:
+        raise ValueError(f"person {l_uid} is already merged into {merged_into}")
+    if survivor.get("merged_into"):
+        raise ValueError(f"survivor {s_uid} is itself merged into {survivor['merged_into']}")
+    return False
+
+
+def _consent_moves(s_consent: Mapping[str, Mapping], l_consent: Mapping[str, Mapping]) -> dict[str, dict]:
+    """The consent records the survivor takes over, per purpose: the stricter of the two wins."""
+    consent = {}
+    for purpose in sorted(set(l_consent)):
+        chosen = combine_consent(s_consent.get(purpose), l_consent[purpose])
+        if chosen is not s_consent.get(purpose):
+            consent[purpose] = dict(chosen or {})
+    return consent
+
+
 def plan_merge(
     survivor: Mapping, loser: Mapping, *, unionid: str, identity: tuple[str, str],
     survivor_consent: Mapping[str, Mapping] | None = None, loser_consent: Mapping[str, Mapping] | None = None,
@@ -200,17 +226,9 @@ def plan_merge(
     when the loser was merged into someone else or the survivor is merged (the caller follows
     ``merged_into`` and decides again).
     """
-    s_uid, l_uid = survivor.get("uid"), loser.get("uid")
-    if not s_uid or not l_uid or s_uid == l_uid:
-        raise ValueError("a merge needs two different persons")
-    merged_into = loser.get("merged_into")
-    if merged_into == s_uid:
+    if _already_merged(survivor, loser):
         return None
-    if merged_into:
-        raise ValueError(f"person {l_uid} is already merged into {merged_into}")
-    if survivor.get("merged_into"):
-        raise ValueError(f"survivor {s_uid} is itself merged into {survivor['merged_into']}")
-
+    s_uid, l_uid = str(survivor["uid"]), str(loser["uid"])
     loser_openids = dict(loser.get("openids") or {})
     app_id, openid = identity
     loser_openids.setdefault(app_id, openid)
@@ -225,12 +243,7 @@ def plan_merge(
     phone = _phone_moves(survivor, loser)
     if phone:
         sets["phone_masked"], sets["phone_at"] = loser.get("phone_masked"), loser.get("phone_at")
-    consent = {}
-    s_consent, l_consent = survivor_consent or {}, loser_consent or {}
-    for purpose in sorted(set(l_consent)):
-        chosen = combine_consent(s_consent.get(purpose), l_consent[purpose])
-        if chosen is not s_consent.get(purpose):
-            consent[purpose] = dict(chosen or {})
+    consent = _consent_moves(survivor_consent or {}, loser_consent or {})
     first_touch = _earlier_touch(survivor, loser)
     moved = set(sets) | ({"phone"} if phone else set())
     loser_moving = set(sets) | {a for a in ("points", "phone", "phone_at", "prefs", "topics_seen") if a in loser}

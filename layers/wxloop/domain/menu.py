@@ -122,14 +122,8 @@ def _bytes(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
-def _button(raw: object, path: str, *, top: bool) -> Button:
-    if not isinstance(raw, Mapping):
-        raise MenuError(path, "a button is a mapping with name and type")
-    allowed = set(_FIELDS) | ({"sub_button"} if top else set())
-    for key in raw:
-        if key not in allowed:
-            hint = " (sub buttons cannot have sub buttons)" if key == "sub_button" else ""
-            raise MenuError(f"{path}.{key}", f"unknown field{hint}")
+def _string_fields(raw: Mapping, path: str) -> dict[str, str]:
+    """The button's known fields as non-empty strings (numeric keys and ids as their digits)."""
     values: dict[str, str] = {}
     for name in _FIELDS:
         value = raw.get(name)
@@ -140,6 +134,18 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
         if not isinstance(value, str) or not value.strip():
             raise MenuError(f"{path}.{name}", "must be a non-empty string")
         values[name] = value
+    return values
+
+
+def _button(raw: object, path: str, *, top: bool) -> Button:
+    if not isinstance(raw, Mapping):
+        raise MenuError(path, "a button is a mapping with name and type")
+    allowed = set(_FIELDS) | ({"sub_button"} if top else set())
+    for key in raw:
+        if key not in allowed:
+            hint = " (sub buttons cannot have sub buttons)" if key == "sub_button" else ""
+            raise MenuError(f"{path}.{key}", f"unknown field{hint}")
+    values = _string_fields(raw, path)
     name = values.get("name")
     if not name:
         raise MenuError(f"{path}.name", "is required")

@@ -1,7 +1,7 @@
 """Answering a Mini Program push: verify, parse (XML or JSON), decide, record it on the unified user.
 
-The same seam as the OA webhook (``wxloop.services.oa_push``: endpoint, deadline, plain-mode query binding,
-``record_push``, queueing a push the table did not take). What differs: an MP cannot answer passively, so
+The same seam as the OA webhook (``wxloop.services.push_seam``: endpoint, deadline, plain-mode query binding,
+recording within the budget, queueing a push the table did not take). What differs: an MP cannot answer passively, so
 the rule engine's answer rides on the identity write as a customer-service job (the stream queues it, the
 worker sends it inside the MP's own windows, ``reach.MP_WINDOWS``), except ``transfer_customer_service``,
 the one passive reply an MP has. Subscribe-message events (popup, change, sent) land on the identity like
@@ -12,13 +12,12 @@ A known person's push costs one DynamoDB request (plain mode adds its query bind
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 
 from wxloop import config as config_mod
-from wxloop.adapters.dynamo import codec, people
 from wxloop.domain import rules as rule_engine
 from wxloop.domain.inbound import Inbound
 from wxloop.domain.replies import Reply
@@ -26,13 +25,11 @@ from wxloop.protocol import http
 from wxloop.protocol import mp_push as wire
 from wxloop.protocol.http import HttpOut
 from wxloop.protocol.outbound import cs_message
-from wxloop.protocol.push import Malformed, PushRejected
-from wxloop.services import oa_push, rules_cache
-from wxloop.services.oa_push import NOT_FOUND, OK_SUCCESS, OutOfTime, ReplyPlan, late, record_later_queued
+from wxloop.services import push_seam, rules_cache
+from wxloop.services.push_seam import NOT_FOUND, OK_SUCCESS, Count, ReplyPlan
 from wxloop.services.recording import journey_event
 
 logger = Logger(child=True)
-Count = Callable[[str], None]
 PLATFORM = "mp"
 # What an MP pushes that wxloop acts on (customer-service messages, session entry, subscribe-message
 # events); anything else is answered "success" and logged, never recorded.
@@ -46,15 +43,7 @@ CONTENT_TYPES = {"xml": "application/xml; charset=utf-8", "json": "application/j
 
 def handle(request: http.Request, *, count: Count) -> HttpOut:
     """Answer one decoded request to an MP push endpoint (GET verification, POST push)."""
-    if request.problem is not None:
-        count("Rejected_bad_request")
-        return request.problem
-    if request.method == "GET":
-        return oa_push.handle_get(request.app_id, request.query, count, kind=PLATFORM)
-    if request.method == "POST":
-        deadline = oa_push.deadline_for(request.time_epoch_ms)
-        return handle_post(request.app_id, request.query, request.body, deadline=deadline, count=count)
-    return HttpOut(405, "method not allowed")
+    return push_seam.dispatch(request, count=count, kind=PLATFORM, post=handle_post)
 
 
 def handled(inb: Inbound) -> bool:
@@ -65,29 +54,26 @@ def handled(inb: Inbound) -> bool:
 def handle_post(app_id: str, query: Mapping[str, str], body: bytes, *, deadline: float, count: Count) -> HttpOut:
     """Answer one POSTed push (XML or JSON, plain, compat or safe). ``deadline``: ``time.monotonic()`` by
     which WeChat must have the answer."""
-    endpoint = oa_push.endpoint_for(app_id, PLATFORM)
+    endpoint = push_seam.endpoint_for(app_id, PLATFORM)
     if endpoint is None:
         return NOT_FOUND
     account = config_mod.load_config().account(app_id)
-    try:
+
+    def opener():
         opened = wire.open_push(endpoint, dict(query), body, account.push_format if account else "xml")
-        inb = wire.parse(opened)
-    except PushRejected as exc:
-        count(f"Rejected_{exc.reason}")
-        logger.info("push rejected", extra={"reason": exc.reason, "app_id": app_id})
-        return HttpOut(exc.status, "forbidden" if exc.status == 403 else exc.reason)
-    except Malformed as exc:
-        count("Malformed")
-        logger.warning("signed push unreadable", extra={"reason": str(exc), "app_id": app_id})
-        return OK_SUCCESS
+        return opened, wire.parse(opened)
+
+    pushed = push_seam.open_push(app_id, opener, count)
+    if isinstance(pushed, HttpOut):
+        return pushed
+    opened, inb = pushed
     if not handled(inb):
         count("Unhandled")
         logger.info("push type not handled", extra={"kind": inb.kind[:80], "app_id": app_id})
         return OK_SUCCESS
-    if not opened.encrypted and not oa_push.bind_plain_query(app_id, opened):
-        count("Rejected_query_replayed")
-        logger.info("push rejected", extra={"reason": "query_replayed", "app_id": app_id})
-        return HttpOut(403, "forbidden")
+    refused = push_seam.refuse_replayed_query(app_id, opened, count)
+    if refused is not None:
+        return refused
     reply = answer(app_id, inb, fmt=opened.fmt, deadline=deadline, count=count)
     if reply is None:
         return OK_SUCCESS
@@ -98,20 +84,13 @@ def answer(app_id: str, inb: Inbound, *, fmt: str, deadline: float, count: Count
     """Decide, then record the push with its customer-service job on the sender's identity. Returns the
     passive reply body (``transfer_customer_service`` in ``fmt``), or None to answer ``success``."""
     now = int(time.time())
-    codec.ddb()  # a cold container creates its client here, before the budget check
-    if late(deadline):
-        return _queue(app_id, inb, journey_event(app_id, inb, now=now, platform=PLATFORM), now, count, "deadline")
-    plan = plan_reply(app_id, inb, now=now, fmt=fmt)
-    if late(deadline):
-        return _queue(app_id, inb, plan.event, now, count, "deadline")
-    try:
-        touch, plan = oa_push.record_push(app_id, inb, plan, now=now, deadline=deadline, platform=PLATFORM,
-                                          replan=_same_plan)
-    except OutOfTime as out:
-        return _queue(app_id, inb, out.plan.event, now, count, "deadline")
-    except codec.RepositoryError as exc:
-        logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
-        return _queue(app_id, inb, plan.event, now, count, "write_failed")
+    recorded = push_seam.record_within_budget(
+        app_id, inb, now=now, deadline=deadline, count=count, platform=PLATFORM, replan=_same_plan,
+        decide=lambda: plan_reply(app_id, inb, now=now, fmt=fmt),
+        undecided=lambda: journey_event(app_id, inb, now=now, platform=PLATFORM))
+    if recorded is None:
+        return None
+    touch, plan = recorded
     if touch.status == "duplicate":
         count("Deduped")
         return touch.stored_reply
@@ -155,19 +134,8 @@ def cs_jobs(app_id: str, inb: Inbound, reply: Reply) -> list[dict]:
 def _send_personal(app_id: str, inb: Inbound, template: Reply, uid: str, *, now: int, deadline: float,
                    count: Count) -> None:
     """Render a reply with placeholders with the person's values (one read while it fits) and leave its
-    customer-service job as an outbox event (``oa_push.deliver_outbox``)."""
-    values: Mapping = {}
-    if time.monotonic() < deadline - 2 * oa_push.CALL_RESERVE_SECONDS:
-        try:
-            values = oa_push.placeholder_values(people.get_person(uid) or {})
-        except Exception as exc:
-            logger.warning("person read failed", extra={"error": repr(exc)[:200]})
-    jobs = cs_jobs(app_id, inb, rule_engine.render(template, values))
+    customer-service job as an outbox event (``push_seam.deliver_outbox``)."""
+    jobs = cs_jobs(app_id, inb, rule_engine.render(template, push_seam.person_values(uid, deadline)))
     if jobs:
-        outbox = {"id": f"{inb.dedupe_key}:outbox", "type": "outbox", "app": app_id, "at": inb.create_time or now,
-                  "journey": False, "jobs": jobs}
-        oa_push.deliver_outbox(app_id, inb, jobs, outbox, deadline=deadline, count=count)
-
-
-def _queue(app_id: str, inb: Inbound, event: Mapping, now: int, count: Count, reason: str) -> None:
-    return record_later_queued(app_id, inb, event, now=now, count=count, reason=reason, platform=PLATFORM)
+        outbox = push_seam.outbox_event(app_id, inb, jobs, now)
+        push_seam.deliver_outbox(app_id, inb, jobs, outbox, deadline=deadline, count=count)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -124,6 +124,17 @@ def _automaton(needles: dict[str, list], paths: dict[str, str]) -> Any:
     return automaton
 
 
+def _version_of(body: Mapping, version: object) -> str:
+    """The name of a compiled set: ``version`` as given, else a hash of its content (``RuleError`` when it is
+    not a short string of letters, digits, _ . : -)."""
+    if version is None:
+        version = content_version(body)
+    if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", version):
+        raise RuleError("version", 'must be a string of letters, digits, _ . : - (at most 64); in YAML quote '
+                        'numbers: version: "2"')
+    return version
+
+
 class RuleSet:
     """A compiled rule set (immutable). Build with :meth:`compile`; ask with :meth:`decide`."""
 
@@ -161,30 +172,10 @@ class RuleSet:
         if defaults_doc:
             body["defaults"] = defaults_doc
         body["rules"] = [r.doc for r in rules]
-        if version is None:
-            version = doc.get("version")
-        if version is None:
-            version = content_version(body)
-        if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", version):
-            raise RuleError("version", 'must be a string of letters, digits, _ . : - (at most 64); in YAML quote '
-                            'numbers: version: "2"')
-        self.version = version
-        self._doc = {"version": version, **body}
-
-        self._index = {kind: _Index() for kind in TRIGGERS}
-        ordered = sorted(rules, key=lambda r: r.precedence)
-        needed: set[str] = set()
-        for rank, rule in enumerate(ordered):
-            if rule.apps and effective_app not in rule.apps:
-                continue
-            needed |= rule.needs
-            for k, keyword in enumerate(rule.keywords):
-                if rule.match != "regex":
-                    keyword = normalize(keyword)
-                for kind in rule.triggers:
-                    self._index[kind].add(rank, rule, keyword, f"rules[{rule.position}].keywords[{k}]")
-        for index in self._index.values():
-            index.freeze()
+        self.version = _version_of(body, version if version is not None else doc.get("version"))
+        self._doc = {"version": self.version, **body}
+        self._index_rules(rules, effective_app)
+        needed: set[str] = set().union(*(r.needs for r in rules if not r.apps or effective_app in r.apps))
         for reply in defaults.values():
             needed |= reply_needs(reply)
         self.placeholders_needed = frozenset(needed)
@@ -193,6 +184,20 @@ class RuleSet:
         for name, reply in defaults.items():
             self._decisions[DEFAULT_IDS[name]] = Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
         return self
+
+    def _index_rules(self, rules: Sequence[Rule], app_id: str | None) -> None:
+        """One index per trigger of the keywords of every rule active for ``app_id``, in precedence order."""
+        self._index = {kind: _Index() for kind in TRIGGERS}
+        for rank, rule in enumerate(sorted(rules, key=lambda r: r.precedence)):
+            if rule.apps and app_id not in rule.apps:
+                continue
+            for k, keyword in enumerate(rule.keywords):
+                if rule.match != "regex":
+                    keyword = normalize(keyword)
+                for kind in rule.triggers:
+                    self._index[kind].add(rank, rule, keyword, f"rules[{rule.position}].keywords[{k}]")
+        for index in self._index.values():
+            index.freeze()
 
     # -- asking
 

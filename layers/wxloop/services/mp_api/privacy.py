@@ -72,6 +72,24 @@ class RectifyIn(BaseModel):
     topics: Topics | None = Field(None, description="Replace the chosen topics.")
 
 
+def _rectify(app_id: str, who, body: RectifyIn) -> Person:
+    """Correct what is held about the person ``who`` (session claims; counted against its rate limit): the
+    topics first (without personalisation consent: 403 and nothing else changes), then forget the phone
+    number when asked. Returns the person as ``GET me`` shows it."""
+    now, remove_phone = int(time.time()), body.remove_phone
+    if body.topics is not None:
+        from wxloop.services.mp_api import profile
+
+        profile.save_preferences(who, body.topics)
+    use = me.counted(who.uid, now, sets={"phone_removed_at": now} if remove_phone else {})
+    if remove_phone:
+        from wxloop.adapters.dynamo import privacy as data
+
+        data.forget(use.uid, ("phone", "phone_masked", "phone_at"))
+        use = me.counted(use.uid, now)
+    return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
+
+
 def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  # one closure per route
     """Add the privacy routes to ``app``; ``claims(app_id)`` authenticates the caller."""
 
@@ -108,19 +126,7 @@ def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  
 
     @app.patch("/mp/<app_id>/privacy/me", summary="Correct what we hold", security=auth, responses=errors())
     def rectify(app_id: AppId, body: RectifyIn) -> Person:
-        now, who = int(time.time()), claims(app_id)
-        if body.topics is not None:  # first: without personalisation consent (403) nothing else changes
-            from wxloop.services.mp_api import profile
-
-            profile.save_preferences(who, body.topics)
-        sets = {"phone_removed_at": now} if body.remove_phone else {}
-        use = me.counted(who.uid, now, sets=sets)
-        if body.remove_phone:
-            from wxloop.adapters.dynamo import privacy as data
-
-            data.forget(use.uid, ("phone", "phone_masked", "phone_at"))
-            use = me.counted(use.uid, now)
-        return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
+        return _rectify(app_id, claims(app_id), body)
 
     @app.delete("/mp/<app_id>/privacy/me", summary="Erase everything held about me", security=auth,
                 responses=errors())
