@@ -3,15 +3,21 @@ one request, both against the same local DynamoDB, each in a fresh interpreter; 
 
 This measures the source tree with the dev environment's packages; ``benchmarks/bench_cold_start.py``
 measures the built artifact (``make bench``). The 1.2x target is reported, not enforced here.
+
+Both sides run from compiled bytecode, as deployed: ``sam build`` ships the layer's and the function's
+``.pyc`` and site-packages have theirs, so a sample that compiled the source tree would charge the webhook
+a cost Lambda never pays. The bytecode goes to a scratch ``PYTHONPYCACHEPREFIX``, written by a warm-up run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 from reliability.harness import OA, repo_path
 from reliability.registry import Run, scenario
@@ -61,18 +67,22 @@ def cold_start(run: Run) -> None:
     sim = h.simulator(OA)
     from devstack.simulator import http_event
 
-    env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "CRITICAL"}
+    env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "CRITICAL", "PYTHONPYCACHEPREFIX": tempfile.mkdtemp(prefix="wxloop-pyc-")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     code = WEBHOOK.format(fn=str(repo_path("functions", "oa_webhook")), layers=str(repo_path("layers")))
     hooks, bases = [], []
     openid = "oColdStart000000000000000001"
     push = sim.push(sim.text(openid, "hi"), "plain")
     env["BENCH_EVENT"] = json.dumps(http_event("POST", OA, push.query, push.body))
-    _sample(code, env)  # first contact and __pycache__ once, outside the samples
-    for i in range(run.size(3, 5)):
-        push = sim.push(sim.text(openid, f"cold {i}"), "plain")
-        env["BENCH_EVENT"] = json.dumps(http_event("POST", OA, push.query, push.body))
-        hooks.append(_sample(code, env))
-        bases.append(_sample(BASELINE, env))
+    try:
+        _sample(code, env), _sample(BASELINE, env)  # first contact and the bytecode once, outside the samples
+        for i in range(run.size(5, 11)):  # interleaved, so the machine's load falls on both alike
+            push = sim.push(sim.text(openid, f"cold {i}"), "plain")
+            env["BENCH_EVENT"] = json.dumps(http_event("POST", OA, push.query, push.body))
+            hooks.append(_sample(code, env))
+            bases.append(_sample(BASELINE, env))
+    finally:
+        shutil.rmtree(env["PYTHONPYCACHEPREFIX"], ignore_errors=True)
 
     def med(rows: list[dict], key: str) -> float:
         return statistics.median(r[key] if key != "both" else r["init"] + r["first"] for r in rows)

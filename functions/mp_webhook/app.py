@@ -5,6 +5,7 @@ No event-handler resolver here: one route, and its import costs ~60 ms of cold s
 
 from aws_lambda_powertools import Logger
 
+from wxloop import snapstart  # noqa: F401 - registers the SnapStart priming hook
 from wxloop.config import load_config
 from wxloop.metrics import OutcomeMetrics
 from wxloop.protocol import http
