@@ -1,5 +1,5 @@
 """``python -m reliability [--short] [--only NAME ...] [--out FILE] [--readme]``: run the scenarios against
-an in-process local stack, print the table, write the JSON report (and the README's table)."""
+an in-process local stack, print the table, write the JSON report (and the table in docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import warnings
 
 from reliability.registry import execute, load_all
-from reliability.report import README, render_table, update_readme
+from reliability.report import REPORT_DOC, render_table, update_report_doc
 
 DEFAULT_OUT = "benchmarks/reliability.json"
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--short", action="store_true", help="the CI version: seconds per scenario")
     p.add_argument("--only", nargs="*", default=None, help="scenario names (default: all)")
     p.add_argument("--out", default=None, help=f"JSON report (default {DEFAULT_OUT} for a full run)")
-    p.add_argument("--readme", action="store_true", help="write the table into README.md")
+    p.add_argument("--readme", action="store_true", help="write the table into docs/reliability.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(report, fh, indent=1, ensure_ascii=False, default=str)
             fh.write("\n")
     if args.readme:
-        update_readme(README, table)
+        update_report_doc(REPORT_DOC, table)
     return 0 if report["ok"] else 1
 
 
