@@ -12,7 +12,9 @@ replaced by the amazonaws.cn price list; the report says so beside every China f
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 
 from reliability.registry import Run, scenario
@@ -151,12 +153,9 @@ def _identity_growth(h, pushes: int) -> dict[str, int]:
 def _mp_calls(h, calls: int) -> dict:
     """``GET me`` through the MP API handler in-process: the code's own time, AWS requests and log bytes per
     call, and the person item's size."""
-    import contextlib
     import io
 
-    from devstack import faults
-    from devstack.gateway import LambdaContext, load_function, make_event, routes_from_template
-    from reliability.harness import MP
+    from devstack.gateway import load_function, routes_from_template
     from reliability.load import item_size
 
     route = next(r for r in routes_from_template() if r.template.startswith("/mp/"))
@@ -164,6 +163,34 @@ def _mp_calls(h, calls: int) -> dict:
     people = [f"oCostMp{n}{int(time.time()) % 10**6:06d}".ljust(28, "x") for n in range(max(1, calls // 50))]
     tokens = [h.login(p) for p in people]  # ≤ 50 calls each: under the 120-a-minute rate limit
     own, requests, out = [], {}, io.StringIO()
+    service = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "wxloop"))
+    saved, level = [(hd, hd.stream) for hd in service.handlers if hasattr(hd, "stream")], service.level
+    service.setLevel(logging.INFO)  # the deployed level; its lines are counted, not shown
+    for hd, _ in saved:
+        hd.stream = out
+    try:
+        _call_me(handler, route, tokens, calls, own, requests, out)
+    finally:
+        service.setLevel(level)
+        for hd, stream in saved:
+            hd.stream = stream
+    from reliability.harness import MP
+
+    uid = _item(h, {"pk": {"S": f"ID#{MP}#{people[0]}"}, "sk": {"S": "ID"}}).get("uid")
+    person = _item(h, {"pk": {"S": f"USER#{uid}"}, "sk": {"S": "PROFILE"}}) if uid else {}
+    return {"calls": calls, "code_ms_mean": round(sum(own) / calls * 1000, 2),
+            "aws_requests_per_call": {k: round(v / calls, 3) for k, v in sorted(requests.items())},
+            "log_bytes_per_call": round(len(out.getvalue().encode()) / calls, 1),
+            "person_item_bytes": item_size(person) if person else 1024}
+
+
+def _call_me(handler, route, tokens: list[str], calls: int, own: list, requests: dict, out) -> None:
+    import contextlib
+
+    from devstack import faults
+    from devstack.gateway import LambdaContext, make_event
+    from reliability.harness import MP
+
     for i in range(calls):
         event = make_event("GET", route, f"/mp/{MP}/me", {"app_id": MP, "proxy": "me"}, "",
                            {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}, b"")
@@ -176,12 +203,6 @@ def _mp_calls(h, calls: int) -> dict:
             requests[k] = requests.get(k, 0) + v
         if status != 200:
             raise RuntimeError(f"GET me answered {status}")
-    uid = next((i["pk"][5:] for i in h.items() if i.get("sk") == "PROFILE" and people[0] in str(i)), None)
-    person = _item(h, {"pk": {"S": f"USER#{uid}"}, "sk": {"S": "PROFILE"}}) if uid else {}
-    return {"calls": calls, "code_ms_mean": round(sum(own) / calls * 1000, 2),
-            "aws_requests_per_call": {k: round(v / calls, 3) for k, v in sorted(requests.items())},
-            "log_bytes_per_call": round(len(out.getvalue().encode()) / calls, 1),
-            "person_item_bytes": item_size(person) if person else 1024}
 
 
 @scenario("cost", "cost", "Cost per 1M pushes and 1M MP API calls (arm64), from the measured figures",
