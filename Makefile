@@ -97,7 +97,7 @@ kpi-demo: venv
 	$(PY) -m wxloop.cli kpi --format html -o .local/kpi.html --lake .local/lake
 
 # Storms, faults, races, security, fuzz, load, cold start and cost against an in-process local stack:
-# writes benchmarks/reliability.json and the table in docs/reliability.md. SHORT=1: the CI version (seconds each).
+# writes benchmarks/reliability.json and the table in docs/reliability.md. SHORT=1: the CI version (.ci/run).
 .PHONY: reliability
 reliability: venv
 	$(PY) -m reliability $(if $(SHORT),--short,--readme)

@@ -13,7 +13,7 @@ import time
 import warnings
 
 from reliability.registry import execute, load_all
-from reliability.report import FIGURES_PAGE, render_table, update_readme
+from reliability.report import REPORT_DOC, render_table, update_report_doc
 
 DEFAULT_OUT = "benchmarks/reliability.json"
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(report, fh, indent=1, ensure_ascii=False, default=str)
             fh.write("\n")
     if args.readme:
-        update_readme(FIGURES_PAGE, table)
+        update_report_doc(REPORT_DOC, table)
     return 0 if report["ok"] else 1
 
 

@@ -8,6 +8,7 @@ the bytes logged per push at the deployed log level, and the sizes of the items 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import logging
@@ -121,7 +122,12 @@ def _log_bytes_per_push(handler, sim, people: list[str], n: int = 50) -> float:
     counter = _Bytes()
     saved = [(hd, getattr(hd, "stream", None)) for hd in service.handlers]
     level, metrics_off = service.level, os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    # the handler's metrics read the switch when its module loaded: publish them as deployed (EMF lines)
+    metrics = inspect.unwrap(handler).__globals__.get("metrics")
+    metrics_was = getattr(metrics, "disabled", None)
     try:
+        if metrics_was is not None:
+            metrics.disabled = False
         service.setLevel(logging.INFO)
         for hd, _ in saved:
             if hasattr(hd, "stream"):
@@ -131,6 +137,8 @@ def _log_bytes_per_push(handler, sim, people: list[str], n: int = 50) -> float:
                 push = sim.push(sim.text(people[i % len(people)], f"log {i}"), "plain")
                 handler(http_event("POST", OA, *_q(push)), _ctx())
     finally:
+        if metrics_was is not None:
+            metrics.disabled = metrics_was
         if metrics_off is not None:
             os.environ["POWERTOOLS_METRICS_DISABLED"] = metrics_off
         service.setLevel(level)

@@ -106,7 +106,10 @@ def login_race(run: Run) -> None:
     ok = [t for t in tokens if isinstance(t, str)]
     uids = set()
     for t in ok:
-        status, doc, _ = h.mp_call("GET", "me", token=t)
+        for _ in range(3):  # a 503 says "try again" (slow storage), not who the token belongs to
+            status, doc, _ = h.mp_call("GET", "me", token=t)
+            if status != 503:
+                break
         uids.add(doc.get("uid") or str(doc)[:40] if status == 200 else f"HTTP {status}")
     ident = [i for i in h.items() if i["pk"] == f"ID#{MP}#{openid}"]
     run.figures.update(logins=20, retried_503=sum(retries.values()), tokens=len(ok), distinct_people=len(uids), identities=len(ident))

@@ -1,4 +1,5 @@
-"""The report's Markdown table (one row per scenario: verdict, key figures) and its place in docs/reliability.md."""
+"""The report's Markdown table (one row per scenario: verdict, key figures) and its place in
+``docs/reliability.md``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from devstack.table import REPO_ROOT
 
-FIGURES_PAGE = REPO_ROOT / "docs" / "reliability.md"  # the figures live beside the suite's description
+REPORT_DOC = REPO_ROOT / "docs" / "reliability.md"
 BEGIN = "<!-- reliability:begin (written by make reliability) -->"
 END = "<!-- reliability:end -->"
 SKIP = {"traceback", "statuses_by_fault", "cost"}
@@ -34,11 +35,22 @@ def render_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, table: str) -> None:
-    """Replace the text between the markers with ``table`` (the markers must exist)."""
-    text = path.read_text(encoding="utf-8")
+NEW_DOC = """# Reliability figures
+
+The last full run of `make reliability` (storms, faults, races, security, fuzz, load, cold start, cost);
+`make reliability SHORT=1` is the version CI runs after `make test`. `benchmarks/reliability.json` holds the
+same run with every figure.
+
+"""
+
+
+def update_report_doc(path: Path, table: str) -> None:
+    """Replace the text between the markers with ``table``; a missing file is created with the markers, and
+    an existing one without them gets them appended (nothing else in it is touched)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else NEW_DOC
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path.name} has no reliability markers")
+        text = f"{text.rstrip()}\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")

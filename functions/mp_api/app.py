@@ -3,6 +3,7 @@
 
 from aws_lambda_powertools import Logger
 
+from wxloop import snapstart  # noqa: F401 - registers the SnapStart priming hook
 from wxloop.config import load_config
 from wxloop.services.mp_api import idempotency
 from wxloop.services.mp_api.http import build_app, precheck

@@ -6,6 +6,7 @@ config, so a wrong config fails the start. No event-handler resolver here: one r
 ~60 ms of cold start.
 """
 
+from wxloop import snapstart  # noqa: F401 - registers the SnapStart priming hook
 from wxloop.services import mp_push
 from wxloop.services.webhook import push_handler
 

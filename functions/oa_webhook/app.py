@@ -6,6 +6,7 @@ a wrong config fails the start. No event-handler resolver here: one route, and i
 cold start.
 """
 
+from wxloop import snapstart  # noqa: F401 - registers the SnapStart priming hook
 from wxloop.services import oa_push
 from wxloop.services.webhook import push_handler
 

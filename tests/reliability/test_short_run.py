@@ -89,3 +89,6 @@ def test_load_and_cost_figures_exist(report):
     assert figures(report, "load_in_process")["aws_requests_per_push"]["dynamodb.UpdateItem"] == 1
     cost = figures(report, "cost")
     assert cost["usd_per_1M_pushes"]["total"] < cost["usd_per_1M_pushes_naive"]["total"]
+    assert cost["per_push_quantities"]["log_bytes"] > 330 * 2  # the webhook's own lines (EMF) beyond Lambda's
+    assert cost["per_mp_call_quantities"]["ddb_write_units"] >= 1  # the rate-limit count is a write
+    assert cost["cny_est_per_1M_pushes"]["total"] > cost["usd_per_1M_pushes"]["total"]

@@ -4,6 +4,7 @@ which the template sets only for the token-fetching functions; the webhook's con
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import moto  # noqa: F401 - before any AWS client exists
@@ -127,7 +128,7 @@ def test_the_default_loader_holds_no_app_secret_even_when_the_document_has_them(
     monkeypatch.delenv("WECHAT_APP_SECRETS_SECRET", raising=False)
     webhook = load_config()
     assert all(acc.app_secret is None for acc in webhook.accounts.values())
-    assert all(v not in repr(webhook.model_dump()) for v in SECRET_VALUES.values())
+    assert all(v not in repr(dataclasses.asdict(webhook)) for v in SECRET_VALUES.values())
     assert webhook.account(OA_APP).token.get_secret_value()  # pushes still verify
     fetcher = load_config(with_app_secrets=True)
     assert fetcher.account(OA_APP).app_secret.get_secret_value() == SECRET_VALUES[OA_APP]

@@ -2,8 +2,9 @@
 
 ``current(app_id)`` answers from memory; at most once every ``RULES_REFRESH_SECONDS`` (default 30) per
 account it reads the CURRENT version pointer (one small DynamoDB read) and fetches and compiles the document
-only when the version changed. So most messages cause no DynamoDB request, and a push is live everywhere
-within one interval. When DynamoDB fails or a stored document does not compile, the last good set keeps
+only when the version changed; a container's first read fetches the CURRENT item whole (version and
+document), one request on the cold path instead of two. So most messages cause no DynamoDB request, and a
+push is live everywhere within one interval. When DynamoDB fails or a stored document does not compile, the last good set keeps
 serving (a warning is logged). Stored versions never change, so a version that did not compile is not fetched
 or compiled again: only a newer version is. Compiling happens inside the request that notices the new
 version; it is bounded (see ``wxloop.domain.rules``: at most 5,000 rules and 500 regexes, well under a second).
@@ -93,6 +94,11 @@ class RulesCache:
 
     def _reload(self, app_id: str, entry: _Entry | None, now: float) -> _Entry:
         try:
+            if entry is None:  # cold: the CURRENT item holds the document, so one read instead of two
+                found = self._fetch_fn()(app_id, None)
+                if found is None:
+                    return _Entry(builtin_rules(app_id), now, False)
+                return self._compiled(app_id, entry, now, *found)
             version = self._version_fn()(app_id)
             if version is None:
                 if entry is not None and not entry.stored:
@@ -105,17 +111,7 @@ class RulesCache:
             found = self._fetch_fn()(app_id, version)
             if found is None:
                 raise LookupError(f"rule set version {version} of {app_id} is missing")
-            stored_version, doc = found
-            try:
-                rules = RuleSet.compile(doc, version=stored_version, app_id=app_id)
-            except RuleError as exc:
-                logger.warning("stored rules do not compile, keeping the last good set",
-                               extra={"app_id": app_id, "version": stored_version, "error": str(exc)[:300]})
-                if entry is not None:
-                    return _Entry(entry.rules, now, entry.stored, version)
-                return _Entry(builtin_rules(app_id), now, False, version)
-            logger.info("rules loaded", extra={"app_id": app_id, "version": stored_version, "rules": len(rules)})
-            return _Entry(rules, now, True)
+            return self._compiled(app_id, entry, now, *found)
         except Exception as exc:
             # Keep answering with what we had; try again after the next interval.
             logger.warning("rules refresh failed, keeping the last good set",
@@ -123,6 +119,20 @@ class RulesCache:
             if entry is not None:
                 return _Entry(entry.rules, now, entry.stored, entry.refused)
             return _Entry(builtin_rules(app_id), now, False)
+
+    def _compiled(self, app_id: str, entry: _Entry | None, now: float, version: str, doc: dict) -> _Entry:
+        """The entry for stored ``doc``: compiled, or the last good set (else the builtin one) when it does not
+        compile, remembering ``version`` as refused so it is not fetched again."""
+        try:
+            rules = RuleSet.compile(doc, version=version, app_id=app_id)
+        except RuleError as exc:
+            logger.warning("stored rules do not compile, keeping the last good set",
+                           extra={"app_id": app_id, "version": version, "error": str(exc)[:300]})
+            if entry is not None:
+                return _Entry(entry.rules, now, entry.stored, version)
+            return _Entry(builtin_rules(app_id), now, False, version)
+        logger.info("rules loaded", extra={"app_id": app_id, "version": version, "rules": len(rules)})
+        return _Entry(rules, now, True)
 
     def _version_fn(self) -> Callable[[str], str | None]:
         if self._current_version is not None:

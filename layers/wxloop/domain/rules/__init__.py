@@ -19,33 +19,57 @@ Modules, one concept each:
   - ``errors``       ``RuleError``.
 """
 
-from wxloop.domain.rules.engine import RuleSet, content_version
-from wxloop.domain.rules.errors import RuleError
-from wxloop.domain.rules.model import (
-    DEFAULT_IDS,
-    KEYWORD_MAX_LEN,
-    MATCH_MODES,
-    MAX_REGEXES,
-    MAX_RULES,
-    REGEX_MAX_LEN,
-    REGEX_TEXT_LIMIT,
-    TRIGGERS,
-    Decision,
-    Rule,
-    Trigger,
-    normalize,
-    trigger_for,
-)
-from wxloop.domain.rules.regexes import (
-    REGEX_PROGRAM_LIMIT,
-    REGEX_SET_PROGRAM_LIMIT,
-    REGEX_SET_WIDTH_LIMIT,
-    REGEX_WIDTH_LIMIT,
-    RegexSet,
-    vet_regex,
-)
-from wxloop.domain.rules.templates import cut_text, placeholders_in, render, reply_needs
-from wxloop.domain.rules.windows import SHANGHAI, WEEKDAYS, TimeWindow, _shanghai_tz, local_time
+import importlib
+
+# Names resolve on first use (PEP 562): code that needs one submodule, such as the stored-document
+# bounds the DynamoDB adapter reads, does not import the engine, RE2 and the parser with it.
+_EXPORTS = {
+    "RuleSet": "engine",
+    "content_version": "engine",
+    "RuleError": "errors",
+    "DEFAULT_IDS": "model",
+    "Decision": "model",
+    "KEYWORD_MAX_LEN": "model",
+    "MATCH_MODES": "model",
+    "MAX_REGEXES": "model",
+    "MAX_RULES": "model",
+    "REGEX_MAX_LEN": "model",
+    "REGEX_TEXT_LIMIT": "model",
+    "Rule": "model",
+    "TRIGGERS": "model",
+    "Trigger": "model",
+    "normalize": "model",
+    "trigger_for": "model",
+    "REGEX_PROGRAM_LIMIT": "regexes",
+    "REGEX_SET_PROGRAM_LIMIT": "regexes",
+    "REGEX_SET_WIDTH_LIMIT": "regexes",
+    "REGEX_WIDTH_LIMIT": "regexes",
+    "RegexSet": "regexes",
+    "vet_regex": "regexes",
+    "cut_text": "templates",
+    "placeholders_in": "templates",
+    "render": "templates",
+    "reply_needs": "templates",
+    "SHANGHAI": "windows",
+    "TimeWindow": "windows",
+    "WEEKDAYS": "windows",
+    "_shanghai_tz": "windows",
+    "local_time": "windows",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_IDS",

@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-import re2
-
 from wxloop.domain.rules.model import REGEX_MAX_LEN
 from wxloop.domain.rules.regex_width import regex_width
 
@@ -50,8 +48,16 @@ _ANY_TEXT_PROBES = ("a 5", "好 a", "5 好")
 _BACKREF_RE = re.compile(r"(?<!\\)(?:\\\\)*\\(?:[1-9]|g<|k<)|\(\?P=")
 
 
+@lru_cache(maxsize=1)
+def _re2() -> Any:
+    """The RE2 module, imported on first use: a rule set without regexes never pays its import at start."""
+    import re2
+
+    return re2
+
+
 def _options(max_mem: int | None = None) -> Any:
-    options = re2.Options()
+    options = _re2().Options()
     options.case_sensitive = False
     options.never_capture = True
     options.log_errors = False
@@ -60,7 +66,9 @@ def _options(max_mem: int | None = None) -> Any:
     return options
 
 
-_OPTIONS = _options()
+@lru_cache(maxsize=1)
+def _default_options() -> Any:
+    return _options()
 
 
 class VettedRegex(NamedTuple):
@@ -100,8 +108,8 @@ def vet_regex(pattern: str) -> VettedRegex:
     if re.search(r"(?<!\\)(?:\\\\)*\\C", source):
         raise ValueError("\\C (any byte) is not allowed: it can split a character")
     try:
-        regex = re2.compile(source, _OPTIONS)
-    except re2.error as exc:
+        regex = _re2().compile(source, _default_options())
+    except _re2().error as exc:
         raise ValueError(_explain(exc)) from None
     if regex.programsize > REGEX_PROGRAM_LIMIT:
         raise ValueError(f"too large: {regex.programsize} RE2 instructions (limit {REGEX_PROGRAM_LIMIT}); "
@@ -142,7 +150,7 @@ class RegexSet:
         """Raises ValueError when RE2 cannot build the set within its memory budget."""
         slot_of: dict[str, int] = {}
         self._members: list[list[int]] = []  # slot -> indices in ``patterns``
-        rset = re2.Set.SearchSet(_options(_SET_MAX_MEM))
+        rset = _re2().Set.SearchSet(_options(_SET_MAX_MEM))
         for i, pattern in enumerate(patterns):
             source = vet_regex(pattern).source
             if source not in slot_of:
@@ -151,7 +159,7 @@ class RegexSet:
             self._members[slot_of[source]].append(i)
         try:
             rset.Compile()
-        except re2.error:
+        except _re2().error:
             raise ValueError("the regexes together are too large for one pass (RE2's memory budget)") from None
         self._set = rset
         # The wrapper's Match only encodes str to UTF-8 first; calling the extension directly saves ~2 µs a message.
