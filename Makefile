@@ -24,7 +24,7 @@ help:
 	@echo "make bench      benchmarks -> benchmarks/results.json"
 	@echo "make stack-bench  2,000 messages from 1,000 new people against the running make run stack"
 	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff, mypy, import contracts"
 	@echo "make reliability  storms, faults, races, security, fuzz, load, cost (SHORT=1: the CI version)"
 
 $(VENV)/.stamp: pyproject.toml
@@ -66,6 +66,7 @@ bench: venv build
 
 lint: venv
 	$(PY) -m ruff check layers functions tests benchmarks devstack events reliability
+	$(PY) -m mypy
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)

@@ -119,6 +119,7 @@ class Simulator:
             return body
         import xmltodict
 
+        assert self._crypto is not None  # an encrypted push was sealed with it
         doc = xmltodict.parse(body)["xml"]
         return self._crypto.decrypt_message(doc, doc["MsgSignature"], doc["TimeStamp"], doc["Nonce"])
 

@@ -19,8 +19,16 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devstack.table import REPO_ROOT
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
+    from moto.server import ThreadedMotoServer
+
+    from devstack.fake_wechat import FakeWeChat
 
 DEMO_ACCOUNTS = REPO_ROOT / "config" / "demo-accounts.json"
 DEMO_RULES = REPO_ROOT / "rules" / "example.yaml"
@@ -95,7 +103,9 @@ class LocalStack:
         self.accounts_file, self.table, self.quiet = accounts_file, table, quiet
         self.rules_file, self.menu_file = rules_file, menu_file
         self.stop_event = threading.Event()
-        self._moto = self._gateway = self._fake = None
+        self._moto: ThreadedMotoServer | None = None
+        self._gateway: ThreadingHTTPServer | None = None
+        self._fake: FakeWeChat | None = None
         self.urls: dict[str, str] = {}
         self.route_paths: list[str] = []
 

@@ -60,7 +60,7 @@ class Button:
     article_id: str = ""
     sub_buttons: tuple[Button, ...] = ()
 
-    def to_wechat_json(self) -> dict:
+    def to_wechat_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.type:
             out["type"] = self.type
@@ -79,7 +79,7 @@ class Menu:
     buttons: tuple[Button, ...]
 
     @classmethod
-    def from_doc(cls, doc: Mapping) -> Menu:
+    def from_doc(cls, doc: Mapping[str, Any]) -> Menu:
         """Validate a menu document; raises :class:`MenuError` naming the offending path."""
         if not isinstance(doc, Mapping):
             raise MenuError("", "a menu file is a mapping with menu: {button: [...]}")
@@ -100,7 +100,7 @@ class Menu:
             raise MenuError(path, f"1 to {MAX_BUTTONS} top-level buttons")
         return cls(tuple(_button(b, f"{path}[{i}]", top=True) for i, b in enumerate(buttons)))
 
-    def to_wechat_json(self) -> dict:
+    def to_wechat_json(self) -> dict[str, Any]:
         """The body for ``POST /cgi-bin/menu/create``."""
         return {"button": [b.to_wechat_json() for b in self.buttons]}
 
@@ -140,7 +140,7 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
         if not isinstance(value, str) or not value.strip():
             raise MenuError(f"{path}.{name}", "must be a non-empty string")
         values[name] = value
-    name = values.get("name")
+    name = values.get("name", "")
     if not name:
         raise MenuError(f"{path}.name", "is required")
     limit = NAME_MAX_BYTES if top else SUB_NAME_MAX_BYTES
@@ -175,4 +175,4 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
             raise MenuError(f"{path}.url", "must be an http:// or https:// URL")
     if "appid" in values and not re.match(r"^[A-Za-z0-9_-]{1,64}$", values["appid"]):
         raise MenuError(f"{path}.appid", f"{values['appid']!r} is not an app id")
-    return Button(**values)
+    return Button(**values)  # type: ignore[arg-type]  # values holds only the str fields checked above

@@ -80,7 +80,7 @@ class TimeWindow:
             return False
         return not self.weekdays or day.isoweekday() in self.weekdays
 
-    def to_doc(self) -> dict:
+    def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
         if self.date_from or self.date_to:
             dates = {}
