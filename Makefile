@@ -67,6 +67,7 @@ bench: venv build
 lint: venv
 	$(PY) -m ruff check layers functions tests benchmarks devstack events reliability
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)
