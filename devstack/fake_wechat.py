@@ -20,6 +20,8 @@ Standalone: ``python -m devstack.fake_wechat --port 8089`` (accounts from ``WECH
 ``--accounts FILE``).
 """
 
+# long: one stdlib fake of every WeChat endpoint wxloop calls, its error codes and its control API
+
 from __future__ import annotations
 
 import argparse

@@ -109,6 +109,7 @@ class LocalStack:
         self.urls: dict[str, str] = {}
         self.route_paths: list[str] = []
 
+    # long: brings up AWS, the fake WeChat API, the table, the accounts and the gateway, in that order
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 

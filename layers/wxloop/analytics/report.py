@@ -107,7 +107,8 @@ def _cards(h: dict[str, Any]) -> str:
         f'<div>{escape(target)}: {_status(ok)}</div></div>' for t, v, target, ok in cards) + "</div>"
 
 
-def _sections(report: dict[str, Any]) -> list[str]:  # one block per section, in reading order
+# long: one block per section of the report, in reading order
+def _sections(report: dict[str, Any]) -> list[str]:
     k, d = report["kpis"], report["derived"]
     weeks = k["cross_platform_share"]
     ttc = (k["time_to_conversion"] or [{}])[0]

@@ -125,21 +125,7 @@ def _bytes(value: str) -> int:
 def _button(raw: object, path: str, *, top: bool) -> Button:
     if not isinstance(raw, Mapping):
         raise MenuError(path, "a button is a mapping with name and type")
-    allowed = set(_FIELDS) | ({"sub_button"} if top else set())
-    for key in raw:
-        if key not in allowed:
-            hint = " (sub buttons cannot have sub buttons)" if key == "sub_button" else ""
-            raise MenuError(f"{path}.{key}", f"unknown field{hint}")
-    values: dict[str, str] = {}
-    for name in _FIELDS:
-        value = raw.get(name)
-        if value is None:
-            continue
-        if isinstance(value, int) and not isinstance(value, bool) and name in ("key", "article_id", "media_id"):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise MenuError(f"{path}.{name}", "must be a non-empty string")
-        values[name] = value
+    values = _string_fields(raw, path, top=top)
     name = values.get("name", "")
     if not name:
         raise MenuError(f"{path}.name", "is required")
@@ -155,7 +141,32 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
             raise MenuError(f"{path}.sub_button", f"1 to {MAX_SUB_BUTTONS} sub buttons")
         return Button(name=name, sub_buttons=tuple(
             _button(b, f"{path}.sub_button[{i}]", top=False) for i, b in enumerate(subs)))
+    _check_action(values, path)
+    return Button(**values)  # type: ignore[arg-type]  # values holds only the str fields checked above
 
+
+def _string_fields(raw: Mapping[str, object], path: str, *, top: bool) -> dict[str, str]:
+    """The button's own fields as non-empty strings (numeric keys and ids as text); refuses unknown ones."""
+    allowed = set(_FIELDS) | ({"sub_button"} if top else set())
+    for key in raw:
+        if key not in allowed:
+            hint = " (sub buttons cannot have sub buttons)" if key == "sub_button" else ""
+            raise MenuError(f"{path}.{key}", f"unknown field{hint}")
+    values: dict[str, str] = {}
+    for name in _FIELDS:
+        value = raw.get(name)
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and name in ("key", "article_id", "media_id"):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise MenuError(f"{path}.{name}", "must be a non-empty string")
+        values[name] = value
+    return values
+
+
+def _check_action(values: dict[str, str], path: str) -> None:
+    """A leaf button: a known type, exactly its required fields, and each within WeChat's limits."""
     kind = values.get("type")
     if kind not in BUTTON_TYPES:
         raise MenuError(f"{path}.type", f"must be one of {', '.join(BUTTON_TYPES)}, not {kind!r}")
@@ -175,4 +186,3 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
             raise MenuError(f"{path}.url", "must be an http:// or https:// URL")
     if "appid" in values and not re.match(r"^[A-Za-z0-9_-]{1,64}$", values["appid"]):
         raise MenuError(f"{path}.appid", f"{values['appid']!r} is not an app id")
-    return Button(**values)  # type: ignore[arg-type]  # values holds only the str fields checked above

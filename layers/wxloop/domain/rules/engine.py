@@ -143,8 +143,11 @@ class RuleSet:
     def __init__(self) -> None:
         raise TypeError("use RuleSet.compile(doc, version=...)")
 
+    # long: validate, version and index the rules in one pass; the steps share their locals
     @classmethod
-    def compile(cls, doc: Mapping[str, Any], *, version: str | None = None, app_id: str | None = None) -> RuleSet:
+    def compile(  # noqa: C901  # validate, version, index: one pass over the rules
+        cls, doc: Mapping[str, Any], *, version: str | None = None, app_id: str | None = None
+    ) -> RuleSet:
         """Validate and compile a rule-set document.
 
         ``version`` names this compiled set (the stored version); None takes the document's ``version``,
