@@ -103,3 +103,10 @@ kpi-demo: venv
 .PHONY: reliability
 reliability: venv
 	$(PY) -m reliability $(if $(SHORT),--short,--readme)
+
+# The environment variable table of docs/configuration.md, generated from wxloop.settings (a test fails when it drifts).
+.PHONY: configuration-doc
+configuration-doc: venv
+	@PYTHONPATH=layers $(PY) -c "import pathlib, re; from wxloop.settings import configuration_table as t; \
+	p = pathlib.Path('docs/configuration.md'); s = p.read_text(); \
+	p.write_text(re.sub(r'(?s)(<!-- generated -->\n).*(<!-- end generated -->)', lambda m: m[1] + t() + m[2], s))"

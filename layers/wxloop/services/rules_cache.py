@@ -13,7 +13,6 @@ empty set (no rules, no replies).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools import Logger
 
 from wxloop.domain.rules import RuleError, RuleSet
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 
@@ -30,15 +30,12 @@ BUILTIN_VERSION = "builtin"
 
 
 def refresh_seconds() -> float:
-    try:
-        return max(0.0, float(os.environ.get("RULES_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS)))
-    except ValueError:
-        return DEFAULT_REFRESH_SECONDS
+    return settings().rules_refresh_seconds
 
 
 def builtin_rules(app_id: str | None = None) -> RuleSet:
     """The fallback set: ``RULES_FILE`` if set (a broken file is logged and replaced by the empty set)."""
-    path = os.environ.get("RULES_FILE")
+    path = settings().rules_file
     if path:
         try:
             from wxloop.rulesfile import load_rule_set

@@ -118,6 +118,7 @@ def unmarshal(item: Mapping[str, Any] | None) -> dict | None:
 
 
 def table_name() -> str:
+    # Read per call, not from the cached settings: tests point the table elsewhere mid-run to make it fail.
     name = os.environ.get("TABLE_NAME")
     if not name:
         raise RuntimeError("TABLE_NAME is not set")
