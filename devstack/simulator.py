@@ -2,6 +2,8 @@
 
 Used by the tests, by ``make run``'s simulator command and by the sample events. It uses wechatpy's own
 signing and crypto, so what it sends is what a real push looks like.
+
+# long: the push builders and the command line that drives them share the account and crypto helpers
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ class MpSimulator(Simulator):
         if not push.encrypted or body.strip() in ("", "success") or self.fmt == "xml":
             return super().open_reply(body, push)
         doc = json.loads(body)
+        assert self._crypto is not None  # an encrypted push was sealed with it
         return self._crypto.decrypt_message(doc, doc["MsgSignature"], str(doc["TimeStamp"]), doc["Nonce"])
 
 
@@ -277,7 +280,7 @@ def _person_main(args: argparse.Namespace, accounts: dict) -> int:
         return 1
     items = [unmarshal(i) for i in ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
                                              ExpressionAttributeValues={":pk": {"S": f"USER#{identity['uid']}"}})["Items"]]
-    person = next((i for i in items if i["sk"] == "PROFILE"), {})
+    person: dict = next((i for i in items if i["sk"] == "PROFILE"), {})
     for merged in [i["merged"] for i in items if i["sk"].startswith("MERGE#")]:  # their journeys are this person's
         items += [unmarshal(i) for i in ddb.query(
             TableName=table, KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
@@ -353,6 +356,7 @@ def _play_mp(args, accounts: dict) -> int:
     return 0 if status == 200 else 1
 
 
+# long: the argument parser of every simulator command, then one dispatch
 def main(argv: list[str] | None = None) -> int:
     """``python -m devstack.simulator``: post a push to a running wxloop and print the reply (OA pushes, or
     ``mp-*`` pushes to a Mini Program); act as a Mini Program client (``login``, ``me``, ``phone``, ``event``,

@@ -205,7 +205,7 @@ class LocalStack:
                 rules, _ = load_rule_set(self.rules_file, app_id=app_id)
                 repository.put_rule_set(app_id, rules.to_doc(), rules.version)
         mp_rules = load_rule_set(DEMO_MP_RULES)[0] if self.rules_file == DEMO_RULES else None
-        if mp_rules is not None and mp_rules.app_id in accounts:
+        if mp_rules is not None and mp_rules.app_id is not None and mp_rules.app_id in accounts:
             repository.put_rule_set(mp_rules.app_id, mp_rules.to_doc(), mp_rules.version)
         if self.menu_file:
             menu, _ = load_menu_model(self.menu_file)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from wxloop.adapters.dynamo import channels as store
@@ -62,7 +63,7 @@ def make(client, kind: str, app_id: str, code: str, path: str, days: int, now: i
     expires = now + days * 86400 if kind in EXPIRING else 0
     try:
         if kind in ("oa-temp", "oa-perm"):
-            body = {"action_name": "QR_STR_SCENE" if kind == "oa-temp" else "QR_LIMIT_STR_SCENE",
+            body: dict[str, Any] = {"action_name": "QR_STR_SCENE" if kind == "oa-temp" else "QR_LIMIT_STR_SCENE",
                     "action_info": {"scene": {"scene_str": invites.oa_scene_str(code)}}}
             if kind == "oa-temp":
                 body["expire_seconds"] = days * 86400

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from botocore.exceptions import ClientError
 
@@ -107,8 +107,14 @@ def marshal(item: Mapping[str, Any]) -> dict:
     return {k: to_attr(v) for k, v in item.items()}
 
 
+@overload
+def unmarshal(item: Mapping[str, Any]) -> dict: ...
+@overload
+def unmarshal(item: None) -> None: ...
+@overload
+def unmarshal(item: Mapping[str, Any] | None) -> dict | None: ...
 def unmarshal(item: Mapping[str, Any] | None) -> dict | None:
-    """A DynamoDB item as a plain dict (numbers as int/float, sets as set)."""
+    """A DynamoDB item as a plain dict (numbers as int/float, sets as set); None for None."""
     if item is None:
         return None
     return {k: from_attr(v) for k, v in item.items()}

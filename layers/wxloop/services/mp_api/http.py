@@ -31,7 +31,7 @@ MAX_BODY_BYTES = 128 * 1024
 MAX_DEPTH = 8  # the deepest valid body (events → event → props) is 3
 TITLE, VERSION = "wxloop Mini Program client API", "1.0.0"
 AppId = Annotated[str, Path(pattern=r"^wx[0-9a-f]{16}$", description="The Mini Program's app id.")]
-AUTH = [{"bearer": []}]
+AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 Limit = Annotated[int, Query(ge=1, le=50, description="Page size.")]
 Campaign = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")]
 

@@ -68,7 +68,8 @@ class RectifyIn(BaseModel):
     remove_phone: bool = Field(False, description="Forget the phone number.")
 
 
-def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  # one closure per route
+# long: one closure per route, each a few lines of declaration
+def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:
     """Add the privacy routes to ``app``; ``claims(app_id)`` authenticates the caller."""
 
     @app.get("/mp/<app_id>/privacy/consent", summary="Consent per purpose", security=auth, responses=errors())

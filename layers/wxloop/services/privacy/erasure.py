@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -135,7 +136,7 @@ def _untag_jobs(request_id: str, holding: Mapping) -> int:
     from wxloop.config import load_config
 
     config = load_config()
-    jobs = [{"id": f"erase:{request_id}:untag:{app}", "kind": "untag_all", "app_id": app, "openid": openid}
+    jobs: list[Mapping[str, Any]] = [{"id": f"erase:{request_id}:untag:{app}", "kind": "untag_all", "app_id": app, "openid": openid}
             for app, openid in holding["identities"]
             if (account := config.account(app)) is not None and account.kind == "oa"]
     if jobs:

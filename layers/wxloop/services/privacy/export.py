@@ -68,7 +68,8 @@ def request_export(uid: str, *, source: str, now: int | None = None) -> dict:
             {"kind": "privacy_export", "uid": uid, "export_id": export_id}))
     else:
         build(uid, export_id, now=now)
-    return status_of(uid, export_id)
+    # just written: a read that misses it still reports the request (pending) rather than nothing
+    return status_of(uid, export_id) or {"id": export_id, "state": "pending"}
 
 
 def status_of(uid: str, export_id: str) -> dict | None:
