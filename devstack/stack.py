@@ -162,6 +162,9 @@ class LocalStack:
         queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes=queue_attributes(template, dlq_arn))["QueueUrl"]
         os.environ["QUEUE_URL"] = queue
         self.urls.update(aws=aws_url, queue=queue, dlq=dlq)
+        from wxloop.settings import settings
+
+        settings.cache_clear()  # the environment is complete now: read it again, as a new container would
 
         self._publish_rules_and_menu(accounts)
 

@@ -66,6 +66,24 @@ class Settings(BaseModel):
         "FOLLOW_PROMPT_COOLDOWN_DAYS", 7, "Days between two prompts to follow the OA.", ge=0)
     mp_event_skew_seconds: int = _env(
         "MP_EVENT_SKEW_SECONDS", 300, "How far in the future an MP client's event time may be.", ge=0)
+    invite_page: str = _env("INVITE_PAGE", "pages/index/index", "The Mini Program page an invite code opens.")
+    # -- partner API
+    partner_skew_seconds: int = _env(
+        "PARTNER_SKEW_SECONDS", 300, "Max |now - timestamp| accepted on a partner API request.", ge=0)
+    # -- privacy (consent, export, erasure, retention)
+    privacy_queue_url: str = _env(
+        "PRIVACY_QUEUE_URL", "", "Queue of the privacy function (deployed); unset: exports and erasures run inline.")
+    erasure_sweep_seconds: int = _env(
+        "ERASURE_SWEEP_SECONDS", 900, "Seconds after an erasure before its sweep runs (`0`: at once).", ge=0)
+    export_bucket: str = _env("EXPORT_BUCKET", "", "S3 bucket of personal data exports (deployed).")
+    export_path: str = _env(
+        "EXPORT_PATH", ".local/exports", "Folder of personal data exports when `EXPORT_BUCKET` is unset.")
+    retention_inactive_days: int = _env(
+        "RETENTION_INACTIVE_DAYS", 365, "Days without activity after which a person is erased (at least 30).", ge=0)
+    lake_bucket: str = _env("LAKE_BUCKET", "", "S3 bucket of the lake (erasures rewrite its files).")
+    lake_erased_keep_seconds: int | None = _env(
+        "LAKE_ERASED_KEEP_SECONDS", None,
+        "Seconds erased lake files are kept before compaction deletes them; unset: a day (the CLI: none).", ge=0)
     # -- AWS calls (a function's own bounds; unset: the per-service defaults)
     aws_connect_timeout: float | None = _env("WXLOOP_AWS_CONNECT_TIMEOUT", None, "Seconds to connect to AWS.", ge=0)
     aws_read_timeout: float | None = _env("WXLOOP_AWS_READ_TIMEOUT", None, "Seconds to wait for an AWS answer.", ge=0)

@@ -7,7 +7,6 @@ low-level botocore client (see ``wxloop.adapters.aws``) with a small marshaller.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, overload
@@ -15,6 +14,7 @@ from typing import Any, overload
 from botocore.exceptions import ClientError
 
 from wxloop.adapters import aws
+from wxloop.settings import settings
 
 # Operations that address one table: the wrapper names it, so callers never do.
 _SINGLE_TABLE_OPS = frozenset({"get_item", "put_item", "update_item", "delete_item", "query"})
@@ -124,8 +124,7 @@ def unmarshal(item: Mapping[str, Any] | None) -> dict | None:
 
 
 def table_name() -> str:
-    # Read per call, not from the cached settings: tests point the table elsewhere mid-run to make it fail.
-    name = os.environ.get("TABLE_NAME")
+    name = settings().table_name
     if not name:
         raise RuntimeError("TABLE_NAME is not set")
     return name

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import sys
 from typing import Annotated
 
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 from wxloop.services.mp_api import context as ctx
 from wxloop.services.mp_api import models as m
 from wxloop.services.mp_api.errors import ApiError, error_body
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 MAX_BODY_BYTES = 128 * 1024
@@ -75,7 +75,7 @@ def build_app() -> APIGatewayHttpResolver:
     _routes(app)
     _reward_routes(app)
     _errors(app)
-    if os.environ.get("STAGE", "dev") != "prod":
+    if settings().stage != "prod":
         from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
         app.enable_swagger(path="/mp/docs/swagger", title=TITLE, version=VERSION,
