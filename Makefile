@@ -24,7 +24,7 @@ help:
 	@echo "make bench      benchmarks -> benchmarks/results.json"
 	@echo "make stack-bench  2,000 messages from 1,000 new people against the running make run stack"
 	@echo "make validate   sam validate --lint;  make build: sam build (no Docker)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff, mypy, import contracts"
 	@echo "make reliability  storms, faults, races, security, fuzz, load, cost (SHORT=1: the CI version)"
 
 $(VENV)/.stamp: pyproject.toml
@@ -66,6 +66,8 @@ bench: venv build
 
 lint: venv
 	$(PY) -m ruff check layers functions tests benchmarks devstack events reliability
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 $(SAM_VENV)/.stamp:
 	$(PYTHON_BOOT) -m venv $(SAM_VENV)
@@ -101,3 +103,10 @@ kpi-demo: venv
 .PHONY: reliability
 reliability: venv
 	$(PY) -m reliability $(if $(SHORT),--short,--readme)
+
+# The environment variable table of docs/configuration.md, generated from wxloop.settings (a test fails when it drifts).
+.PHONY: configuration-doc
+configuration-doc: venv
+	@PYTHONPATH=layers $(PY) -c "import pathlib, re; from wxloop.settings import configuration_table as t; \
+	p = pathlib.Path('docs/configuration.md'); s = p.read_text(); \
+	p.write_text(re.sub(r'(?s)(<!-- generated -->\n).*(<!-- end generated -->)', lambda m: m[1] + t() + m[2], s))"

@@ -29,7 +29,15 @@ def setup_env() -> dict:
     }
     os.environ.update(env)
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    settings_changed()
     return env
+
+
+def settings_changed() -> None:
+    """Benchmarks share one process and change its environment: read the settings again."""
+    from wxloop.settings import settings
+
+    settings.cache_clear()
 
 
 def dumps(obj) -> str:

@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections import Counter
 
-from benchmarks._env import OA_AES_KEY, OA_APP, OA_TOKEN, dumps, setup_env
+from benchmarks._env import OA_AES_KEY, OA_APP, OA_TOKEN, dumps, settings_changed, setup_env
 
 BUDGET = {"text_repeat_user": 1, "text_first_contact": 2, "subscribe_new_follower": 2,
           "subscribe_returning_follower": 1, "click_repeat_user": 1, "retry_of_answered_push": 1}
@@ -23,6 +23,7 @@ BUDGET = {"text_repeat_user": 1, "text_first_contact": 2, "subscribe_new_followe
 def run() -> dict:
     setup_env()
     os.environ["RULES_REFRESH_SECONDS"] = "3600"
+    settings_changed()
     from moto import mock_aws
 
     with mock_aws():

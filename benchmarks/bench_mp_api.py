@@ -15,7 +15,7 @@ import statistics
 import time
 from collections import Counter
 
-from benchmarks._env import dumps, setup_env
+from benchmarks._env import dumps, settings_changed, setup_env
 
 MP_APP, OA_APP = "wxabcdef1234567890", "wx1234567890abcdef"
 BUDGET = {"get_me": 1, "session_returning_person": 2}
@@ -74,6 +74,7 @@ def _requests() -> dict:
         from wxloop.adapters import aws
 
         os.environ["WECHAT_API_BASE"] = wechat.base_url
+        settings_changed()
         aws.reset()
         create_table(boto3.client("dynamodb", region_name="us-east-1"), os.environ["TABLE_NAME"])
         os.environ["QUEUE_URL"] = boto3.client("sqs", region_name="us-east-1").create_queue(
@@ -104,6 +105,7 @@ def _requests() -> dict:
             rows["session_returning_fallback_card"], _ = call("POST", "session", {"code": "c-card", "scene": 1089})
         aws.reset()
     os.environ.pop("WECHAT_API_BASE", None)
+    settings_changed()
     cases = {}
     for case, ops in rows.items():
         row = {"dynamodb_requests": sum(ops.values()), "operations": ops}

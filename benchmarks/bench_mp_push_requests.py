@@ -12,7 +12,7 @@ import json
 import os
 from collections import Counter
 
-from benchmarks._env import ROOT, dumps, setup_env
+from benchmarks._env import ROOT, dumps, settings_changed, setup_env
 
 BUDGET = {"text_repeat_user": 1, "text_first_contact": 2, "retry_of_answered_push": 1,
           "xml_text_repeat_user": 1, "enter_session_repeat_user": 1, "subscribe_popup_repeat_user": 1}
@@ -22,6 +22,7 @@ BUDGET = {"text_repeat_user": 1, "text_first_contact": 2, "retry_of_answered_pus
 def run() -> dict:
     setup_env()
     os.environ["RULES_REFRESH_SECONDS"] = "3600"
+    settings_changed()
     accounts = json.loads((ROOT / "config" / "demo-accounts.json").read_text(encoding="utf-8"))["accounts"]
     mp_app = next(app for app, a in accounts.items() if a["kind"] == "mp")
     from moto import mock_aws

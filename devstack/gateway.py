@@ -10,9 +10,11 @@ import secrets
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from devstack.table import REPO_ROOT, load_template
 
@@ -25,7 +27,7 @@ class Route:
     template: str
     pattern: re.Pattern
     function: str
-    handler: object
+    handler: Callable[[dict, Any], Any]
     timeout: float = 6.0
 
 
@@ -36,6 +38,8 @@ def load_function(logical_id: str, template: dict | None = None, root: Path = RE
     module_name, attr = props["Handler"].rsplit(".", 1)
     path = root / props["CodeUri"] / f"{module_name}.py"
     spec = importlib.util.spec_from_file_location(f"wxloop_fn_{logical_id}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"{logical_id}: cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return getattr(module, attr)

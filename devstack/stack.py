@@ -19,8 +19,16 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devstack.table import REPO_ROOT
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
+
+    from moto.server import ThreadedMotoServer
+
+    from devstack.fake_wechat import FakeWeChat
 
 DEMO_ACCOUNTS = REPO_ROOT / "config" / "demo-accounts.json"
 DEMO_RULES = REPO_ROOT / "rules" / "example.yaml"
@@ -95,10 +103,13 @@ class LocalStack:
         self.accounts_file, self.table, self.quiet = accounts_file, table, quiet
         self.rules_file, self.menu_file = rules_file, menu_file
         self.stop_event = threading.Event()
-        self._moto = self._gateway = self._fake = None
+        self._moto: ThreadedMotoServer | None = None
+        self._gateway: ThreadingHTTPServer | None = None
+        self._fake: FakeWeChat | None = None
         self.urls: dict[str, str] = {}
         self.route_paths: list[str] = []
 
+    # long: brings up AWS, the fake WeChat API, the table, the accounts and the gateway, in that order
     def start(self) -> LocalStack:
         """Start embedded AWS, the fake WeChat API, the table and queues, the rules and menu, the gateway and
         the pumps, in that order; ``urls`` then names each."""
@@ -168,6 +179,9 @@ class LocalStack:
         queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes=queue_attributes(template, dlq_arn))["QueueUrl"]
         os.environ["QUEUE_URL"] = queue
         self.urls["dlq"] = dlq
+        from wxloop.settings import settings
+
+        settings.cache_clear()  # the environment is complete now: read it again, as a new container would
         return sqs, queue, stream_arn
 
     def _serve(self, template: dict, sqs, queue: str, stream_arn: str | None) -> None:
@@ -213,7 +227,7 @@ class LocalStack:
                 rules, _ = load_rule_set(self.rules_file, app_id=app_id)
                 repository.put_rule_set(app_id, rules.to_doc(), rules.version)
         mp_rules = load_rule_set(DEMO_MP_RULES)[0] if self.rules_file == DEMO_RULES else None
-        if mp_rules is not None and mp_rules.app_id in accounts:
+        if mp_rules is not None and mp_rules.app_id is not None and mp_rules.app_id in accounts:
             repository.put_rule_set(mp_rules.app_id, mp_rules.to_doc(), mp_rules.version)
         if self.menu_file:
             menu, _ = load_menu_model(self.menu_file)

@@ -18,6 +18,7 @@ def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
         return {suffix: loader.construct_scalar(node)}
     if isinstance(node, yaml.SequenceNode):
         return {suffix: loader.construct_sequence(node, deep=True)}
+    assert isinstance(node, yaml.MappingNode)  # YAML has no fourth kind of node
     return {suffix: loader.construct_mapping(node, deep=True)}
 
 

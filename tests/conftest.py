@@ -201,6 +201,24 @@ def _fresh_caches():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _settings_follow_monkeypatch(monkeypatch):
+    """The settings are read once per process; a test that changes the environment mid-test through
+    ``monkeypatch`` gets them read again, as a new container would."""
+    from wxloop.settings import settings
+
+    for name in ("setenv", "delenv", "undo"):
+        real = getattr(monkeypatch, name)
+
+        def then_clear(*args, _real=real, **kwargs):
+            _real(*args, **kwargs)
+            settings.cache_clear()
+
+        setattr(monkeypatch, name, then_clear)
+    yield
+    settings.cache_clear()
+
+
 # --- no network: tests talk to loopback only ------------------------------------------------------
 
 

@@ -1,6 +1,8 @@
 """The fake server: its state (accounts, tokens, users, codes, tags), the control API, token checks, and the
 HTTP server that feeds it."""
 
+# long: one stdlib fake of every WeChat endpoint wxloop calls, its error codes and its control API
+
 from __future__ import annotations
 
 import base64
@@ -78,12 +80,12 @@ class FakeWeChat:
             self._stable: dict[str, str] = {}  # app_id → current stable token
             self._fail: dict[str, list[dict]] = {}
             self._slow: dict[str, list[float]] = {}
-            self._users: dict[tuple[str, str], dict] = {}
+            self._users: dict[tuple[str | None, str], dict] = {}
             self._codes: dict[tuple[str, str], dict] = {}
             self._used_codes: set[tuple[str, str]] = set()
-            self._phone_codes: dict[tuple[str, str], dict] = {}
+            self._phone_codes: dict[tuple[str | None, str], dict] = {}
             self._tags: dict[str, dict[int, str]] = {}
-            self._user_tags: dict[tuple[str, str], set[int]] = {}
+            self._user_tags: dict[tuple[str | None, str], set[int]] = {}
 
     def add_account(self, app_id: str, secret: str) -> None:
         with self._lock:

@@ -74,7 +74,7 @@ def _person_main(args: argparse.Namespace, accounts: dict) -> int:
         return 1
     items = [unmarshal(i) for i in ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
                                              ExpressionAttributeValues={":pk": {"S": f"USER#{identity['uid']}"}})["Items"]]
-    person = next((i for i in items if i["sk"] == "PROFILE"), {})
+    person: dict = next((i for i in items if i["sk"] == "PROFILE"), {})
     for merged in [i["merged"] for i in items if i["sk"].startswith("MERGE#")]:  # their journeys are this person's
         items += [unmarshal(i) for i in ddb.query(
             TableName=table, KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",

@@ -117,6 +117,7 @@ class Simulator:
             return body
         import xmltodict
 
+        assert self._crypto is not None  # an encrypted push was sealed with it
         doc = xmltodict.parse(body)["xml"]
         return self._crypto.decrypt_message(doc, doc["MsgSignature"], doc["TimeStamp"], doc["Nonce"])
 
@@ -187,6 +188,7 @@ class MpSimulator(Simulator):
         """The plain reply (XML or JSON), decrypted and its signature checked when the push was encrypted."""
         if not push.encrypted or body.strip() in ("", "success") or self.fmt == "xml":
             return super().open_reply(body, push)
+        assert self._crypto is not None  # an encrypted push was sealed with it
         doc = json.loads(body)
         return self._crypto.decrypt_message(doc, doc["MsgSignature"], str(doc["TimeStamp"]), doc["Nonce"])
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
+from wxloop.settings import settings
+
 _APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
 _PARTNER_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 # A shorter key (or "") would let anyone forge invite references and session tokens. Each user of these keys
@@ -290,7 +292,7 @@ def without_app_secrets(config: AccountsConfig) -> AccountsConfig:
 def _secret_text(secret_id: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
-    max_age = int(os.environ.get("WECHAT_ACCOUNTS_MAX_AGE", "300"))
+    max_age = settings().wechat_accounts_max_age
     raw = parameters.get_secret(secret_id, max_age=max_age)
     return raw if isinstance(raw, str) else raw.decode()
 
@@ -306,6 +308,7 @@ def load_config(*, with_app_secrets: bool = False) -> AccountsConfig:
     ``WECHAT_ACCOUNTS_MAX_AGE`` seconds, default 300), so a rotated secret is picked up without a redeploy;
     parsing is cached per document.
     """
+    # The document's source is read per call, not once: tools and tests switch accounts in one process.
     inline = os.environ.get("WECHAT_ACCOUNTS")
     secret_id = os.environ.get("WECHAT_ACCOUNTS_SECRET")
     if not inline and not secret_id:

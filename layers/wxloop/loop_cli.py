@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,7 +64,7 @@ def _rewards_push(args, out: TextIO) -> int:
     found, loaded = load_reward_campaigns(args.file)
     version = args.version or hashlib.sha256(json.dumps(loaded.data, sort_keys=True, default=str).encode()
                                              ).hexdigest()[:12]
-    store.put_reward_config(loaded.data, version=version, now=int(time.time()))
+    store.put_reward_config(cast(dict, loaded.data), version=version, now=int(time.time()))
     print(f"rewards version {version} is current ({len(found)} campaigns; live within 30 s)", file=out)
     return EXIT_OK
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from typing import Any
 
 from aws_lambda_powertools.metrics.provider import BaseProvider
+
+from wxloop.settings import settings
 
 MAX_METRICS = 100
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(..., separators=) builds one a call
@@ -42,9 +43,10 @@ class OutcomeMetrics(BaseProvider):
     """Counters (and other values) of one invocation, written as one EMF line by ``flush_metrics``."""
 
     def __init__(self, namespace: str | None = None, service: str | None = None, *, stream=None) -> None:
-        self.namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "wxloop"
-        self.service = service or os.environ.get("POWERTOOLS_SERVICE_NAME") or "wxloop"
-        self.disabled = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true")
+        env = settings()
+        self.namespace = namespace or env.metrics_namespace
+        self.service = service or env.service_name
+        self.disabled = env.metrics_disabled
         self._stream = stream
         self._values: dict[str, list[float]] = {}
         self._units: dict[str, str] = {}

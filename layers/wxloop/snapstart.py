@@ -32,7 +32,7 @@ def prime() -> list[str]:
 
 def _register() -> bool:
     try:
-        from snapshot_restore_py import register_before_snapshot
+        from snapshot_restore_py import register_before_snapshot  # type: ignore[import-not-found]
     except ImportError:  # not in a Lambda managed runtime
         return False
     register_before_snapshot(prime)

@@ -6,8 +6,9 @@ created lazily once per container, with timeouts that fit WeChat's 5-second budg
 
 from __future__ import annotations
 
-import os
 import threading
+
+from wxloop.settings import settings
 
 _clients: dict[str, object] = {}
 _lock = threading.Lock()
@@ -39,7 +40,7 @@ def client(service: str):
                 retries={"mode": "standard", "total_max_attempts": tuning["attempts"]},
                 max_pool_connections=20,
             )
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            region = settings().region
             found = botocore.session.get_session().create_client(service, region_name=region, config=cfg)
             _clients[service] = found
     return found
@@ -49,17 +50,10 @@ def _overrides() -> dict:
     """``WXLOOP_AWS_CONNECT_TIMEOUT`` / ``WXLOOP_AWS_READ_TIMEOUT`` (seconds) / ``WXLOOP_AWS_MAX_ATTEMPTS``:
     a function's own bounds for every AWS call, e.g. the webhook's, which must answer WeChat in time and has
     its own fallback (the queue), so it makes one attempt with short timeouts."""
-    out: dict = {}
-    for name, key, kind in (("WXLOOP_AWS_CONNECT_TIMEOUT", "connect_timeout", float),
-                            ("WXLOOP_AWS_READ_TIMEOUT", "read_timeout", float),
-                            ("WXLOOP_AWS_MAX_ATTEMPTS", "attempts", int)):
-        raw = os.environ.get(name)
-        if raw:
-            try:
-                out[key] = kind(raw)
-            except ValueError:
-                raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
-    return out
+    env = settings()
+    given = {"connect_timeout": env.aws_connect_timeout, "read_timeout": env.aws_read_timeout,
+             "attempts": env.aws_max_attempts}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def reset() -> None:

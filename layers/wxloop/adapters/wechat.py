@@ -33,7 +33,7 @@ from wechatpy.session import SessionStorage
 
 from wxloop.adapters import repository
 from wxloop.protocol.errcodes import Action, action_of, codes_for
-from wxloop.settings import number, settings
+from wxloop.settings import settings
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ _TRANSIENT_ACTIONS = frozenset({Action.TRANSIENT, Action.TOKEN_INVALID, Action.T
 TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a URL path, not a secret
 
 
-def _env_number(name: str, default: float) -> float:
-    return number(name, str(default), float)
-
-
 def api_base() -> str:
     """``WECHAT_API_BASE`` with exactly one trailing slash (wechatpy joins ``base + endpoint``)."""
     return settings().wechat_api_base.rstrip("/") + "/"
@@ -54,16 +50,16 @@ def api_base() -> str:
 
 def refresh_margin() -> int:
     """Seconds before expiry at which the refresher renews (stable_token hands out a new one from 5 min)."""
-    return int(_env_number("TOKEN_REFRESH_MARGIN_SECONDS", 300))
+    return settings().token_refresh_margin_seconds
 
 
 def use_margin() -> int:
     """Seconds before expiry at which a worker stops trusting a token and renews it itself."""
-    return int(_env_number("TOKEN_USE_MARGIN_SECONDS", 60))
+    return settings().token_use_margin_seconds
 
 
 def api_timeout() -> float:
-    return _env_number("WECHAT_API_TIMEOUT", 5.0)
+    return settings().wechat_api_timeout
 
 
 class WeChatAPIError(RuntimeError):

@@ -20,6 +20,8 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import TextIO
 
+from wxloop.settings import settings
+
 DEFAULT_LAKE = os.path.join(".local", "lake")
 
 
@@ -55,8 +57,8 @@ def add_parsers(top) -> None:
     k.add_argument("-o", "--output", help="write to this file instead of standard output")
     k.add_argument("--conversion", default=DEFAULT_CONVERSION, help="the conversion event type")
     k.add_argument("--registration", nargs="+", default=list(DEFAULT_REGISTRATION), help="registration event types")
-    k.add_argument("--workgroup", default=os.environ.get("ATHENA_WORKGROUP"), help="Athena workgroup")
-    k.add_argument("--database", default=os.environ.get("LAKE_DATABASE"), help="Glue database of the lake")
+    k.add_argument("--workgroup", default=settings().athena_workgroup or None, help="Athena workgroup")
+    k.add_argument("--database", default=settings().lake_database or None, help="Glue database of the lake")
     k.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
 
     demo = top.add_parser("demo", help="synthetic data for trying the report")

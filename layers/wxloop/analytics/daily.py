@@ -7,12 +7,12 @@ Environment: ``ATHENA_WORKGROUP`` (fixes the results bucket and the bytes-scanne
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from wxloop.analytics import kpi
+from wxloop.settings import settings
 
 WINDOW_DAYS = 28
 
@@ -25,10 +25,11 @@ def params_for(event: Mapping[str, Any], now: datetime | None = None) -> kpi.Kpi
         until = date.fromisoformat(raw) if isinstance(raw, str) else today - timedelta(days=1)
     except ValueError:
         raise kpi.KpiError(f"until: {raw!r} is not an ISO date") from None
-    days = int(os.environ.get("KPI_WINDOW_DAYS") or WINDOW_DAYS)
-    registration = tuple(t.strip() for t in (os.environ.get("KPI_REGISTRATION_EVENTS") or "").split(",") if t.strip())
+    env = settings()
+    days = env.kpi_window_days
+    registration = tuple(t.strip() for t in env.kpi_registration_events.split(",") if t.strip())
     return kpi.KpiParams(until - timedelta(days=days - 1), until,
-                         conversion=os.environ.get("KPI_CONVERSION_EVENT") or kpi.DEFAULT_CONVERSION,
+                         conversion=env.kpi_conversion_event or kpi.DEFAULT_CONVERSION,
                          registration=registration or kpi.DEFAULT_REGISTRATION)
 
 
@@ -63,7 +64,7 @@ def run(metrics, event: Mapping[str, Any], engine: kpi.Engine | None = None) -> 
     if engine is None:
         from wxloop.analytics.engines import AthenaEngine
 
-        engine = AthenaEngine(os.environ["ATHENA_WORKGROUP"], os.environ["LAKE_DATABASE"])
+        engine = AthenaEngine(settings().athena_workgroup, settings().lake_database)
     report = kpi.run_report(engine, params)
     published = metrics_of(report)
     for name, unit, value in published:

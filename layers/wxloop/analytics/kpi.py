@@ -214,7 +214,7 @@ def headline(results: dict[str, list[dict[str, Any]]], params: KpiParams) -> dic
     cross = sum(int(w["cross_platform_persons"]) for w in weeks)
     whole = [w for w in weeks if date.fromisoformat(w["week"]) >= params.since
              and date.fromisoformat(w["week"]) + timedelta(days=6) <= params.until]
-    last = (whole or weeks or [None])[-1]
+    last = (whole or weeks)[-1] if (whole or weeks) else None
     ttc = results["time_to_conversion"][0] if results["time_to_conversion"] else {}
     median = ttc.get("median_days")
     d7 = next((u for u in retention_uplift(results["retention"]) if u["day"] == 7), {})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wxloop.analytics.schema import COLUMNS, SchemaError, partition_of, to_record
+from wxloop.settings import settings
 
 logger = logging.getLogger(__name__)
 JOURNEY_DIR = "journey"
@@ -161,7 +162,7 @@ def reset() -> None:
 def _current() -> LakeWriter | None:
     global _writer, _configured
     if not _configured:
-        stream, path = os.environ.get("LAKE_STREAM_NAME"), os.environ.get("LAKE_PATH")
+        stream, path = settings().lake_stream_name, settings().lake_path
         _writer = FirehoseWriter(stream) if stream else local_writer(path) if path else None
         _configured = True
     return _writer

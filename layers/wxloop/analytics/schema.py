@@ -104,7 +104,8 @@ def to_record(uid: str, event: Mapping[str, Any]) -> dict[str, Any]:
         ts_ms = int(float(event.get("at_ms") or 0)) or int(float(event["at"]) * 1000)
     except (KeyError, TypeError, ValueError):
         raise SchemaError(f"event {event_id!r} has no time") from None
-    detail = event.get("detail") if isinstance(event.get("detail"), Mapping) else {}
+    raw_detail = event.get("detail")
+    detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, Mapping) else {}
     channel = event.get("channel") or detail.get("channel") or (
         detail.get("scene") if event_type.endswith(("subscribe", "scan", "launch")) else None)
     by_user = event.get("by_user")
@@ -134,10 +135,10 @@ def partition_of(ts_ms: int) -> str:
 
 def json_schema() -> dict:
     """The JSON Schema (draft 2020-12) of a v1 record as the stream sends it to Firehose."""
-    kinds = {"string": {"type": ["string", "null"], "maxLength": TEXT_MAX},
+    kinds: dict[str, dict[str, object]] = {"string": {"type": ["string", "null"], "maxLength": TEXT_MAX},
              "timestamp": {"type": "integer", "minimum": 0, "description": "epoch milliseconds, UTC"},
              "boolean": {"type": "boolean"}, "int": {"type": "integer", "const": SCHEMA_VERSION}}
-    props = {name: dict(kinds[glue]) for name, glue, _ in COLUMNS}
+    props: dict[str, dict[str, object]] = {name: dict(kinds[glue]) for name, glue, _ in COLUMNS}
     props["event_id"] = {"type": "string", "minLength": 1, "maxLength": 200}
     props["person"] = {"type": "string", "minLength": 1, "maxLength": 100,
                        "description": "pseudonymous person uid at write time (never an openid or PII)"}

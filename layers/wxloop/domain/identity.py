@@ -81,16 +81,16 @@ class MergePlan:
     unionid: str
     repoint: tuple[tuple[str, str], ...]
     openids: Mapping[str, str] = field(default_factory=dict)
-    first_touch: Mapping | None = None
+    first_touch: Mapping[str, Any] | None = None
     points: int = 0
     sets: Mapping[str, Any] = field(default_factory=dict)
     topics_seen: frozenset[str] = frozenset()
     phone_from_loser: bool = False
-    consent: Mapping[str, Mapping] = field(default_factory=dict)
+    consent: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     survivor_guard: Mapping[str, Any] = field(default_factory=dict)
     loser_guard: Mapping[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """What moved, for the merge log (no PII: app ids, counts and topic names)."""
         return {
             "identities": [f"{app}:{oid}" for app, oid in self.repoint],
@@ -103,7 +103,7 @@ class MergePlan:
         }
 
 
-def _earlier_touch(survivor: Mapping, loser: Mapping) -> dict | None:
+def _earlier_touch(survivor: Mapping[str, Any], loser: Mapping[str, Any]) -> dict[str, Any] | None:
     """The loser's first touch when it happened before the survivor's (by ``first_touch.at``, else the
     person's ``created_at``), or when the survivor has none."""
     mine, theirs = survivor.get("first_touch"), loser.get("first_touch")
@@ -112,7 +112,7 @@ def _earlier_touch(survivor: Mapping, loser: Mapping) -> dict | None:
     if not isinstance(mine, Mapping):
         return dict(theirs)
 
-    def when(person: Mapping, touch: Mapping) -> float | None:
+    def when(person: Mapping[str, Any], touch: Mapping[str, Any]) -> float | None:
         at = touch.get("at", person.get("created_at"))
         return at if isinstance(at, (int, float)) and not isinstance(at, bool) else None
 
@@ -142,7 +142,7 @@ def combine_prefs(mine: Any, theirs: Any) -> Any:
             "at": max(_num(mine.get("at")), _num(theirs.get("at")))}
 
 
-def combine_consent(mine: Mapping | None, theirs: Mapping | None) -> Mapping | None:
+def combine_consent(mine: Mapping[str, Any] | None, theirs: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """One purpose's consent records ``{state: granted|withdrawn, at, ...}``: the stricter. A withdrawal on
     either side wins (the later withdrawal when both withdrew); two grants keep the survivor's."""
     if not isinstance(theirs, Mapping):
@@ -159,7 +159,7 @@ def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("-inf")
 
 
-def _per_app_sets(survivor: Mapping, loser: Mapping) -> dict[str, Any]:
+def _per_app_sets(survivor: Mapping[str, Any], loser: Mapping[str, Any]) -> dict[str, Any]:
     """The per-app attributes (follow state, prompt stamps, session keys) the survivor changes to."""
     out: dict[str, Any] = {}
     for attr, theirs in loser.items():
@@ -177,46 +177,33 @@ def _per_app_sets(survivor: Mapping, loser: Mapping) -> dict[str, Any]:
     return out
 
 
-def _phone_moves(survivor: Mapping, loser: Mapping) -> bool:
+def _phone_moves(survivor: Mapping[str, Any], loser: Mapping[str, Any]) -> bool:
     """The loser's phone replaces the survivor's: the survivor has none, or the loser's was bound later."""
     if not loser.get("phone"):
         return False
     return not survivor.get("phone") or _num(loser.get("phone_at")) > _num(survivor.get("phone_at"))
 
 
-def _guards(person: Mapping, attrs: set[str]) -> dict[str, Any]:
+def _guards(person: Mapping[str, Any], attrs: set[str]) -> dict[str, Any]:
     return {a: person.get(a) for a in sorted(attrs)}
 
 
-def _already_merged(survivor: Mapping, loser: Mapping) -> bool:
-    """Whether ``loser`` is already merged into ``survivor`` (a repeat); ``ValueError`` when the two cannot
-    be merged (the same or a missing person, the loser merged elsewhere, the survivor merged)."""
-    s_uid, l_uid = survivor.get("uid"), loser.get("uid")
-    if not s_uid or not l_uid or s_uid == l_uid:
-        raise ValueError("a merge needs two different persons")
-    merged_into = loser.get("merged_into")
-    if merged_into == s_uid:
-        return True
-    if merged_into:
-        raise ValueError(f"person {l_uid} is already merged into {merged_into}")
-    if survivor.get("merged_into"):
-        raise ValueError(f"survivor {s_uid} is itself merged into {survivor['merged_into']}")
-    return False
-
-
-def _consent_moves(s_consent: Mapping[str, Mapping], l_consent: Mapping[str, Mapping]) -> dict[str, dict]:
-    """The consent records the survivor takes over, per purpose: the stricter of the two wins."""
-    consent = {}
-    for purpose in sorted(set(l_consent)):
-        chosen = combine_consent(s_consent.get(purpose), l_consent[purpose])
-        if chosen is not s_consent.get(purpose):
-            consent[purpose] = dict(chosen or {})
-    return consent
+def _consent_moves(
+    mine: Mapping[str, Mapping[str, Any]], theirs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The consent records, by purpose, the survivor takes over from the loser's."""
+    out = {}
+    for purpose in sorted(theirs):
+        chosen = combine_consent(mine.get(purpose), theirs[purpose])
+        if chosen is not mine.get(purpose):
+            out[purpose] = dict(chosen or {})
+    return out
 
 
 def plan_merge(
-    survivor: Mapping, loser: Mapping, *, unionid: str, identity: tuple[str, str],
-    survivor_consent: Mapping[str, Mapping] | None = None, loser_consent: Mapping[str, Mapping] | None = None,
+    survivor: Mapping[str, Any], loser: Mapping[str, Any], *, unionid: str, identity: tuple[str, str],
+    survivor_consent: Mapping[str, Mapping[str, Any]] | None = None,
+    loser_consent: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> MergePlan | None:
     """The merge of person ``loser`` into person ``survivor`` (person items as dicts, each with ``uid``;
     consent records by purpose).
@@ -226,9 +213,17 @@ def plan_merge(
     when the loser was merged into someone else or the survivor is merged (the caller follows
     ``merged_into`` and decides again).
     """
-    if _already_merged(survivor, loser):
+    s_uid, l_uid = survivor.get("uid"), loser.get("uid")
+    if not s_uid or not l_uid or s_uid == l_uid:
+        raise ValueError("a merge needs two different persons")
+    merged_into = loser.get("merged_into")
+    if merged_into == s_uid:
         return None
-    s_uid, l_uid = str(survivor["uid"]), str(loser["uid"])
+    if merged_into:
+        raise ValueError(f"person {l_uid} is already merged into {merged_into}")
+    if survivor.get("merged_into"):
+        raise ValueError(f"survivor {s_uid} is itself merged into {survivor['merged_into']}")
+
     loser_openids = dict(loser.get("openids") or {})
     app_id, openid = identity
     loser_openids.setdefault(app_id, openid)
@@ -256,7 +251,7 @@ def plan_merge(
     )
 
 
-def tag_sync_jobs(plan: MergePlan, survivor: Mapping, oa_apps: frozenset[str]) -> list[dict]:
+def tag_sync_jobs(plan: MergePlan, survivor: Mapping[str, Any], oa_apps: frozenset[str]) -> list[dict[str, Any]]:
     """``tag_topics`` jobs that mirror the merged person's topics onto each OA it follows (``oa_apps``: the
     configured OAs) when the merge changed them or brought the OA openid: the OA's segments then see what the
     human chose in any MP. None when there are no topics to mirror."""
@@ -272,7 +267,9 @@ def tag_sync_jobs(plan: MergePlan, survivor: Mapping, oa_apps: frozenset[str]) -
             for app in sorted(set(openids) & oa_apps) if "prefs" in plan.sets or app in plan.openids]
 
 
-def merge_event(plan: MergePlan, *, app_id: str, platform: str, now: int, jobs: list[dict] | None = None) -> dict:
+def merge_event(
+    plan: MergePlan, *, app_id: str, platform: str, now: int, jobs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The journey event of a merge, left on the triggering identity for the stream (``person.merged``:
     ``person`` = the survivor, ``merged_from`` = the merged uid; not the person's own action). ``jobs`` ride
     on it (the stream queues them: an outbox)."""

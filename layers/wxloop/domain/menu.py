@@ -60,7 +60,7 @@ class Button:
     article_id: str = ""
     sub_buttons: tuple[Button, ...] = ()
 
-    def to_wechat_json(self) -> dict:
+    def to_wechat_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.type:
             out["type"] = self.type
@@ -79,7 +79,7 @@ class Menu:
     buttons: tuple[Button, ...]
 
     @classmethod
-    def from_doc(cls, doc: Mapping) -> Menu:
+    def from_doc(cls, doc: Mapping[str, Any]) -> Menu:
         """Validate a menu document; raises :class:`MenuError` naming the offending path."""
         if not isinstance(doc, Mapping):
             raise MenuError("", "a menu file is a mapping with menu: {button: [...]}")
@@ -100,7 +100,7 @@ class Menu:
             raise MenuError(path, f"1 to {MAX_BUTTONS} top-level buttons")
         return cls(tuple(_button(b, f"{path}[{i}]", top=True) for i, b in enumerate(buttons)))
 
-    def to_wechat_json(self) -> dict:
+    def to_wechat_json(self) -> dict[str, Any]:
         """The body for ``POST /cgi-bin/menu/create``."""
         return {"button": [b.to_wechat_json() for b in self.buttons]}
 
@@ -122,31 +122,11 @@ def _bytes(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
-def _string_fields(raw: Mapping, path: str) -> dict[str, str]:
-    """The button's known fields as non-empty strings (numeric keys and ids as their digits)."""
-    values: dict[str, str] = {}
-    for name in _FIELDS:
-        value = raw.get(name)
-        if value is None:
-            continue
-        if isinstance(value, int) and not isinstance(value, bool) and name in ("key", "article_id", "media_id"):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise MenuError(f"{path}.{name}", "must be a non-empty string")
-        values[name] = value
-    return values
-
-
 def _button(raw: object, path: str, *, top: bool) -> Button:
     if not isinstance(raw, Mapping):
         raise MenuError(path, "a button is a mapping with name and type")
-    allowed = set(_FIELDS) | ({"sub_button"} if top else set())
-    for key in raw:
-        if key not in allowed:
-            hint = " (sub buttons cannot have sub buttons)" if key == "sub_button" else ""
-            raise MenuError(f"{path}.{key}", f"unknown field{hint}")
-    values = _string_fields(raw, path)
-    name = values.get("name")
+    values = _string_fields(raw, path, top=top)
+    name = values.get("name", "")
     if not name:
         raise MenuError(f"{path}.name", "is required")
     limit = NAME_MAX_BYTES if top else SUB_NAME_MAX_BYTES
@@ -161,7 +141,32 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
             raise MenuError(f"{path}.sub_button", f"1 to {MAX_SUB_BUTTONS} sub buttons")
         return Button(name=name, sub_buttons=tuple(
             _button(b, f"{path}.sub_button[{i}]", top=False) for i, b in enumerate(subs)))
+    _check_action(values, path)
+    return Button(**values)  # type: ignore[arg-type]  # values holds only the str fields checked above
 
+
+def _string_fields(raw: Mapping[str, object], path: str, *, top: bool) -> dict[str, str]:
+    """The button's own fields as non-empty strings (numeric keys and ids as text); refuses unknown ones."""
+    allowed = set(_FIELDS) | ({"sub_button"} if top else set())
+    for key in raw:
+        if key not in allowed:
+            hint = " (sub buttons cannot have sub buttons)" if key == "sub_button" else ""
+            raise MenuError(f"{path}.{key}", f"unknown field{hint}")
+    values: dict[str, str] = {}
+    for name in _FIELDS:
+        value = raw.get(name)
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and name in ("key", "article_id", "media_id"):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise MenuError(f"{path}.{name}", "must be a non-empty string")
+        values[name] = value
+    return values
+
+
+def _check_action(values: dict[str, str], path: str) -> None:
+    """A leaf button: a known type, exactly its required fields, and each within WeChat's limits."""
     kind = values.get("type")
     if kind not in BUTTON_TYPES:
         raise MenuError(f"{path}.type", f"must be one of {', '.join(BUTTON_TYPES)}, not {kind!r}")
@@ -181,4 +186,3 @@ def _button(raw: object, path: str, *, top: bool) -> Button:
             raise MenuError(f"{path}.url", "must be an http:// or https:// URL")
     if "appid" in values and not re.match(r"^[A-Za-z0-9_-]{1,64}$", values["appid"]):
         raise MenuError(f"{path}.appid", f"{values['appid']!r} is not an app id")
-    return Button(**values)

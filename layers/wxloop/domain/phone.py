@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 _DIGITS = re.compile(r"^\+?[0-9]{5,20}$")
 
 
-def is_phone(value: object) -> bool:
+def is_phone(value: object) -> TypeGuard[str]:
     """A number as WeChat's ``phone_info`` gives it: optional ``+``, then 5-20 digits."""
     return isinstance(value, str) and bool(_DIGITS.match(value))
 

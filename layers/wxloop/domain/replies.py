@@ -7,6 +7,7 @@ queued as a customer-service message when a passive reply cannot carry it (a Min
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # WeChat cuts passive text around 2048 bytes (unconfirmed); we cut on a character boundary below it.
 TEXT_LIMIT_BYTES = 2047
@@ -41,7 +42,7 @@ class Reply:
     articles: tuple[Article, ...] = ()
     appid: str = ""
     pagepath: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def is_passive(self) -> bool:

@@ -247,7 +247,7 @@ def entry_id(kind: Literal["reward", "reversal"], campaign: str, invitee: str) -
     return f"{kind}#{campaign}#{invitee}"
 
 
-def decide_reward(
+def decide_reward(  # noqa: C901  # one decision over state, event and caps: reads best in one place
     campaign: RewardCampaign, referral: Referral, event: InviteeEvent, tallies: Tallies
 ) -> Reward | Reversal | NoReward:
     """What ``event`` does to ``referral`` under ``campaign``.

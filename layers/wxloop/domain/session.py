@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 VERSION = "v1"
 MAX_TOKEN_CHARS = 600  # a real token is ~200: anything longer is refused before any work
@@ -112,4 +113,4 @@ def _claims(raw: bytes) -> SessionClaims:
     ints = all(type(v) is int for v in (scene, iat, exp))
     if not (isinstance(app, str) and _APP_ID.match(app) and isinstance(uid, str) and _UID.match(uid) and ints):
         raise TokenInvalid("claims malformed")
-    return SessionClaims(app, uid, scene, iat, exp)
+    return SessionClaims(app, uid, cast(int, scene), cast(int, iat), cast(int, exp))  # ints checked above

@@ -27,12 +27,13 @@ def _install_light_package() -> None:
     def __getattr__(name: str):  # the rest of the real package, on demand
         if name.startswith("__"):
             raise AttributeError(name)
+        assert spec.origin is not None  # found above as a regular package
         code = compile(open(spec.origin, encoding="utf-8").read(), spec.origin, "exec")  # noqa: SIM115
         exec(code, light.__dict__)  # noqa: S102 - wechatpy's own __init__, run once
         del light.__dict__["__getattr__"]
         return light.__dict__[name]
 
-    light.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    light.__getattr__ = __getattr__  # type: ignore[method-assign]
     sys.modules["wechatpy"] = light
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from wxloop.adapters.dynamo import channels as store
@@ -62,7 +64,7 @@ def make(client, kind: str, app_id: str, code: str, path: str, days: int, now: i
     expires = now + days * 86400 if kind in EXPIRING else 0
     try:
         if kind in ("oa-temp", "oa-perm"):
-            body = {"action_name": "QR_STR_SCENE" if kind == "oa-temp" else "QR_LIMIT_STR_SCENE",
+            body: dict[str, Any] = {"action_name": "QR_STR_SCENE" if kind == "oa-temp" else "QR_LIMIT_STR_SCENE",
                     "action_info": {"scene": {"scene_str": invites.oa_scene_str(code)}}}
             if kind == "oa-temp":
                 body["expire_seconds"] = days * 86400
@@ -132,7 +134,7 @@ def queue_renewals(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = No
     ``QueueError``: the schedule's retry, or tomorrow's run inside ``within_days``, queues them again."""
     from wxloop.adapters import queue
 
-    jobs = renewal_jobs(within_days=within_days, now=now)
+    jobs: list[Mapping[str, Any]] = list(renewal_jobs(within_days=within_days, now=now))
     queue.send_many(jobs)
     return len(jobs)
 

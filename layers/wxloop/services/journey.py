@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from wxloop.adapters import queue
 from wxloop.adapters.dynamo import credits, keys
@@ -90,7 +91,7 @@ def record(stream_record: Mapping, lake_batch: list | None = None) -> tuple[bool
     if found is None:
         return False, loop_stream.on_record(stream_record)  # a referral rewarded: tell the inviter
     uid, event = found
-    jobs = [j for j in event.pop("jobs", None) or [] if isinstance(j, dict)]
+    jobs: list[Mapping[str, Any]] = [j for j in event.pop("jobs", None) or [] if isinstance(j, dict)]
     ttl = int(event["at"]) + settings().journey_retention_days * 86400
     # an outbox event (``journey: False``) only carries jobs, e.g. a Mini Program card rendered after the touch
     written = journey_store.put_journey_event(uid, event, ttl=ttl) if event.get("journey", True) else False

@@ -27,7 +27,7 @@ from wxloop.adapters.dynamo.codec import RepositoryError
 from wxloop.config import load_config
 from wxloop.domain.rewards import EVENT_NAME, LedgerEntry
 from wxloop.services.mp_api.errors import ApiError
-from wxloop.settings import number
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -60,7 +60,7 @@ def authenticate(method: str, path: str, headers: Mapping[str, str], body: bytes
     expected = signature(secret.get_secret_value(), method, path, ts, nonce, idem, body)
     if not hmac.compare_digest(expected, sig):
         raise ApiError(403, "bad signature")
-    skew = number("PARTNER_SKEW_SECONDS", "300")
+    skew = settings().partner_skew_seconds
     if abs(now - int(ts)) > skew:
         raise ApiError(403, "timestamp out of range")
     if not partner.use_nonce(key_id, nonce, expires_at=int(ts) + 2 * skew + 60):

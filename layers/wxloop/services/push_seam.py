@@ -203,21 +203,25 @@ def record_within_budget(app_id: str, inb: Inbound, *, now: int, deadline: float
     (answer ``success``). Raises ``PushNotAccepted`` when even the queue failed."""
     codec.ddb()  # a cold container creates its client here (~0.2 s of CPU), before the budget check
     if late(deadline):  # the budget first: no rule matching on time that is not there
-        return record_later_queued(app_id, inb, undecided(), now=now, count=count, reason="deadline",
+        record_later_queued(app_id, inb, undecided(), now=now, count=count, reason="deadline",
                                    platform=platform)
+        return None
     plan = decide()
     if late(deadline):  # the decision's own time counts
-        return record_later_queued(app_id, inb, plan.event, now=now, count=count, reason="deadline",
+        record_later_queued(app_id, inb, plan.event, now=now, count=count, reason="deadline",
                                    platform=platform)
+        return None
     try:
         return record_push(app_id, inb, plan, now=now, deadline=deadline, platform=platform, replan=replan)
     except OutOfTime as out:
-        return record_later_queued(app_id, inb, out.plan.event, now=now, count=count, reason="deadline",
+        record_later_queued(app_id, inb, out.plan.event, now=now, count=count, reason="deadline",
                                    platform=platform)
+        return None
     except codec.RepositoryError as exc:
         logger.error("identity write failed", extra={"app_id": app_id, "error": str(exc)[:200]})
-        return record_later_queued(app_id, inb, plan.event, now=now, count=count, reason="write_failed",
+        record_later_queued(app_id, inb, plan.event, now=now, count=count, reason="write_failed",
                                    platform=platform)
+        return None
 
 
 def record_later_queued(app_id: str, inb: Inbound, event: Mapping, *, now: int, count: Count, reason: str,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import time
 from collections.abc import Mapping
 
@@ -25,6 +24,7 @@ from wxloop.config import load_config
 from wxloop.domain import attribution as attr
 from wxloop.domain import invites
 from wxloop.domain import rewards as rules
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 MAX_TRIES = 8  # each lost race reads again and decides again
@@ -93,7 +93,7 @@ def invite_for(app_id: str, uid: str, *, campaign: str | None = None, now: int |
             break
     else:  # pragma: no cover - a derived code taken by another payload: 31**10 makes this astronomically rare
         raise LookupError("no free code")
-    page = os.environ.get("INVITE_PAGE", "pages/index/index")
+    page = settings().invite_page
     return {"path": f"{page}?ref={ref}", "ref": ref, "code": code, "campaign": chosen.id,
             "expires_at": now + chosen.ref_max_age_days * 86400}
 

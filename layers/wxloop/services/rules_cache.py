@@ -14,7 +14,6 @@ empty set (no rules, no replies).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools import Logger
 
 from wxloop.domain.rules import RuleError, RuleSet
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 
@@ -31,15 +31,12 @@ BUILTIN_VERSION = "builtin"
 
 
 def refresh_seconds() -> float:
-    try:
-        return max(0.0, float(os.environ.get("RULES_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS)))
-    except ValueError:
-        return DEFAULT_REFRESH_SECONDS
+    return settings().rules_refresh_seconds
 
 
 def builtin_rules(app_id: str | None = None) -> RuleSet:
     """The fallback set: ``RULES_FILE`` if set (a broken file is logged and replaced by the empty set)."""
-    path = os.environ.get("RULES_FILE")
+    path = settings().rules_file
     if path:
         try:
             from wxloop.rulesfile import load_rule_set
@@ -66,7 +63,7 @@ class RulesCache:
         self,
         *,
         current_version: Callable[[str], str | None] | None = None,
-        fetch: Callable[[str, str], tuple[str, dict] | None] | None = None,
+        fetch: Callable[[str, str | None], tuple[str, dict] | None] | None = None,
         refresh: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -141,7 +138,7 @@ class RulesCache:
 
         return repository.current_rule_version
 
-    def _fetch_fn(self) -> Callable[[str, str], tuple[str, dict] | None]:
+    def _fetch_fn(self) -> Callable[[str, str | None], tuple[str, dict] | None]:
         if self._fetch is not None:
             return self._fetch
         from wxloop.adapters import repository

@@ -7,14 +7,14 @@ low-level botocore client (see ``wxloop.adapters.aws``) with a small marshaller.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from botocore.exceptions import ClientError
 
 from wxloop.adapters import aws
+from wxloop.settings import settings
 
 # Operations that address one table: the wrapper names it, so callers never do.
 _SINGLE_TABLE_OPS = frozenset({"get_item", "put_item", "update_item", "delete_item", "query"})
@@ -107,8 +107,14 @@ def marshal(item: Mapping[str, Any]) -> dict:
     return {k: to_attr(v) for k, v in item.items()}
 
 
+@overload
+def unmarshal(item: Mapping[str, Any]) -> dict: ...
+@overload
+def unmarshal(item: None) -> None: ...
+@overload
+def unmarshal(item: Mapping[str, Any] | None) -> dict | None: ...
 def unmarshal(item: Mapping[str, Any] | None) -> dict | None:
-    """A DynamoDB item as a plain dict (numbers as int/float, sets as set)."""
+    """A DynamoDB item as a plain dict (numbers as int/float, sets as set); None for None."""
     if item is None:
         return None
     return {k: from_attr(v) for k, v in item.items()}
@@ -118,7 +124,7 @@ def unmarshal(item: Mapping[str, Any] | None) -> dict | None:
 
 
 def table_name() -> str:
-    name = os.environ.get("TABLE_NAME")
+    name = settings().table_name
     if not name:
         raise RuntimeError("TABLE_NAME is not set")
     return name

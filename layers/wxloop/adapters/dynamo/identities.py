@@ -198,7 +198,8 @@ def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
     """Keep a reply computed after the touch (one needing the person's data) for WeChat's retries, unless a
     newer push's reply is kept already (then nothing is written: False). ``outbox``: an event (``journey:
     False``) whose jobs the table's stream queues, left on the identity by the same write."""
-    sets, values = [], {":k": dedupe_key}
+    sets: list[str] = []
+    values: dict[str, Any] = {":k": dedupe_key}
     if reply is not None:
         sets.append("last_reply = :r")
         values[":r"] = {"k": dedupe_key, "body": reply}

@@ -122,6 +122,24 @@ def holdings(uid: str) -> dict[str, Any]:
     ``uids``, ``identities`` ((app, openid) pairs), ``unionids`` and ``codes`` found on them."""
     uids = [uid, *merged_uids(uid)]
     items: dict[str, list[dict]] = {}
+    identities, unionids = _person_partitions(uids, items)
+    unionids |= _identity_partitions(identities, uids, items)
+    for unionid in sorted(unionids):
+        union = get(union_key(unionid))
+        if union and union.get("uid") in uids:
+            items[f"UNION#{unionid}"] = [union]
+    codes = sorted(_codes_named(items))
+    for code in codes:
+        found = list(query_partition(f"CODE#{code}"))
+        if found and any(_names_any(i, uids) for i in found):
+            items[f"CODE#{code}"] = found
+    return {"uids": uids, "items": items, "identities": sorted(identities), "unionids": sorted(unionids),
+            "codes": [c for c in codes if f"CODE#{c}" in items]}
+
+
+def _person_partitions(uids: list[str], items: dict[str, list[dict]]) -> tuple[set[tuple[str, str]], set[str]]:
+    """Add each person's ``USER#`` and ``REF#`` partitions to ``items``; the (app, openid) pairs and unionids
+    their profiles name."""
     identities: set[tuple[str, str]] = set()
     unionids: set[str] = set()
     for u in uids:
@@ -134,6 +152,12 @@ def holdings(uid: str) -> dict[str, Any]:
         ref = get({"pk": {"S": f"REF#{u}"}, "sk": {"S": "REF"}})
         if ref:
             items[f"REF#{u}"] = list(query_partition(f"REF#{u}"))
+    return identities, unionids
+
+
+def _identity_partitions(identities: set[tuple[str, str]], uids: list[str], items: dict[str, list[dict]]) -> set[str]:
+    """Add the ``ID#`` partitions still pointing at one of ``uids`` to ``items``; the unionids they name."""
+    unionids: set[str] = set()
     for app, openid in sorted(identities):
         found = list(query_partition(f"ID#{app}#{openid}"))
         ident = next((i for i in found if i.get("sk") == "ID"), None)
@@ -141,17 +165,7 @@ def holdings(uid: str) -> dict[str, Any]:
             items[f"ID#{app}#{openid}"] = found
             if ident.get("unionid"):
                 unionids.add(str(ident["unionid"]))
-    for unionid in sorted(unionids):
-        union = get(union_key(unionid))
-        if union and union.get("uid") in uids:
-            items[f"UNION#{unionid}"] = [union]
-    codes = sorted(_codes_named(items))
-    for code in codes:
-        found = list(query_partition(f"CODE#{code}"))
-        if found and any(_names_any(i, uids) for i in found):
-            items[f"CODE#{code}"] = found
-    return {"uids": uids, "items": items, "identities": sorted(identities), "unionids": sorted(unionids),
-            "codes": [c for c in codes if f"CODE#{c}" in items]}
+    return unionids
 
 
 def _codes_named(items: Mapping[str, list[dict]]) -> set[str]:

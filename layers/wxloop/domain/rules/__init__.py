@@ -20,6 +20,7 @@ Modules, one concept each:
 """
 
 import importlib
+from typing import Any
 
 # Names resolve on first use (PEP 562): code that needs one submodule, such as the stored-document
 # bounds the DynamoDB adapter reads, does not import the engine, RE2 and the parser with it.
@@ -58,7 +59,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,8 @@ from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import local_time
 
 _RANK = itemgetter(0)
+# An index entry: the rule's rank in precedence order, and the rule.
+_Entry = tuple[int, Rule]
 
 
 class _Index:
@@ -59,11 +61,11 @@ class _Index:
     __slots__ = ("exact", "needles", "needle_paths", "automaton", "regex_entries", "regex_keywords", "regexes")
 
     def __init__(self) -> None:
-        self.exact: dict[str, list] = {}
-        self.needles: dict[str, list] = {}  # needle -> entries
+        self.exact: dict[str, list[_Entry]] = {}
+        self.needles: dict[str, list[_Entry]] = {}  # needle -> entries
         self.needle_paths: dict[str, str] = {}  # needle -> where it is first written (for errors)
         self.automaton: Any = None
-        self.regex_entries: list = []  # parallel to regex_keywords
+        self.regex_entries: list[_Entry] = []  # parallel to regex_keywords
         self.regex_keywords: list[str] = []
         self.regexes: RegexSet | None = None
 
@@ -89,7 +91,7 @@ class _Index:
             except ValueError as exc:
                 raise RuleError("rules", f"regexes refused: {exc}") from None
 
-    def candidates(self, value: str) -> list:
+    def candidates(self, value: str) -> list[_Entry]:
         found = self.exact.get(value)
         cands = list(found) if found else []
         if self.automaton is not None:
@@ -106,7 +108,7 @@ class _Index:
         return cands
 
 
-def _automaton(needles: dict[str, list], paths: dict[str, str]) -> Any:
+def _automaton(needles: dict[str, list[_Entry]], paths: dict[str, str]) -> Any:
     """The Aho-Corasick automaton of ``needles``; raises RuleError when a needle ends with more than
     ``MAX_NESTED_NEEDLES`` needles (itself included): each would be reported at every place it ends."""
     import ahocorasick
@@ -124,7 +126,7 @@ def _automaton(needles: dict[str, list], paths: dict[str, str]) -> Any:
     return automaton
 
 
-def _version_of(body: Mapping, version: object) -> str:
+def _version_of(body: Mapping[str, Any], version: object) -> str:
     """The name of a compiled set: ``version`` as given, else a hash of its content (``RuleError`` when it is
     not a short string of letters, digits, _ . : -)."""
     if version is None:
@@ -145,12 +147,18 @@ class RuleSet:
     rules: tuple[Rule, ...]
     defaults: dict[str, Reply]
     placeholders_needed: frozenset[str]
+    _index: dict[str, _Index]
+    _doc: dict[str, Any]
+    _decisions: dict[str, Decision]
 
     def __init__(self) -> None:
         raise TypeError("use RuleSet.compile(doc, version=...)")
 
+    # long: validate, version and index the rules in one pass; the steps share their locals
     @classmethod
-    def compile(cls, doc: Mapping, *, version: str | None = None, app_id: str | None = None) -> RuleSet:
+    def compile(  # noqa: C901  # validate, version, index: one pass over the rules
+        cls, doc: Mapping[str, Any], *, version: str | None = None, app_id: str | None = None
+    ) -> RuleSet:
         """Validate and compile a rule-set document.
 
         ``version`` names this compiled set (the stored version); None takes the document's ``version``,
@@ -259,9 +267,10 @@ class RuleSet:
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
-    def to_doc(self) -> dict:
+    def to_doc(self) -> dict[str, Any]:
         """The canonical document (JSON-able): ``RuleSet.compile(rs.to_doc())`` gives the same rule set."""
-        return json.loads(json.dumps(self._doc))
+        doc: dict[str, Any] = json.loads(json.dumps(self._doc))
+        return doc
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -272,12 +281,12 @@ class RuleSet:
 
 def _keyword_matches(rule: Rule, keyword: str, value: str) -> bool:
     if rule.match == "regex":
-        return vet_regex(keyword).search(value[:REGEX_TEXT_LIMIT])
+        return bool(vet_regex(keyword).search(value[:REGEX_TEXT_LIMIT]))
     keyword = normalize(keyword)
     return keyword == value if rule.match == "exact" else keyword in value
 
 
-def content_version(body: Mapping) -> str:
+def content_version(body: Mapping[str, Any]) -> str:
     """A version derived from a document's content (stable across YAML formatting and key order)."""
     payload = {k: v for k, v in body.items() if k != "version"}
     raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)

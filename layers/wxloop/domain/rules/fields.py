@@ -10,7 +10,7 @@ from wxloop.domain.rules.errors import RuleError
 _APP_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def no_unknown(raw: Mapping, allowed: set[str], path: str) -> None:
+def no_unknown(raw: Mapping[str, object], allowed: set[str], path: str) -> None:
     """Refuse a key of ``raw`` that is not in ``allowed``."""
     for key in raw:
         if key not in allowed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 from wxloop.domain.inbound import Inbound
 from wxloop.domain.replies import Reply
@@ -89,7 +90,7 @@ class Rule:
     window: TimeWindow | None = None
     apps: frozenset[str] = frozenset()
     note: str = ""
-    doc: dict = field(default_factory=dict, compare=False, repr=False)
+    doc: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     action: str = ""
 
     @property

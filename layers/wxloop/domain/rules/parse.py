@@ -75,7 +75,7 @@ def _parse_defaults(raw: object) -> tuple[dict[str, Reply], dict[str, Any]]:
     return defaults, docs
 
 
-def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:
+def _parse_rules(raw_rules: object) -> tuple[Rule, ...]:  # noqa: C901  # a flat list of checks, each with its error
     if not isinstance(raw_rules, list):
         raise RuleError("rules", "must be a list")
     if len(raw_rules) > MAX_RULES:

@@ -87,10 +87,10 @@ class VettedRegex(NamedTuple):
 def to_re2_syntax(pattern: str) -> str:
     """``pattern`` with Python's ``\\uXXXX``/``\\UXXXXXXXX`` escapes written as RE2's ``\\x{…}``."""
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         if m.group(1) == "\\":
             return "\\\\"
-        return "\\x{" + (m.group(2) or m.group(3)) + "}"
+        return "\\x{" + str(m.group(2) or m.group(3)) + "}"
 
     return _PY_ESCAPE_RE.sub(sub, pattern) if "\\" in pattern else pattern
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from wxloop.domain.replies import TEXT_LIMIT_BYTES, Article, Reply, mp_link
 from wxloop.domain.rules.errors import RuleError
@@ -17,7 +18,7 @@ from wxloop.domain.rules.templates import PLACEHOLDER_RE, check_template
 _URL_RE = re.compile(r"^https?://")
 
 
-def parse_reply(raw: object, path: str) -> tuple[Reply, dict]:
+def parse_reply(raw: object, path: str) -> tuple[Reply, dict[str, Any]]:
     """A reply spec from YAML → (``Reply``, canonical spec); raises :class:`RuleError`."""
     if not isinstance(raw, Mapping) or len(raw) != 1:
         raise RuleError(path, f"a mapping with exactly one of: {', '.join(SPEC_KINDS)}")

@@ -74,8 +74,8 @@ def _fill(template: str, values: Mapping[str, object], mode: str) -> str:
     if mode == "url":
         template = _drop_missing_params(template, values)
 
-    def sub(m: re.Match) -> str:
-        whole = m.group(0)
+    def sub(m: re.Match[str]) -> str:
+        whole: str = m.group(0)
         if whole == "{{":
             return "{"
         if whole == "}}":
@@ -98,10 +98,10 @@ def _drop_missing_params(template: str, values: Mapping[str, object]) -> str:
         return template
     dropped = False
 
-    def sub(m: re.Match) -> str:
+    def sub(m: re.Match[str]) -> str:
         nonlocal dropped
         if _lookup(values, m.group(2)) != "":
-            return m.group(0)
+            return str(m.group(0))
         dropped = True
         return ""
 

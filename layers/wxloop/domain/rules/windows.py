@@ -80,7 +80,7 @@ class TimeWindow:
             return False
         return not self.weekdays or day.isoweekday() in self.weekdays
 
-    def to_doc(self) -> dict:
+    def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
         if self.date_from or self.date_to:
             dates = {}
@@ -137,7 +137,7 @@ def _parse_hours(raw: object, path: str) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def parse_window(raw: object, path: str) -> TimeWindow:
+def parse_window(raw: object, path: str) -> TimeWindow:  # noqa: C901  # three optional fields, each checked in turn
     if not isinstance(raw, Mapping):
         raise RuleError(path, "a mapping with dates, hours and/or weekdays")
     _no_unknown(raw, {"dates", "hours", "weekdays"}, path)

@@ -9,7 +9,7 @@ from functools import lru_cache
 from wxloop.config import load_config
 from wxloop.domain import session
 from wxloop.services.mp_api.errors import ApiError
-from wxloop.settings import number
+from wxloop.settings import settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +24,12 @@ class MpSettings:
 def mp_settings() -> MpSettings:
     """``MP_SESSION_TTL_SECONDS`` (2 days), ``MP_RATE_LIMIT_PER_MINUTE`` (120),
     ``FOLLOW_PROMPT_COOLDOWN_DAYS`` (7), ``MP_EVENT_SKEW_SECONDS`` (300); read once per container."""
+    env = settings()
     return MpSettings(
-        session_ttl_seconds=max(60, number("MP_SESSION_TTL_SECONDS", "172800")),
-        rate_limit_per_minute=max(1, min(999, number("MP_RATE_LIMIT_PER_MINUTE", "120"))),
-        prompt_cooldown_days=number("FOLLOW_PROMPT_COOLDOWN_DAYS", "7"),
-        event_skew_seconds=number("MP_EVENT_SKEW_SECONDS", "300"),
+        session_ttl_seconds=max(60, env.mp_session_ttl_seconds),
+        rate_limit_per_minute=max(1, min(999, env.mp_rate_limit_per_minute)),
+        prompt_cooldown_days=env.follow_prompt_cooldown_days,
+        event_skew_seconds=env.mp_event_skew_seconds,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import sys
 from typing import Annotated
 
@@ -25,13 +24,14 @@ from pydantic import BaseModel
 from wxloop.services.mp_api import context as ctx
 from wxloop.services.mp_api import models as m
 from wxloop.services.mp_api.errors import ApiError, error_body
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 MAX_BODY_BYTES = 128 * 1024
 MAX_DEPTH = 8  # the deepest valid body (events → event → props) is 3
 TITLE, VERSION = "wxloop Mini Program client API", "1.0.0"
 AppId = Annotated[str, Path(pattern=r"^wx[0-9a-f]{16}$", description="The Mini Program's app id.")]
-AUTH = [{"bearer": []}]
+AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 Limit = Annotated[int, Query(ge=1, le=50, description="Page size.")]
 Campaign = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,23}$")]
 
@@ -75,7 +75,7 @@ def build_app() -> APIGatewayHttpResolver:
     _routes(app)
     _reward_routes(app)
     _errors(app)
-    if os.environ.get("STAGE", "dev") != "prod":
+    if settings().stage != "prod":
         from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
         app.enable_swagger(path="/mp/docs/swagger", title=TITLE, version=VERSION,

@@ -38,7 +38,7 @@ def prompt_for(person: Mapping, app_id: str, scene: int | None, now: int) -> fol
 def summary(person: Mapping, app_id: str, uid: str, decision: follow_prompt.PromptDecision) -> dict:
     """What the client may see of the person: never openids, unionid, session keys or the full phone."""
     oa = linked_oa(app_id)
-    prefs = person.get("prefs") if isinstance(person.get("prefs"), Mapping) else {}
+    prefs = raw if isinstance(raw := person.get("prefs"), Mapping) else {}
     return {
         "points": int(person.get("points") or 0),
         "invite_code": invite_code(uid),

@@ -90,7 +90,8 @@ def _rectify(app_id: str, who, body: RectifyIn) -> Person:
     return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
 
 
-def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:  # one closure per route
+# long: one closure per route, each a few lines of declaration
+def register(app: APIGatewayHttpResolver, claims, errors, auth: list) -> None:
     """Add the privacy routes to ``app``; ``claims(app_id)`` authenticates the caller."""
 
     @app.get("/mp/<app_id>/privacy/consent", summary="Consent per purpose", security=auth, responses=errors())

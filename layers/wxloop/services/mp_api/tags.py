@@ -40,7 +40,7 @@ def _tag_id(client, oa_app_id: str, name: str, *, create: bool) -> int | None:
 def run_tag_topics(job: Mapping, client) -> str:
     """Run one ``tag_topics`` job with the OA's WeChat ``client``; returns the job's detail."""
     person = repository.get_person(str(job["uid"])) or {}
-    prefs = person.get("prefs") if isinstance(person.get("prefs"), Mapping) else {}
+    prefs = raw if isinstance(raw := person.get("prefs"), Mapping) else {}
     if int(prefs.get("v") or 0) > int(job.get("version") or 0):
         return "stale"
     oa, openid = job["app_id"], job["openid"]

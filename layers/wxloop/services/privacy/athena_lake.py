@@ -9,11 +9,12 @@ values put in SQL, checked first.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
 from collections.abc import Iterable
+
+from wxloop.settings import settings
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 POLL_SECONDS = 1.0
@@ -33,7 +34,12 @@ class AthenaLake:
 
     @classmethod
     def from_env(cls) -> AthenaLake:
-        return cls(os.environ["LAKE_BUCKET"], os.environ["LAKE_DATABASE"], os.environ["ATHENA_WORKGROUP"])
+        env = settings()
+        missing = [name for name, value in (("LAKE_BUCKET", env.lake_bucket), ("LAKE_DATABASE", env.lake_database),
+                                            ("ATHENA_WORKGROUP", env.athena_workgroup)) if not value]
+        if missing:
+            raise RuntimeError(f"the lake needs {', '.join(missing)}")
+        return cls(env.lake_bucket, env.lake_database, env.athena_workgroup)
 
     def _clients(self):
         if self._athena is None:

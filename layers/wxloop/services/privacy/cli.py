@@ -9,6 +9,8 @@ import time
 import uuid
 from typing import TextIO
 
+from wxloop.settings import settings
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -95,11 +97,9 @@ def _purge(args, out: TextIO) -> int:
 
 
 def _compact(args, out: TextIO) -> int:
-    import os
-
     from wxloop.services.privacy import lake
 
-    keep = int(os.environ.get("LAKE_ERASED_KEEP_SECONDS") or 0)
+    keep = settings().lake_erased_keep_seconds or 0
     print(json.dumps(lake.current().compact(now=int(time.time()), keep_seconds=keep)), file=out)
     return EXIT_OK
 

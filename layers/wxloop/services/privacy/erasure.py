@@ -12,16 +12,17 @@ identifier.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from wxloop.adapters.dynamo import erasure as store
 from wxloop.adapters.dynamo import privacy as data
 from wxloop.services.privacy import lake
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 _CONDITIONAL = ("ID#", "UNION#")  # items a new person may own by now: deleted only while still the erased one's
@@ -29,7 +30,7 @@ _CONDITIONAL = ("ID#", "UNION#")  # items a new person may own by now: deleted o
 
 def sweep_delay_seconds() -> int:
     """``ERASURE_SWEEP_SECONDS`` (900): when the sweep after an erasure runs (0: at once)."""
-    return int(os.environ.get("ERASURE_SWEEP_SECONDS") or 900)
+    return settings().erasure_sweep_seconds
 
 
 def erase(uid: str, *, source: str, now: int | None = None, sweep_after: int | None = None) -> dict:
@@ -43,10 +44,10 @@ def erase(uid: str, *, source: str, now: int | None = None, sweep_after: int | N
     if request_id is None:
         return {"request_id": None, "state": "gone"}
     logger.info("erasure started", extra={"request_id": request_id, "source": source})
-    if os.environ.get("PRIVACY_QUEUE_URL"):  # deployed: the privacy function erases (its role may, this one not)
+    if queue_url := settings().privacy_queue_url:  # deployed: the privacy function erases (its role may, this one not)
         from wxloop.adapters import aws
 
-        aws.client("sqs").send_message(QueueUrl=os.environ["PRIVACY_QUEUE_URL"],
+        aws.client("sqs").send_message(QueueUrl=queue_url,
                                        MessageBody=json.dumps({"kind": "erase", "request_id": request_id}))
         return {"request_id": request_id, "state": "queued"}
     return {"request_id": request_id, "state": run(request_id, now=now, sweep_after=sweep_after)}
@@ -135,7 +136,7 @@ def _untag_jobs(request_id: str, holding: Mapping) -> int:
     from wxloop.config import load_config
 
     config = load_config()
-    jobs = [{"id": f"erase:{request_id}:untag:{app}", "kind": "untag_all", "app_id": app, "openid": openid}
+    jobs: list[Mapping[str, Any]] = [{"id": f"erase:{request_id}:untag:{app}", "kind": "untag_all", "app_id": app, "openid": openid}
             for app, openid in holding["identities"]
             if (account := config.account(app)) is not None and account.kind == "oa"]
     if jobs:

@@ -10,7 +10,6 @@ in a local folder (``EXPORT_PATH``). Other people appear anonymised: a referral 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from typing import Any
 from wxloop.adapters.dynamo import privacy as data
 from wxloop.adapters.dynamo.codec import call, get, marshal
 from wxloop.domain import consent
+from wxloop.settings import settings
 
 URL_SECONDS = 24 * 3600
 README = {
@@ -61,14 +61,15 @@ def request_export(uid: str, *, source: str, now: int | None = None) -> dict:
     export_id = uuid.uuid4().hex
     call("put_item", Item={**_export_key(uid, export_id), **marshal(
         {"state": "pending", "requested_at": now, "source": source, "ttl": now + data.EXPORT_TTL_SECONDS})})
-    if os.environ.get("PRIVACY_QUEUE_URL"):
+    if queue_url := settings().privacy_queue_url:
         from wxloop.adapters import aws
 
-        aws.client("sqs").send_message(QueueUrl=os.environ["PRIVACY_QUEUE_URL"], MessageBody=json.dumps(
+        aws.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(
             {"kind": "privacy_export", "uid": uid, "export_id": export_id}))
     else:
         build(uid, export_id, now=now)
-    return status_of(uid, export_id)
+    # just written: a read that misses it still reports the request (pending) rather than nothing
+    return status_of(uid, export_id) or {"id": export_id, "state": "pending"}
 
 
 def status_of(uid: str, export_id: str) -> dict | None:
@@ -156,7 +157,7 @@ def _open_phone(uid: str, person: Mapping[str, Any]) -> str | None:
 def _lake_rows(uids: list[str]) -> list[dict]:
     """The person's rows in the local lake (``LAKE_PATH``); deployed, the table's journey is the export's
     journey (the lake holds the same events, delivered from the table's stream)."""
-    root = os.environ.get("LAKE_PATH")
+    root = settings().lake_path
     if not root or not Path(root, "journey").is_dir():
         return []
     import pyarrow.parquet as pq
@@ -171,35 +172,35 @@ def _lake_rows(uids: list[str]) -> list[dict]:
 
 
 def store_object(key: str, body: bytes) -> None:
-    bucket = os.environ.get("EXPORT_BUCKET")
+    bucket = settings().export_bucket
     if bucket:
         from wxloop.adapters import aws
 
         aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
                                     ServerSideEncryption="AES256")
         return
-    path = Path(os.environ.get("EXPORT_PATH") or ".local/exports", key)
+    path = Path(settings().export_path, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
 
 
 def location(key: str) -> tuple[str, int]:
     """(URL, expiry epoch) of a stored document: an S3 presigned GET valid 24 h, or a local file URL."""
-    bucket = os.environ.get("EXPORT_BUCKET")
+    bucket = settings().export_bucket
     if bucket:
         from wxloop.adapters import aws
 
         url = aws.client("s3").generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
                                                       ExpiresIn=URL_SECONDS)
         return url, int(time.time()) + URL_SECONDS
-    return Path(os.environ.get("EXPORT_PATH") or ".local/exports", key).resolve().as_uri(), 0
+    return Path(settings().export_path, key).resolve().as_uri(), 0
 
 
 def delete_object(key: str) -> None:
-    bucket = os.environ.get("EXPORT_BUCKET")
+    bucket = settings().export_bucket
     if bucket:
         from wxloop.adapters import aws
 
         aws.client("s3").delete_object(Bucket=bucket, Key=key)
         return
-    Path(os.environ.get("EXPORT_PATH") or ".local/exports", key).unlink(missing_ok=True)
+    Path(settings().export_path, key).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wxloop.analytics.lake import ERASED_DIR, JOURNEY_DIR, LocalParquetWriter
+from wxloop.settings import settings
 
 NAMING_COLUMNS = ("inviter", "merged_from")  # other people's rows that may name an erased person
 
@@ -133,10 +134,11 @@ class NoLake:
 
 def current() -> ErasureLake:
     """The lake of this process: ``LAKE_BUCKET`` (Athena + S3), ``LAKE_PATH`` (local), else none."""
-    if os.environ.get("LAKE_BUCKET"):
+    env = settings()
+    if env.lake_bucket:
         from wxloop.services.privacy.athena_lake import AthenaLake
 
         return AthenaLake.from_env()
-    if os.environ.get("LAKE_PATH"):
-        return LocalLake(os.environ["LAKE_PATH"])
+    if env.lake_path:
+        return LocalLake(env.lake_path)
     return NoLake()

@@ -4,13 +4,13 @@ lifecycle; log groups keep ``LogRetentionDays``; exports expire after a day."""
 
 from __future__ import annotations
 
-import os
 import time
 
 from aws_lambda_powertools import Logger
 
 from wxloop.adapters.dynamo import privacy as data
 from wxloop.services.privacy import erasure
+from wxloop.settings import settings
 
 logger = Logger(child=True)
 MAX_PER_RUN = 500  # a backlog is worked off over several runs, within the function's timeout
@@ -18,7 +18,7 @@ MAX_PER_RUN = 500  # a backlog is worked off over several runs, within the funct
 
 def inactive_days() -> int:
     """``RETENTION_INACTIVE_DAYS`` (365); at least 30 so a typo cannot erase active people."""
-    return max(30, int(os.environ.get("RETENTION_INACTIVE_DAYS") or 365))
+    return max(30, settings().retention_inactive_days)
 
 
 def purge(*, now: int | None = None, days: int | None = None, dry_run: bool = False) -> dict:
