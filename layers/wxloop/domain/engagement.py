@@ -118,3 +118,28 @@ def preferred_platform(profile: Profile, now: int) -> str | None:
 def last_active(profile: Profile) -> int | None:
     """The last activity on any platform."""
     return max(profile.last_active.values(), default=None)
+
+
+# Journey event types (``{platform}.{kind}``) as engagement events; a type not listed here and not a message
+# carries no attention signal (unsubscribe, outbox, template-send reports).
+_JOURNEY_KINDS: Mapping[str, str] = {
+    "event.subscribe": "subscribe", "event.scan": "scan", "event.click": "menu_click", "event.view": "menu_click",
+    "event.scancode_push": "menu_click", "event.scancode_waitmsg": "menu_click",
+    "event.view_miniprogram": "menu_click", "event.subscribe_msg_popup_event": "subscribe_msg_accept",
+    "launch": "session", "first_launch": "session", "share_open": "session", "page_view": "page_view",
+    "client.page_view": "page_view", "order_paid": "order", "client.order_paid": "order",
+    "phone_bound": "phone_bound", "registered": "phone_bound", "share": "share", "client.share": "share",
+}
+_MESSAGE_KINDS = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link", "file"})
+
+
+def from_journey(event_type: str, at: int) -> JourneyEvent | None:
+    """The engagement event a journey event stands for (``oa.text`` → a message on ``oa``), or None when it
+    says nothing about attention. Other ``mp.client.*`` events (the MP's own analytics) count as page views."""
+    platform, _, kind = str(event_type).partition(".")
+    if platform not in PLATFORMS or not kind:
+        return None
+    mapped = _JOURNEY_KINDS.get(kind) or ("message" if kind in _MESSAGE_KINDS else None)
+    if mapped is None and platform == "mp" and kind.startswith("client."):
+        mapped = "page_view"
+    return None if mapped is None else JourneyEvent(mapped, platform, int(at))

@@ -15,6 +15,9 @@ is poison) and one function. Kinds:
 - ``tag_topics`` (``followers``): ``openid``, ``uid``, ``version``, ``topics``/``remove``: tag names; the
   MP's preferences mirrored on the OA (``wxloop.services.mp_api.tags``).
 - ``touch`` (``recording``): ``inbound``, ``at``; records a push the webhook queued instead of writing.
+- ``campaign_send`` (``campaigns``): ``openid``, ``campaign``, ``run``, ``uid``, ``channel`` and its body; one
+  person's message of a campaign run, sent by ``cs_send``/``subscribe_send``'s code, its outcome recorded
+  on the run's SEND item (45009 pauses the run).
 
 How a run ends, by WeChat errcode: ``runner``; the errcodes themselves: ``wxloop.protocol.errcodes``.
 """
