@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 from wxloop.adapters.dynamo.codec import RepositoryError, call, marshal, table_name
-from wxloop.domain.engagement import JourneyEvent, replay
+from wxloop.domain.engagement import JourneyEvent, last_active, replay
 
 OA, MP = "wx1234567890abcdef", "wxabcdef1234567890"
 TEMPLATE = "tmpl-new-arrivals"
@@ -32,10 +32,12 @@ def person_items(i: int, rng: random.Random, now: int) -> list[dict]:
               for _ in range(rng.randint(1, 10))]
     events.append(JourneyEvent("message", rng.choice(["oa", "mp"]), last))
     following = rng.random() < 0.7
+    profile = replay(sorted(events, key=lambda e: e.at))
     person = {"pk": f"USER#{uid}", "sk": "PROFILE", "uid": uid, "created_at": last - 60 * 86400,
               "first_touch": {"channel": rng.choice(["oa", "mp", "poster"])},
               "openids": {OA: oa_openid, MP: mp_openid}, "points": rng.randint(0, 800),
-              f"fol_{OA}": {"f": following, "at": last}, "eng": json.dumps(replay(sorted(events, key=lambda e: e.at)).to_doc(), separators=(",", ":"))}
+              f"fol_{OA}": {"f": following, "at": last}, "eng": json.dumps(profile.to_doc(), separators=(",", ":")),
+              "active_at": last_active(profile)}
     if rng.random() < 0.1:
         person["consent_marketing"] = "withdrawn"
     window = {"win_msg_at": last, "win_msg_sent": rng.randint(0, 2)} if days_ago <= 1 else {}

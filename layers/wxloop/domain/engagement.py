@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,15 +54,38 @@ class Profile:
     @classmethod
     def from_doc(cls, d: Mapping[str, Any] | None) -> Profile:
         """The profile stored by :meth:`to_doc`; anything unreadable gives an empty profile."""
+        if not d:
+            return _EMPTY
+        scores: dict[str, float] = {}
+        score_at: dict[str, int] = {}
+        last: dict[str, int] = {}
         try:
-            scores = {p: (float(v[0]), int(v[1])) for p, v in (d or {}).get("s", {}).items() if p in PLATFORMS}
-            hours = tuple(int(h) for h in (d or {}).get("h", (0,) * 24))
-            last = {p: int(t) for p, t in (d or {}).get("l", {}).items() if p in PLATFORMS}
-        except (TypeError, ValueError, IndexError, AttributeError):
-            return cls()
+            stored, stamps = d.get("s") or {}, d.get("l") or {}
+            for p in PLATFORMS:
+                if p in stored:
+                    scores[p], score_at[p] = float(stored[p][0]), int(stored[p][1])
+                if p in stamps:
+                    last[p] = int(stamps[p])
+            hours = tuple(map(int, d.get("h", _NO_HOURS)))
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return _EMPTY
         if len(hours) != 24:
-            hours = (0,) * 24
-        return cls({p: s for p, (s, _) in scores.items()}, {p: t for p, (_, t) in scores.items()}, last, hours)
+            hours = _NO_HOURS
+        return cls(scores, score_at, last, hours)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Profile:
+        """The profile stored as the JSON text of :meth:`to_doc`; anything unreadable gives an empty profile."""
+        try:
+            d = _decode(text)[0] if text else None
+        except (ValueError, RecursionError):
+            return _EMPTY
+        return cls.from_doc(d) if isinstance(d, Mapping) else _EMPTY
+
+
+_NO_HOURS = (0,) * 24
+_EMPTY = Profile()
+_decode = json.JSONDecoder().raw_decode  # the stored text is compact: no surrounding whitespace to skip
 
 
 def _decay(score: float, seconds: float) -> float:

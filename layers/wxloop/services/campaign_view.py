@@ -22,13 +22,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from wxloop.adapters.dynamo.keys import identity_pk
-from wxloop.adapters.dynamo.people import engagement_doc
 from wxloop.domain.campaigns import Campaign, PersonView
 from wxloop.domain.channel_pick import Reachability
-from wxloop.domain.engagement import Profile
 
 Key = tuple[str, str]
 _CONSENT = {"granted": "granted", "withdrawn": "withdrawn"}
+_NONE: frozenset = frozenset()
+_NO_PREFS: dict = {}
+_NO_CREDIT: dict = {}
 
 
 def openid_of(person: Mapping[str, Any], app_id: str | None) -> str:
@@ -36,76 +37,128 @@ def openid_of(person: Mapping[str, Any], app_id: str | None) -> str:
     return str(openids.get(app_id) or "") if app_id and isinstance(openids, Mapping) else ""
 
 
-def filter_view(person: Mapping[str, Any], campaign: Campaign) -> PersonView:
-    """The person as the segment filter sees it (no identities read: reachability is partial)."""
-    oa = campaign.accounts.get("oa")
-    follow = person.get(f"fol_{oa}") if oa else None
-    prefs = person.get("prefs") if isinstance(person.get("prefs"), Mapping) else {}
-    openids = person.get("openids") if isinstance(person.get("openids"), Mapping) else {}
-    first = person.get("first_touch") if isinstance(person.get("first_touch"), Mapping) else {}
+def _ints(value: Any) -> tuple[int, ...]:
     try:
-        tags = frozenset(int(t) for t in person.get("oa_tags") or ())
-        points = int(person.get("points") or 0)
-        pushes = tuple(int(t) for t in person.get("pushes") or ())
+        return tuple(map(int, value or ()))
     except (TypeError, ValueError):
-        tags, points, pushes = frozenset(), 0, ()
-    reach = Reachability(
-        follows_oa=bool(isinstance(follow, Mapping) and follow.get("f")),
-        consent=_CONSENT.get(str(person.get("consent_marketing") or ""), "unknown"),  # type: ignore[arg-type]
-        recent_pushes=pushes,
-    )
-    return PersonView(
-        uid=str(person.get("uid") or str(person.get("pk", "")).removeprefix("USER#")), oa_tags=tags,
-        mp_prefs={str(k): tuple(v) if isinstance(v, (list, set, tuple)) else str(v)
-                  for k, v in prefs.items() if k not in ("v", "at")},
-        mp_apps=frozenset(openids), first_touch_channel=str(first.get("channel") or ""), points=points,
-        profile=Profile.from_doc(engagement_doc(person.get("eng"))), reach=reach,
-    )
+        return ()
 
 
-def reach_keys(person: Mapping[str, Any], campaign: Campaign) -> list[Key]:
-    """The identity and credit items the picker needs for this person (only the offered channels')."""
-    oa_openid = openid_of(person, campaign.accounts.get("oa"))
-    mp_openid = openid_of(person, campaign.accounts.get("mp"))
-    keys: list[Key] = []
-    if oa_openid and campaign.offer.channels & {"oa_cs", "oa_template"}:
-        keys.append((identity_pk(campaign.accounts["oa"], oa_openid), "ID"))
-    if mp_openid and campaign.offer.channels & {"mp_cs", "mp_subscribe"}:
-        pk = identity_pk(campaign.accounts["mp"], mp_openid)
-        keys.append((pk, "ID"))
-        if "mp_subscribe" in campaign.offer.channels and campaign.offer.subscribe_template:
-            keys.append((pk, f"SUB#{campaign.offer.subscribe_template}"))
-    return keys
+class Views:
+    """The person items of one campaign as the planner reads them, specialised once per campaign: an
+    attribute no filter of the segment looks at is not read (``filter_view``), and only people in the segment
+    get their reachability (``reach_keys``, ``full_view``)."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        seg, accounts, channels = campaign.segment, campaign.accounts, campaign.offer.channels
+        self.oa, self.mp = accounts.get("oa"), accounts.get("mp")
+        self._follow_key = f"fol_{self.oa}" if self.oa else ""
+        self._tags = bool(seg.tags_any or seg.tags_all or seg.tags_none)
+        self._apps = bool(seg.uses_mp)
+        self._prefs = bool(seg.prefs)
+        self._first_touch = bool(seg.first_touch)
+        self._points = seg.points != (None, None)
+        self._oa_identity = bool(self.oa and channels & {"oa_cs", "oa_template"})
+        self._mp_identity = bool(self.mp and channels & {"mp_cs", "mp_subscribe"})
+        template = campaign.offer.subscribe_template
+        self._credit_sk = f"SUB#{template}" if template and "mp_subscribe" in channels else ""
+
+    def filter_view(self, person: dict[str, Any]) -> PersonView:
+        """The person as the segment filter sees it (no identities read: reachability is partial)."""
+        get = person.get
+        follow = get(self._follow_key) if self._follow_key else None
+        openids = get("openids")
+        active_at = get("active_at")
+        reach = Reachability(follows_oa=bool(type(follow) is dict and follow.get("f")),
+                             consent=_CONSENT.get(get("consent_marketing"), "unknown"))  # type: ignore[arg-type]
+        return PersonView(
+            str(get("uid") or str(get("pk", "")).removeprefix("USER#")),
+            frozenset(_ints(get("oa_tags"))) if self._tags else _NONE,
+            _prefs(get("prefs")) if self._prefs else _NO_PREFS,
+            frozenset(openids) if self._apps and type(openids) is dict else _NONE,
+            _first_touch(get("first_touch")) if self._first_touch else "",
+            _int(get("points")) if self._points else 0,
+            None, reach, get("eng"), active_at if type(active_at) is int else None,
+        )
+
+    def reach_keys(self, person: Mapping[str, Any]) -> list[Key]:
+        """The identity and credit items the picker needs for this person (only the offered channels')."""
+        keys: list[Key] = []
+        openids = person.get("openids")
+        if not isinstance(openids, Mapping):
+            return keys
+        oa_openid = openids.get(self.oa) if self._oa_identity else None
+        if oa_openid:
+            keys.append((identity_pk(self.oa, str(oa_openid)), "ID"))  # type: ignore[arg-type]
+        mp_openid = openids.get(self.mp) if self._mp_identity else None
+        if mp_openid:
+            pk = identity_pk(self.mp, str(mp_openid))  # type: ignore[arg-type]
+            keys.append((pk, "ID"))
+            if self._credit_sk:
+                keys.append((pk, self._credit_sk))
+        return keys
+
+    def full_view(self, person: dict[str, Any], items: Mapping[Key, dict],
+                  base: PersonView | None = None) -> PersonView:
+        """The person with reachability: CS windows from the identities, the subscribe credit, closed channels,
+        recent pushes. ``base``: the person's ``filter_view`` when the caller has it already (it is completed,
+        not copied)."""
+        view = base or self.filter_view(person)
+        openids = person.get("openids")
+        openids = openids if type(openids) is dict else {}
+        oa, mp, template = self.oa, self.mp, self.campaign.offer.subscribe_template
+        oa_openid, mp_openid = openids.get(oa) if oa else None, openids.get(mp) if mp else None
+        oa_id = items.get((identity_pk(oa, str(oa_openid)), "ID")) if oa_openid else None  # type: ignore[arg-type]
+        mp_pk = identity_pk(mp, str(mp_openid)) if mp_openid else ""  # type: ignore[arg-type]
+        mp_id = items.get((mp_pk, "ID")) if mp_pk else None
+        credit = items.get((mp_pk, self._credit_sk)) if mp_pk and self._credit_sk else None
+        closed: frozenset[str] = _NONE
+        if (oa_id and oa_id.get("closed")) or (mp_id and mp_id.get("closed")):
+            closed = frozenset(_closed_channels(oa_id, mp_id, credit, template))
+        r = view.reach
+        view.reach = Reachability(
+            r.follows_oa and (oa_id is None or oa_id.get("following") is not False), oa_id, mp_id,
+            {template: _int(credit.get("remaining"))} if credit else _NO_CREDIT, r.consent, closed,
+            _ints(person.get("pushes")),
+        )
+        return view
 
 
-def _closed(identity: Mapping[str, Any] | None, channel: str, name: str, reopened: int) -> set[str]:
-    """``{name}`` when WeChat closed ``channel`` (45015/43101) after it last reopened."""
-    entry = ((identity or {}).get("closed") or {}).get(channel)
-    at = int(entry.get("at") or 0) if isinstance(entry, Mapping) else 0
-    return {name} if at and at >= reopened else set()
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
-def full_view(person: Mapping[str, Any], campaign: Campaign, items: Mapping[Key, dict],
-              base: PersonView | None = None) -> PersonView:
-    """The person with reachability: CS windows from the identities, the subscribe credit, closed channels.
-    ``base``: the person's ``filter_view`` when the caller has it already."""
-    base = base or filter_view(person, campaign)
-    oa, mp = campaign.accounts.get("oa"), campaign.accounts.get("mp")
-    oa_id = items.get((identity_pk(oa, openid_of(person, oa)), "ID")) if oa else None
-    mp_pk = identity_pk(mp, openid_of(person, mp)) if mp else ""
-    mp_id = items.get((mp_pk, "ID")) if mp else None
-    template = campaign.offer.subscribe_template
-    credit = items.get((mp_pk, f"SUB#{template}")) if mp and template else None
-    closed = set()
+def _first_touch(value: Any) -> str:
+    return str(value.get("channel") or "") if isinstance(value, Mapping) else ""
+
+
+def _prefs(value: Any) -> dict[str, str | tuple[str, ...]]:
+    """MP preferences as the filter reads them: each key but ``v``/``at``, a value or a tuple of values."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): tuple(v) if isinstance(v, (list, set, tuple)) else str(v)
+            for k, v in value.items() if k not in ("v", "at")}
+
+
+def _closed_channels(oa_id: Mapping | None, mp_id: Mapping | None, credit: Mapping | None, template: str) -> set[str]:
+    """The channels WeChat closed (45015/43101) after they last reopened: a window opened by a later message,
+    a credit granted later."""
+    out: set[str] = set()
     for identity, name in ((oa_id, "oa_cs"), (mp_id, "mp_cs")):
-        reopened = max(int((identity or {}).get("win_msg_at") or 0), int((identity or {}).get("win_evt_at") or 0))
-        closed |= _closed(identity, "cs", name, reopened)
-    closed |= _closed(mp_id, f"subscribe:{template}", "mp_subscribe", int((credit or {}).get("updated_at") or 0))
-    r = base.reach
-    reach = Reachability(
-        follows_oa=r.follows_oa and (oa_id or {}).get("following") is not False, oa_identity=oa_id,
-        mp_identity=mp_id, subscribe_credits={template: int(credit.get("remaining") or 0)} if credit else {},
-        consent=r.consent, closed=frozenset(closed), recent_pushes=r.recent_pushes,
-    )
-    return PersonView(base.uid, base.oa_tags, base.mp_prefs, base.mp_apps, base.first_touch_channel, base.points,
-                      base.profile, reach)
+        if identity:
+            reopened = max(_int(identity.get("win_msg_at")), _int(identity.get("win_evt_at")))
+            out |= _closed(identity, "cs", name, reopened)
+    if mp_id:
+        out |= _closed(mp_id, f"subscribe:{template}", "mp_subscribe", _int((credit or {}).get("updated_at")))
+    return out
+
+
+def _closed(identity: Mapping[str, Any], channel: str, name: str, reopened: int) -> set[str]:
+    """``{name}`` when WeChat closed ``channel`` (45015/43101) after it last reopened."""
+    entry = (identity.get("closed") or {}).get(channel)
+    at = _int(entry.get("at")) if isinstance(entry, Mapping) else 0
+    return {name} if at and at >= reopened else set()

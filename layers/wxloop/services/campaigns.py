@@ -29,9 +29,9 @@ from typing import Any
 from wxloop.adapters import queue
 from wxloop.adapters.dynamo import campaigns as store
 from wxloop.adapters.dynamo import jobs as job_store
-from wxloop.domain.campaigns import Campaign, SendPlan, matches, parse_campaign, plan_person, send_key
+from wxloop.domain.campaigns import Campaign, Planner, SendPlan, parse_campaign, send_key
 from wxloop.domain.channel_pick import Skip
-from wxloop.services.campaign_view import filter_view, full_view, openid_of, reach_keys
+from wxloop.services.campaign_view import Views, openid_of
 
 DEFAULT_SEGMENTS = 4
 PAGE_LIMIT = 500  # items read per scan page: small enough that a page's buckets stay far below 400 KB
@@ -65,30 +65,36 @@ def push(docs: Iterable[Mapping[str, Any]], now: int) -> list[str]:
 
 
 def plan_page(campaign: Campaign, persons: list[dict], now: int,
-              read: Callable[[list[tuple[str, str]]], Mapping]) -> tuple[list[tuple[SendPlan, str]], Counter]:
+              read: Callable[[list[tuple[str, str]]], Mapping], *,
+              compiled: tuple[Views, Planner] | None = None) -> tuple[list[tuple[SendPlan, str]], Counter]:
     """Plan the people of one page: (sends with the openid each goes to, counts). Counts: ``scanned``,
     ``planned``, ``ch_{channel}``, ``skip_{reason}``, ``h_{Shanghai hour}``. Pure but for ``read`` (the batched
-    read of identities and credits, called once for the people in the segment)."""
-    counts: Counter = Counter(scanned=len(persons))
-    views = ((p, filter_view(p, campaign)) for p in persons)
-    members = [(p, v) for p, v in views if matches(campaign.segment, v, now)]
-    counts["skip_not_in_segment"] += len(persons) - len(members)
-    items = read([k for p, _ in members for k in reach_keys(p, campaign)]) if members else {}
-    out = []
+    read of identities and credits, called once for the people in the segment). ``compiled``: the campaign's
+    ``Views`` and ``Planner`` for ``now`` when the caller plans many pages."""
+    views, planner = compiled or (Views(campaign), Planner(campaign, now))
+    member, filter_view = planner.member, views.filter_view
+    members = [(p, v) for p, v in ((p, filter_view(p)) for p in persons) if member(v)]
+    items = read([k for p, _ in members for k in views.reach_keys(p)]) if members else {}
+    out, skipped, labels = [], [], []  # counted at the end: one C-level Counter pass, no f-string per person
     for person, view in members:
-        plan = plan_person(campaign, full_view(person, campaign, items, view), now)
-        if isinstance(plan, Skip):
-            counts[f"skip_{plan.reason.value}"] += 1
+        plan = planner.plan_member(views.full_view(person, items, view))
+        if type(plan) is Skip:
+            skipped.append(plan.reason)
             continue
         openid = openid_of(person, plan.app_id)
         if not openid:
-            counts["skip_no_openid"] += 1
+            labels.append("skip_no_openid")
             continue
-        counts["planned"] += 1
-        counts[f"ch_{plan.channel}"] += 1
-        counts[f"h_{plan.send_hour}"] += 1
+        labels.append(plan.channel)
+        labels.append(plan.send_hour)
         out.append((plan, openid))
-    return out, counts
+    counts: Counter = Counter(scanned=len(persons), skip_not_in_segment=len(persons) - len(members), planned=len(out))
+    for label, n in Counter(labels).items():
+        counts[label if isinstance(label, str) and label.startswith("skip_") else
+               f"h_{label}" if isinstance(label, int) else f"ch_{label}"] += n
+    for reason, n in Counter(skipped).items():
+        counts[f"skip_{reason.value}"] += n
+    return out, +counts
 
 
 def _hour_start(at: int) -> int:
@@ -244,6 +250,7 @@ def dry_run(campaign: Campaign, now: int, pages: Iterable[list[dict]],
             read: Callable[[list[tuple[str, str]]], Mapping]) -> Counter:
     """Counts of a run planned at ``now`` over ``pages`` of person items, writing nothing."""
     total: Counter = Counter()
+    compiled = (Views(campaign), Planner(campaign, now))
     for persons in pages:
-        total.update(plan_page(campaign, persons, now, read)[1])
+        total.update(plan_page(campaign, persons, now, read, compiled=compiled)[1])
     return total

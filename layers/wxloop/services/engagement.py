@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from wxloop.adapters.dynamo import people
 from wxloop.adapters.dynamo.codec import unmarshal
-from wxloop.domain.engagement import JourneyEvent, Profile, from_journey, update
+from wxloop.domain.engagement import JourneyEvent, Profile, from_journey, last_active, update
 
 WRITE_TRIES = 3
 
@@ -56,7 +56,8 @@ def apply(found: Iterable[tuple[str, int, JourneyEvent]]) -> int:
             profile = Profile.from_doc(doc)
             for _, event in fresh:
                 profile = update(profile, event)
-            if people.put_engagement(uid, profile.to_doc(), seq=fresh[-1][0], expected_seq=applied):
+            if people.put_engagement(uid, profile.to_doc(), seq=fresh[-1][0], expected_seq=applied,
+                                     active_at=last_active(profile)):
                 written += 1
                 break
     return written

@@ -152,17 +152,22 @@ def get_engagement(uid: str) -> tuple[dict | None, int, bool]:
     return engagement_doc(item.get("eng")), int(item.get("eng_seq") or 0), True
 
 
-def put_engagement(uid: str, profile_doc: dict, *, seq: int, expected_seq: int) -> bool:
-    """Store the profile document and the sequence number of the last stream record it includes, only if
-    ``eng_seq`` is still ``expected_seq`` (another batch did not write in between); False otherwise, or when
-    the person does not exist (never created here) or was merged into another."""
+def put_engagement(uid: str, profile_doc: dict, *, seq: int, expected_seq: int, active_at: int | None = None) -> bool:
+    """Store the profile document, the last activity ``active_at`` beside it (a number the planner's
+    last-active filter reads without parsing the profile) and the sequence number of the last stream record
+    it includes, only if ``eng_seq`` is still ``expected_seq`` (another batch did not write in between); False
+    otherwise, or when the person does not exist (never created here) or was merged into another."""
     condition = "attribute_exists(pk) AND attribute_not_exists(merged_into) AND "
     condition += "attribute_not_exists(eng_seq)" if not expected_seq else "eng_seq = :old"
     values: dict[str, Any] = {":eng": json.dumps(profile_doc, separators=(",", ":")), ":seq": seq}
+    update = "SET eng = :eng, eng_seq = :seq"
     if expected_seq:
         values[":old"] = expected_seq
+    if active_at is not None:
+        values[":active"] = int(active_at)
+        update += ", active_at = :active"
     return conditional_update(
-        Key=person_key(uid), UpdateExpression="SET eng = :eng, eng_seq = :seq",
+        Key=person_key(uid), UpdateExpression=update,
         ConditionExpression=condition, ExpressionAttributeValues=marshal(values),
     ) is not None
 
