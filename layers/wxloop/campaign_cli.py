@@ -133,7 +133,6 @@ def print_counts(counts: Counter, out: TextIO) -> None:
 
 def _plan(args, out: TextIO) -> int:
     from wxloop.adapters import aws
-    from wxloop.adapters.dynamo import campaigns as store
     from wxloop.adapters.dynamo.codec import table_name
     from wxloop.services import campaigns as service
 
@@ -146,7 +145,7 @@ def _plan(args, out: TextIO) -> int:
         campaign = _stored(args.id)
     now = int(_parse_at(args.at).timestamp())
     total = int(aws.client("dynamodb").describe_table(TableName=table_name())["Table"].get("ItemCount") or 0)
-    counts = service.dry_run(campaign, now, _pages(_progress_bar(not args.no_progress, total)), store.get_items)
+    counts = service.dry_run(campaign, now, _pages(_progress_bar(not args.no_progress, total)), service.read_reach)
     if not args.no_progress:
         print(file=sys.stderr)
     print_counts(counts, out)

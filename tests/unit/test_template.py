@@ -116,7 +116,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:Scan", "Table", None): f"{C}:scan_people (parallel scan segments)",
         ("dynamodb:BatchGetItem", "Table", "ID#"): f"{C}:get_items (identities and credits of members)",
         ("dynamodb:GetItem", "Table", "CAMPAIGN#"): f"{C}:get_run (get_campaign_doc, active_runs)",
-        ("dynamodb:PutItem", "Table", "CAMPAIGN#"): f"{C}:claim_sends (start_run, put_bucket)",
+        ("dynamodb:PutItem", "Table", "CAMPAIGN#"): f"{C}:put_bucket (start_run, put_campaign)",
         ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:checkpoint (add_counts, start_run's active list)",
         ("dynamodb:DeleteItem", "Table", "CAMPAIGN#"): f"{C}:drop_bucket",
         ("dynamodb:Query", "Table", "CAMPAIGN#"): f"{C}:due_buckets (has_buckets, latest_run)",

@@ -26,6 +26,9 @@ from wxloop.domain.campaigns import Campaign, PersonView
 from wxloop.domain.channel_pick import Reachability
 
 Key = tuple[str, str]
+# What the picker reads of identity and credit items (``full_view``, ``channel_pick.window_state``).
+REACH_ATTRIBUTES = ("following", "win_msg_at", "win_msg_sent", "win_evt_at", "win_evt_sent", "closed", "remaining",
+                    "updated_at")
 _CONSENT = {"granted": "granted", "withdrawn": "withdrawn"}
 _NONE: frozenset = frozenset()
 _NO_PREFS: dict = {}
@@ -63,6 +66,11 @@ class Views:
         self._mp_identity = bool(self.mp and channels & {"mp_cs", "mp_subscribe"})
         template = campaign.offer.subscribe_template
         self._credit_sk = f"SUB#{template}" if template and "mp_subscribe" in channels else ""
+        read = {"pk": True, "uid": True, "openids": True, "consent_marketing": True, "eng": True, "active_at": True,
+                "pushes": True, "oa_tags": self._tags, "prefs": self._prefs, "first_touch": self._first_touch,
+                "points": self._points}
+        self.person_attributes = tuple(k for k, wanted in read.items() if wanted) + (
+            (self._follow_key,) if self._follow_key else ())
 
     def filter_view(self, person: dict[str, Any]) -> PersonView:
         """The person as the segment filter sees it (no identities read: reachability is partial)."""

@@ -3,11 +3,13 @@ that plans one page of people at a time and checkpoints its LastEvaluatedKey on 
 across invocations; planned sends wait in hour buckets until the release tick queues them for the worker.
 
 Per page: scan (person items only decide membership) → batched read of the identities and credit of the
-people in the segment → ``plan_person`` each → ``SEND#{run}#{uid}`` conditional puts (a person is planned
-once per run, whatever retries or reruns) → one bucket item per send hour → the checkpoint, which adds the
-page's counts to the run item, conditional on the segment's page number (a duplicate task stops there).
-A crash anywhere before the checkpoint redoes the page: the SEND puts find their items, the buckets are
-overwritten with the same content, and the counts are added once.
+people in the segment → ``Planner.plan_member`` each → one bucket item per send hour → the checkpoint, which
+adds the page's counts to the run item, conditional on the segment's page number (a duplicate task stops
+there). A crash anywhere before the checkpoint redoes the page: its buckets are overwritten (same keys), and
+the counts are added once. Nothing is written per person at planning: a send's job id is
+``campaign:{campaign}#{run}#{uid}`` and the worker runs a job id once (its ``JOB#`` claim), so a replayed
+page, a bucket released twice or a rerun of the run never sends twice; the worker writes the outcome as
+``SEND#{run}#{uid}`` (one write a person, not two).
 
 Why buckets and a tick rather than SQS delays or one-off schedules: SQS delays stop at 15 minutes, and a
 schedule per hour per run would need the scheduler's API (and IAM PassRole) from the planner; a bucket is
@@ -31,10 +33,10 @@ from wxloop.adapters.dynamo import campaigns as store
 from wxloop.adapters.dynamo import jobs as job_store
 from wxloop.domain.campaigns import Campaign, Planner, SendPlan, parse_campaign, send_key
 from wxloop.domain.channel_pick import Skip
-from wxloop.services.campaign_view import Views, openid_of
+from wxloop.services.campaign_view import REACH_ATTRIBUTES, Views, openid_of
 
 DEFAULT_SEGMENTS = 4
-PAGE_LIMIT = 500  # items read per scan page: small enough that a page's buckets stay far below 400 KB
+PAGE_LIMIT = 2000  # items read per scan page (≤ 1 MB anyway): ~600 planned sends, buckets far below 400 KB
 JOB_KIND = "campaign_send"
 
 
@@ -97,19 +99,23 @@ def plan_page(campaign: Campaign, persons: list[dict], now: int,
     return out, +counts
 
 
+def read_reach(keys: list[tuple[str, str]]) -> dict:
+    """The identity and credit items of ``keys``, with the attributes the picker reads."""
+    return store.get_items(keys, REACH_ATTRIBUTES)
+
+
 def _hour_start(at: int) -> int:
     return at - at % 3600  # Shanghai is UTC+8 all year: a UTC hour boundary is a Shanghai one
 
 
 def run_page(campaign: Campaign, run: str, segment: int, segments: int, page: int, start_key: Mapping | None,
-             plan_at: int, now: int) -> tuple[bool, dict | None]:
-    """Plan page ``page`` (1-based) of ``segment``, write its sends and buckets, checkpoint. Returns
+             plan_at: int) -> tuple[bool, dict | None]:
+    """Plan page ``page`` (1-based) of ``segment``, write its hour buckets, checkpoint. Returns
     (checkpointed, the next start key or None at the segment's end); False: another task owns this page."""
-    persons, last_key = store.scan_people(segment, segments, start_key, PAGE_LIMIT)
-    plans, counts = plan_page(campaign, persons, plan_at, store.get_items)
+    views = Views(campaign)
+    persons, last_key = store.scan_people(segment, segments, start_key, PAGE_LIMIT, views.person_attributes)
+    plans, counts = plan_page(campaign, persons, plan_at, read_reach, compiled=(views, Planner(campaign, plan_at)))
     if plans:
-        store.claim_sends(campaign.id, run, [{"uid": p.uid, "channel": p.channel, "app_id": p.app_id,
-                                               "send_at": p.send_at} for p, _ in plans], now)
         buckets: dict[int, list[list[str]]] = {}
         for plan, openid in plans:
             buckets.setdefault(_hour_start(plan.send_at), []).append([plan.uid, plan.channel, plan.app_id, openid])
@@ -119,8 +125,7 @@ def run_page(campaign: Campaign, run: str, segment: int, segments: int, page: in
     return ok, last_key
 
 
-def run_segment(campaign_id: str, run: str, segment: int, *, time_left: Callable[[], float],
-                now: Callable[[], int] = lambda: int(time.time())) -> str:
+def run_segment(campaign_id: str, run: str, segment: int, *, time_left: Callable[[], float]) -> str:
     """Plan a segment from its checkpoint while ``time_left()`` (seconds) allows another page. Returns
     ``done`` (segment finished), ``more`` (re-queue the task) or ``stopped`` (cancelled, or a duplicate task
     got there first)."""
@@ -133,7 +138,7 @@ def run_segment(campaign_id: str, run: str, segment: int, *, time_left: Callable
     if state["d"]:
         return "done"
     while time_left() > 20:
-        ok, key = run_page(campaign, run, segment, int(item["segments"]), page + 1, key, int(item["plan_at"]), now())
+        ok, key = run_page(campaign, run, segment, int(item["segments"]), page + 1, key, int(item["plan_at"]))
         if not ok:
             return "stopped"
         page += 1

@@ -5,7 +5,7 @@ planned sends until their hour.
 |---|---|
 | ``DEF`` | ``doc`` (the campaign's document as JSON), ``sha``, ``updated_at`` |
 | ``RUN#{run}`` | ``state`` (planning, planned, done, cancelled), ``segments``, ``seg_done``, ``sg`` (per segment: pages ``p``, LastEvaluatedKey ``k`` as JSON, ``d`` done), ``paused_until``, counters ``n_*`` |
-| ``SEND#{run}#{uid}`` | one person's send in a run: channel, app, hour, ``state`` (planned, then the worker's outcome) |
+| ``SEND#{run}#{uid}`` | one person's send in a run, written once by the worker: ``state`` (its outcome), ``channel``, ``done_at`` |
 | ``DUE#{run}#{hour}#{seg}#{page}`` | the sends of one scanned page due at ``hour`` (epoch s), released by the tick |
 
 ``CAMPAIGN#~`` holds the catalogue (``CATALOG``: stored ids) and ``ACTIVE`` (runs the tick looks at). Counters
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from wxloop.adapters.dynamo.codec import (
@@ -33,7 +32,6 @@ from wxloop.adapters.dynamo.codec import (
 )
 from wxloop.adapters.dynamo.keys import CAMPAIGN_CATALOG, campaign_key, campaign_pk
 
-CLAIM_THREADS = 16  # conditional puts in flight per page (each ~5 ms): a 500-person page in ~0.2 s
 BATCH_GET_MAX = 100
 _COUNTER = re.compile(r"[a-z0-9_]{1,60}")
 
@@ -170,29 +168,41 @@ def pause_run(campaign_id: str, run: str, until: int) -> None:
 # --- people --------------------------------------------------------------------------------------------
 
 
-def scan_people(segment: int, segments: int, start_key: Mapping | None, limit: int) -> tuple[list[dict], dict | None]:
+def _projection(attributes: Iterable[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``ProjectionExpression`` for ``attributes`` (every name through a placeholder: some are reserved words)."""
+    if attributes:
+        names = {f"#p{i}": name for i, name in enumerate(attributes)}
+        kwargs["ProjectionExpression"] = ", ".join(names)
+        kwargs["ExpressionAttributeNames"] = {**kwargs.get("ExpressionAttributeNames", {}), **names}
+    return kwargs
+
+
+def scan_people(segment: int, segments: int, start_key: Mapping | None, limit: int,
+                attributes: Iterable[str] | None = None) -> tuple[list[dict], dict | None]:
     """One page of a parallel scan (``segment`` of ``segments``) over the table, keeping person items that were
-    not merged into another. Returns (person items, LastEvaluatedKey or None at the segment's end)."""
-    kwargs: dict[str, Any] = {
+    not merged into another, with only ``attributes`` when given (less to transfer and decode; the read units
+    are the same). Returns (person items, LastEvaluatedKey or None at the segment's end)."""
+    kwargs: dict[str, Any] = _projection(attributes, {
         "TableName": table_name(), "Segment": segment, "TotalSegments": segments, "Limit": limit,
         "FilterExpression": "sk = :profile AND begins_with(pk, :user) AND attribute_not_exists(merged_into)",
         "ExpressionAttributeValues": marshal({":profile": "PROFILE", ":user": "USER#"}),
-    }
+    })
     if start_key:
         kwargs["ExclusiveStartKey"] = dict(start_key)
     out = call("scan", **kwargs)
     return [unmarshal(i) or {} for i in out.get("Items") or ()], out.get("LastEvaluatedKey")
 
 
-def get_items(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-    """The items at (pk, sk) ``keys`` (BatchGetItem, 100 a request, unprocessed keys retried); missing ones
-    are absent from the result."""
+def get_items(keys: Iterable[tuple[str, str]], attributes: Iterable[str] | None = None) -> dict[tuple[str, str], dict]:
+    """The items at (pk, sk) ``keys`` (BatchGetItem, 100 a request, unprocessed keys retried), with only
+    ``attributes`` (plus the keys) when given; missing ones are absent from the result."""
     wanted = sorted(set(keys))
     found: dict[tuple[str, str], dict] = {}
     table = table_name()
+    projection = _projection(("pk", "sk", *attributes) if attributes else None, {})
     for start in range(0, len(wanted), BATCH_GET_MAX):
         pending: dict = {table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}}
-                                          for pk, sk in wanted[start:start + BATCH_GET_MAX]]}}
+                                          for pk, sk in wanted[start:start + BATCH_GET_MAX]], **projection}}
         for _ in range(5):
             out = call("batch_get_item", RequestItems=pending)
             for raw in (out.get("Responses") or {}).get(table, ()):
@@ -207,26 +217,6 @@ def get_items(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
 
 
 # --- sends and hour buckets --------------------------------------------------------------------------
-
-
-def _claim_send(campaign_id: str, run: str, send: Mapping[str, Any], now: int) -> str | None:
-    try:
-        call("put_item", ConditionExpression="attribute_not_exists(pk)",
-             Item={**campaign_key(campaign_id, f"SEND#{run}#{send['uid']}"), **marshal(
-                 {"state": "planned", "channel": send["channel"], "app_id": send["app_id"],
-                  "send_at": int(send["send_at"]), "planned_at": now})})
-    except ConditionFailed:
-        return None
-    return str(send["uid"])
-
-
-def claim_sends(campaign_id: str, run: str, sends: list[Mapping[str, Any]], now: int) -> set[str]:
-    """Create ``SEND#{run}#{uid}`` for each send (``uid``, ``channel``, ``app_id``, ``send_at``) unless it
-    exists; returns the uids created now, so a retried page or a rerun plans each person once. One
-    conditional PutItem each (1 write unit; a transaction would cost 2), ``CLAIM_THREADS`` at a time."""
-    with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
-        done = pool.map(lambda s: _claim_send(campaign_id, run, s, now), sends)
-        return {uid for uid in done if uid}
 
 
 def bucket_sk(run: str, hour_at: int, segment: int, page: int) -> str:
@@ -261,14 +251,18 @@ def drop_bucket(campaign_id: str, sk: str) -> None:
     call("delete_item", Key=campaign_key(campaign_id, sk))
 
 
-def record_send_result(campaign_id: str, run: str, uid: str, state: str, now: int) -> None:
-    """The worker's outcome of one send (``sent``, ``closed:45015``…) on its SEND item, and the run's
-    counter (``n_sent``, ``n_closed``, ``n_failed``, ``n_deferred``)."""
-    conditional_update(Key=campaign_key(campaign_id, f"SEND#{run}#{uid}"),
-                       UpdateExpression="SET #state = :s, done_at = :now", ConditionExpression="attribute_exists(pk)",
-                       ExpressionAttributeNames={"#state": "state"},
-                       ExpressionAttributeValues=marshal({":s": state, ":now": now}))
+def record_send_result(campaign_id: str, run: str, uid: str, state: str, channel: str, now: int) -> bool:
+    """The worker's outcome of one send (``sent``, ``closed:45015``…) as ``SEND#{run}#{uid}``, and the run's
+    counter (``n_sent``, ``n_closed``, ``n_failed``): once; False (nothing changed) when it was recorded."""
+    created = conditional_update(
+        Key=campaign_key(campaign_id, f"SEND#{run}#{uid}"),
+        UpdateExpression="SET #state = :s, channel = :ch, done_at = :now", ConditionExpression="attribute_not_exists(pk)",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues=marshal({":s": state, ":ch": channel, ":now": now}))
+    if created is None:
+        return False
     add_counts(campaign_id, run, {state.split(":", 1)[0]: 1})
+    return True
 
 
 def get_send(campaign_id: str, run: str, uid: str) -> dict | None:

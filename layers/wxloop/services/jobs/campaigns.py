@@ -4,8 +4,8 @@ The channel's send is the registry's own: customer service spends a message of a
 (``messages.cs_send``, the OA's or the MP's windows), a subscribe message spends a credit
 (``messages.subscribe_send``); an OA template message (service notices on service accounts only) is one
 ``message/template/send``. What the send came to is recorded by ``campaign_settled``, which the runner calls
-once the outcome is final: ``sent`` and the push time on the person (frequency caps), or the failure on
-``SEND#{run}#{uid}``; 45015/43101 have already closed the channel for the person (the runner does that with
+once the outcome is final: ``SEND#{run}#{uid}`` with ``sent`` (and the push time on the person, for frequency
+caps) or the failure; 45015/43101 have already closed the channel for the person (the runner does that with
 ``campaign_channel``); 45009 pauses the run until the account's quota resets (the job itself waits in the
 queue, as every job of a blocked API does).
 """
@@ -92,4 +92,4 @@ def campaign_settled(job: CampaignSend, outcome: Outcome, now: int) -> None:
         state = f"{outcome.status}:{outcome.detail}"
     else:
         state = str(outcome)
-    store.record_send_result(job.campaign, job.run, job.uid, state, now)
+    store.record_send_result(job.campaign, job.run, job.uid, state, job.channel, now)
