@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 from wxloop.adapters.dynamo.codec import RepositoryError, call, marshal, table_name
+from wxloop.domain.consent import Consent
 from wxloop.domain.engagement import JourneyEvent, last_active, replay
 
 OA, MP = "wx1234567890abcdef", "wxabcdef1234567890"
@@ -38,8 +39,8 @@ def person_items(i: int, rng: random.Random, now: int) -> list[dict]:
               "openids": {OA: oa_openid, MP: mp_openid}, "points": rng.randint(0, 800),
               f"fol_{OA}": {"f": following, "at": last}, "eng": json.dumps(profile.to_doc(), separators=(",", ":")),
               "active_at": last_active(profile)}
-    if rng.random() < 0.1:
-        person["consent_marketing"] = "withdrawn"
+    if rng.random() < 0.1:  # opted out of marketing pushes (the record ``domain.consent`` keeps)
+        person["consent_marketing"] = Consent("marketing", False, "2026-01", last - 86400, "mp_api").to_item()
     window = {"win_msg_at": last, "win_msg_sent": rng.randint(0, 2)} if days_ago <= 1 else {}
     items = [person,
              {"pk": f"ID#{OA}#{oa_openid}", "sk": "ID", "uid": uid, "app_id": OA, "openid": oa_openid,

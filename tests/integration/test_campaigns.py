@@ -312,3 +312,23 @@ def test_the_cli_pushes_plans_dry_and_runs_the_example_campaign(aws, capsys):
     planned = int(out.split("planned: ")[1].split()[0])
     assert f"{planned} sends queued now" in out and len(drain(aws)) == planned
     assert main(["campaign", "status", "dormant-back"]) == 0 and "done" in capsys.readouterr().out
+
+
+def test_the_planner_reads_consent_records_and_sees_preferences_only_with_personalisation_consent():
+    from wxloop.domain.campaigns import parse_campaign
+    from wxloop.domain.consent import Consent
+    from wxloop.services import campaigns as service
+
+    campaign = parse_campaign(campaign_doc(mp_preferences={"topics": ["shoes"]}), "c")
+
+    def person(uid: str, **extra) -> dict:
+        return {"pk": f"USER#{uid}", "sk": "PROFILE", "uid": uid, "openids": {OA_APP: f"o-{uid}"},
+                "prefs": {"topics": ["shoes"], "v": 1}, **extra}
+
+    granted = Consent("personalisation", True, "2026-01", NOW - 60, "mp_api").to_item()
+    opted_out = Consent("marketing", False, "2026-01", NOW - 60, "mp_api").to_item()
+    people = [person("a", consent_personalisation=granted), person("b"),
+              person("c", consent_personalisation=granted, consent_marketing=opted_out)]
+    _, counts = service.plan_page(campaign, people, NOW, lambda keys: {})
+    assert counts["scanned"] == 3 and counts["skip_not_in_segment"] == 2, counts
+    assert counts["planned"] == 0  # "a" is in the segment, but no channel is open to it

@@ -8,11 +8,11 @@ The person item (``USER#{uid}``/``PROFILE``) carries everything a segment filter
 | ``openids`` | ``{app_id: openid}``: uses a given MP; the openid each channel sends to |
 | ``fol_{oa}`` | ``{f, at}``: follows the OA (mirrored by the stream) |
 | ``oa_tags`` | OA tag ids (a number set) |
-| ``prefs`` | ``{topics, …}``: MP preferences (each key but ``v``/``at`` is a filterable preference) |
+| ``prefs`` | ``{topics, …}``: MP preferences, seen only with personalisation consent (``consent.segment_prefs``) |
 | ``first_touch`` | ``{channel, …}``: first-touch channel |
 | ``points`` | points balance |
 | ``eng`` | the engagement profile as compact JSON (scores, hours, last active), kept by the stream |
-| ``consent_marketing`` | ``granted`` / ``withdrawn`` (absent: unknown) |
+| ``consent_marketing`` | the marketing consent record (``consent.campaign_consent``: granted, withdrawn, unknown) |
 | ``pushes`` | recent push times, for frequency caps (kept by the worker) |
 """
 
@@ -24,12 +24,14 @@ from typing import Any
 from wxloop.adapters.dynamo.keys import identity_pk
 from wxloop.domain.campaigns import Campaign, PersonView
 from wxloop.domain.channel_pick import Reachability
+from wxloop.domain.consent import attribute as consent_attribute
+from wxloop.domain.consent import campaign_consent, segment_prefs
 
 Key = tuple[str, str]
 # What the picker reads of identity and credit items (``full_view``, ``channel_pick.window_state``).
 REACH_ATTRIBUTES = ("following", "win_msg_at", "win_msg_sent", "win_evt_at", "win_evt_sent", "closed", "remaining",
                     "updated_at")
-_CONSENT = {"granted": "granted", "withdrawn": "withdrawn"}
+MARKETING = consent_attribute("marketing")
 _NONE: frozenset = frozenset()
 _NO_PREFS: dict = {}
 _NO_CREDIT: dict = {}
@@ -66,9 +68,9 @@ class Views:
         self._mp_identity = bool(self.mp and channels & {"mp_cs", "mp_subscribe"})
         template = campaign.offer.subscribe_template
         self._credit_sk = f"SUB#{template}" if template and "mp_subscribe" in channels else ""
-        read = {"pk": True, "uid": True, "openids": True, "consent_marketing": True, "eng": True, "active_at": True,
-                "pushes": True, "oa_tags": self._tags, "prefs": self._prefs, "first_touch": self._first_touch,
-                "points": self._points}
+        read = {"pk": True, "uid": True, "openids": True, MARKETING: True, "eng": True, "active_at": True,
+                "pushes": True, "oa_tags": self._tags, "prefs": self._prefs, consent_attribute("personalisation"):
+                self._prefs, "first_touch": self._first_touch, "points": self._points}
         self.person_attributes = tuple(k for k, wanted in read.items() if wanted) + (
             (self._follow_key,) if self._follow_key else ())
 
@@ -79,11 +81,11 @@ class Views:
         openids = get("openids")
         active_at = get("active_at")
         reach = Reachability(follows_oa=bool(type(follow) is dict and follow.get("f")),
-                             consent=_CONSENT.get(get("consent_marketing"), "unknown"))  # type: ignore[arg-type]
+                             consent=campaign_consent(person) if get(MARKETING) is not None else "unknown")
         return PersonView(
             str(get("uid") or str(get("pk", "")).removeprefix("USER#")),
             frozenset(_ints(get("oa_tags"))) if self._tags else _NONE,
-            _prefs(get("prefs")) if self._prefs else _NO_PREFS,
+            segment_prefs(person) if self._prefs else _NO_PREFS,
             frozenset(openids) if self._apps and type(openids) is dict else _NONE,
             _first_touch(get("first_touch")) if self._first_touch else "",
             _int(get("points")) if self._points else 0,
@@ -142,14 +144,6 @@ def _int(value: Any) -> int:
 
 def _first_touch(value: Any) -> str:
     return str(value.get("channel") or "") if isinstance(value, Mapping) else ""
-
-
-def _prefs(value: Any) -> dict[str, str | tuple[str, ...]]:
-    """MP preferences as the filter reads them: each key but ``v``/``at``, a value or a tuple of values."""
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(k): tuple(v) if isinstance(v, (list, set, tuple)) else str(v)
-            for k, v in value.items() if k not in ("v", "at")}
 
 
 def _closed_channels(oa_id: Mapping | None, mp_id: Mapping | None, credit: Mapping | None, template: str) -> set[str]:
