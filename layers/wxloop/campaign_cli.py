@@ -24,6 +24,15 @@ from typing import TextIO
 
 from wxloop.cli import EXIT_NO_MATCH, EXIT_OK, CliError, _parse_at
 
+CLI_READ_TIMEOUT = "30"  # seconds: an operator's scan page may take long (moto locally); no webhook clock here
+PAGE = 250  # person items a dry run reads per scan page
+
+
+def _operator_timeouts() -> None:
+    import os
+
+    os.environ.setdefault("WXLOOP_AWS_READ_TIMEOUT", CLI_READ_TIMEOUT)
+
 
 def add_parsers(top) -> None:
     """Add ``campaign`` (and ``demo people``) to the CLI's top-level subparsers."""
@@ -97,9 +106,11 @@ def _pull(args, out: TextIO) -> int:
 
 
 def _progress_bar(enabled: bool, total: int):
-    def show(done: int) -> None:
+    """``show(items_read)`` draws a bar over the table's approximate item count; None: the scan is done."""
+    def show(done: int | None) -> None:
         if enabled and total:
-            filled = min(20, 20 * done // total)
+            done = total if done is None else min(done, total)
+            filled = 20 * done // total
             print(f"\r[{'#' * filled}{'.' * (20 - filled)}] {done}/~{total} items", end="", file=sys.stderr,
                   flush=True)
     return show
@@ -109,11 +120,11 @@ def _pages(show):
     """Every page of a one-segment scan of the people (read only)."""
     from wxloop.adapters.dynamo import campaigns as store
 
-    key, scanned = None, 0
+    key, pages = None, 0
     while True:
-        persons, key = store.scan_people(0, 1, key, 1000)
-        scanned += len(persons)
-        show(scanned)
+        persons, key = store.scan_people(0, 1, key, PAGE)
+        pages += 1
+        show(pages * PAGE if key else None)  # a page reads PAGE items of the table (people and the rest)
         yield persons
         if key is None:
             return
@@ -220,6 +231,14 @@ def _demo_people(args, out: TextIO) -> int:
     return EXIT_OK
 
 
-COMMANDS = {("campaign", "validate"): _validate, ("campaign", "push"): _push, ("campaign", "pull"): _pull,
-            ("campaign", "plan"): _plan, ("campaign", "run"): _run, ("campaign", "status"): _status,
-            ("campaign", "cancel"): _cancel, ("demo", "people"): _demo_people}
+def _with_operator_timeouts(command):
+    def run(args, out: TextIO) -> int:
+        _operator_timeouts()
+        return command(args, out)
+    return run
+
+
+COMMANDS = {key: _with_operator_timeouts(command) for key, command in {
+    ("campaign", "validate"): _validate, ("campaign", "push"): _push, ("campaign", "pull"): _pull,
+    ("campaign", "plan"): _plan, ("campaign", "run"): _run, ("campaign", "status"): _status,
+    ("campaign", "cancel"): _cancel, ("demo", "people"): _demo_people}.items()}
