@@ -104,9 +104,9 @@ def build_items(rng: random.Random) -> tuple[list[dict], dict]:
 
 
 def _time_planner(campaign: Campaign, persons: list[dict], others: dict, repeats: int) -> tuple[list[float], dict]:
-    """The planner's own path per page of 500: the filter view from the person item, the segment filter,
+    """The planner's own path per page: the filter view from the person item, the segment filter,
     the full view (identities, credit, closed channels) for members, the picker and the send hour."""
-    from wxloop.services.campaigns import plan_page
+    from wxloop.services.campaigns import PAGE_LIMIT, plan_page
 
     def read(keys):
         return {k: others[k] for k in keys if k in others}
@@ -115,8 +115,8 @@ def _time_planner(campaign: Campaign, persons: list[dict], others: dict, repeats
     for _ in range(repeats):
         t0 = time.process_time_ns()
         total: Counter = Counter()
-        for start in range(0, len(persons), 500):
-            total.update(plan_page(campaign, persons[start:start + 500], NOW, read)[1])
+        for start in range(0, len(persons), PAGE_LIMIT):  # people per page: at most the items of a scan page
+            total.update(plan_page(campaign, persons[start:start + PAGE_LIMIT], NOW, read)[1])
         out.append((time.process_time_ns() - t0) / len(persons) / 1000)
         counts = total
     return out, dict(sorted((counts or {}).items()))

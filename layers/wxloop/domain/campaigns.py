@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from wxloop.domain import config_doc as doc
 from wxloop.domain.channel_pick import (
+    NOTHING,
     PLATFORM,
     Channel,
     Offer,
@@ -79,7 +80,7 @@ class PersonView:
 
     uid: str
     oa_tags: frozenset[int] = frozenset()
-    mp_prefs: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    mp_prefs: Mapping[str, str | tuple[str, ...]] = NOTHING
     mp_apps: frozenset[str] = frozenset()
     first_touch_channel: str = ""
     points: int = 0

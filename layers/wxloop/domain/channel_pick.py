@@ -15,13 +15,15 @@ the first allowed moment; never in quiet hours.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 from typing import Literal
 
 from wxloop.domain.config_doc import shanghai_hour
 from wxloop.domain.reach import MP_WINDOWS, WINDOWS, Window
 
+NOTHING: Mapping = MappingProxyType({})  # an immutable empty default: no dict built per person
 Channel = Literal["oa_cs", "mp_cs", "mp_subscribe", "oa_template"]
 CHANNELS: tuple[Channel, ...] = ("oa_cs", "mp_cs", "mp_subscribe", "oa_template")
 PLATFORM: Mapping[str, str] = {"oa_cs": "oa", "mp_cs": "mp", "mp_subscribe": "mp", "oa_template": "oa"}
@@ -62,7 +64,7 @@ class Reachability:
     follows_oa: bool = False
     oa_identity: Mapping[str, object] | None = None
     mp_identity: Mapping[str, object] | None = None
-    subscribe_credits: Mapping[str, int] = field(default_factory=dict)
+    subscribe_credits: Mapping[str, int] = NOTHING
     consent: Literal["granted", "withdrawn", "unknown"] = "unknown"
     closed: frozenset[str] = frozenset()
     recent_pushes: tuple[int, ...] = ()
@@ -96,12 +98,21 @@ def window_state(identity: Mapping[str, object] | None, windows: tuple[Window, .
         return SkipReason.WINDOW_CLOSED
     until, used_up = at + SEND_SLACK, False
     for w in windows:
-        opened = _int(identity.get(f"win_{w.name}_at"))
+        at_key, sent_key = _WINDOW_KEYS.get(w.name) or _window_keys(w.name)
+        opened = _int(identity.get(at_key))
         if opened and until < opened + w.seconds:
-            if _int(identity.get(f"win_{w.name}_sent")) < w.cap:
+            if _int(identity.get(sent_key)) < w.cap:
                 return None
             used_up = True
     return SkipReason.WINDOW_EXHAUSTED if used_up else SkipReason.WINDOW_CLOSED
+
+
+_WINDOW_KEYS: dict[str, tuple[str, str]] = {}
+
+
+def _window_keys(name: str) -> tuple[str, str]:
+    _WINDOW_KEYS[name] = keys = (f"win_{name}_at", f"win_{name}_sent")
+    return keys
 
 
 def _int(value: object) -> int:
