@@ -33,6 +33,8 @@ from wxloop.adapters.dynamo.codec import (
 from wxloop.adapters.dynamo.keys import CAMPAIGN_CATALOG, campaign_key, campaign_pk
 
 BATCH_GET_MAX = 100
+SEND_KEEP_SECONDS = 90 * 86400  # a send's outcome names a person: kept for the campaign's reports, then dropped
+BUCKET_KEEP_SECONDS = 7 * 86400
 _COUNTER = re.compile(r"[a-z0-9_]{1,60}")
 
 
@@ -226,9 +228,10 @@ def bucket_sk(run: str, hour_at: int, segment: int, page: int) -> str:
 def put_bucket(campaign_id: str, run: str, hour_at: int, segment: int, page: int,
                entries: list[list[str]]) -> None:
     """Hold a page's sends due at ``hour_at``: ``entries`` are [uid, channel, app_id, openid]. The key is the
-    same for the same page, so a retried page overwrites its own bucket."""
+    same for the same page, so a retried page overwrites its own bucket. A bucket never released (its run
+    cancelled) expires ``BUCKET_KEEP_SECONDS`` after its hour: it names people."""
     call("put_item", Item={**campaign_key(campaign_id, bucket_sk(run, hour_at, segment, page)),
-                           **marshal({"hour_at": hour_at, "entries": entries})})
+                           **marshal({"hour_at": hour_at, "entries": entries, "ttl": hour_at + BUCKET_KEEP_SECONDS})})
 
 
 def due_buckets(campaign_id: str, run: str, now: int, *, limit: int = 50) -> list[dict]:
@@ -256,9 +259,9 @@ def record_send_result(campaign_id: str, run: str, uid: str, state: str, channel
     counter (``n_sent``, ``n_closed``, ``n_failed``): once; False (nothing changed) when it was recorded."""
     created = conditional_update(
         Key=campaign_key(campaign_id, f"SEND#{run}#{uid}"),
-        UpdateExpression="SET #state = :s, channel = :ch, done_at = :now", ConditionExpression="attribute_not_exists(pk)",
-        ExpressionAttributeNames={"#state": "state"},
-        ExpressionAttributeValues=marshal({":s": state, ":ch": channel, ":now": now}))
+        UpdateExpression="SET #state = :s, channel = :ch, done_at = :now, #ttl = :ttl",
+        ConditionExpression="attribute_not_exists(pk)", ExpressionAttributeNames={"#state": "state", "#ttl": "ttl"},
+        ExpressionAttributeValues=marshal({":s": state, ":ch": channel, ":now": now, ":ttl": now + SEND_KEEP_SECONDS}))
     if created is None:
         return False
     add_counts(campaign_id, run, {state.split(":", 1)[0]: 1})
