@@ -6,15 +6,19 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 
 from wxloop.analytics import lake
 from wxloop.metrics import OutcomeMetrics
-from wxloop.services import journey
+from wxloop.services import engagement, journey
 
 logger = Logger()
 metrics = OutcomeMetrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 lake_batch: list = []  # this invocation's journey events, sent to the lake in one call
+engaged: list = []  # this invocation's engagement events, folded into the persons' profiles at the end
 
 
 def _handle(record) -> None:
+    found = engagement.engagement_event(record.raw_event)
+    if found is not None:
+        engaged.append(found)
     written, jobs = journey.record(record.raw_event, lake_batch)
     if written:
         metrics.add_metric(name="JourneyEvents", unit="Count", value=1)
@@ -26,7 +30,13 @@ def _handle(record) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     lake_batch.clear()
+    engaged.clear()
     response = process_partial_response(event=event, record_handler=_handle, processor=processor, context=context)
+    try:
+        metrics.add_metric(name="EngagementWrites", unit="Count", value=engagement.apply(engaged))
+    except Exception:  # a derived profile must not hold up the shard: count, alarm, go on
+        logger.exception("engagement profiles not updated", extra={"events": len(engaged)})
+        metrics.add_metric(name="EngagementFailed", unit="Count", value=len(engaged))
     try:
         sent = lake.forward(lake_batch)
     except Exception:  # analytics must not hold up the shard (the outbox jobs behind it): count, alarm, go on

@@ -9,6 +9,7 @@
     wxloop menu push FILE --app APPID
     wxloop kpi ... / wxloop demo traffic ...   (see wxloop.analytics.cli)
     wxloop rewards ... / wxloop channel ...    (see wxloop.loop_cli)
+    wxloop campaign ... / wxloop demo people N  (see wxloop.campaign_cli)
 
 Exit codes: 0 done (``rules test``: a rule or default answered), 1 nothing answered or a remote call failed,
 2 the input is wrong (printed as ``file:line: message``). ``push``/``pull`` use the table in ``TABLE_NAME``
@@ -73,16 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     from wxloop.services.privacy import cli as privacy_cli
 
     privacy_cli.add_parsers(top)
+    from wxloop import campaign_cli
+
+    campaign_cli.add_parsers(top)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from wxloop import loop_cli
+    from wxloop import campaign_cli, loop_cli
     from wxloop.analytics import cli as analytics_cli
     from wxloop.services.privacy import cli as privacy_cli
 
-    handler = {**_COMMANDS, **analytics_cli.COMMANDS, **loop_cli.COMMANDS, **privacy_cli.COMMANDS}[(args.area, args.command)]
+    handler = {**_COMMANDS, **analytics_cli.COMMANDS, **loop_cli.COMMANDS, **privacy_cli.COMMANDS,
+               **campaign_cli.COMMANDS}[(args.area, args.command)]
     try:
         return handler(args, sys.stdout)
     except CliError as exc:

@@ -71,6 +71,7 @@ class Settings(BaseModel):
     partner_skew_seconds: int = _env(
         "PARTNER_SKEW_SECONDS", 300, "Max |now - timestamp| accepted on a partner API request.", ge=0)
     # -- privacy (consent, export, erasure, retention)
+    plan_queue_url: str = _env("PLAN_QUEUE_URL", "", "The campaign planner's queue: one task per scan segment.")
     privacy_queue_url: str = _env(
         "PRIVACY_QUEUE_URL", "", "Queue of the privacy function (deployed); unset: exports and erasures run inline.")
     erasure_sweep_seconds: int = _env(

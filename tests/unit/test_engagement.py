@@ -87,3 +87,16 @@ def test_property_the_score_does_not_depend_on_arrival_order(evs):
     for platform in ("oa", "mp"):
         assert abs(score(forward, now, platform) - score(backward, now, platform)) < 1e-6
     assert forward.hours == backward.hours and forward.last_active == backward.last_active
+
+
+def test_journey_event_types_map_to_engagement_signals():
+    from wxloop.domain.engagement import JourneyEvent, from_journey
+
+    assert from_journey("oa.text", 10) == JourneyEvent("message", "oa", 10)
+    assert from_journey("oa.event.subscribe", 10) == JourneyEvent("subscribe", "oa", 10)
+    assert from_journey("oa.event.click", 10) == JourneyEvent("menu_click", "oa", 10)
+    assert from_journey("mp.launch", 10) == JourneyEvent("session", "mp", 10)
+    assert from_journey("mp.client.add_to_cart", 10) == JourneyEvent("page_view", "mp", 10)
+    assert from_journey("mp.order_paid", 10) == JourneyEvent("order", "mp", 10)
+    for silent in ("oa.event.unsubscribe", "outbox", "xx.text", "oa.", "", "oa.client.x"):
+        assert from_journey(silent, 10) is None, silent

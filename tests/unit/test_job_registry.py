@@ -58,6 +58,12 @@ def test_a_poison_reason_names_the_field_never_the_value():
     json.dumps({"id": "j", "kind": "tag_topics", "app_id": OA, "openid": "o1", "uid": ""}),
     json.dumps({"id": "", "kind": "user_info", "app_id": OA, "openid": "o1"}),
     json.dumps({"id": "j", "kind": "user_info", "app_id": OA, "openid": "o1", "deferrals": -1}),
+    json.dumps({"id": "j", "kind": "campaign_send", "app_id": OA, "openid": "o1", "campaign": "c", "run": "r",
+                "uid": "u", "channel": "oa_cs", "message": {"text": {"content": "no msgtype"}}}),
+    json.dumps({"id": "j", "kind": "campaign_send", "app_id": OA, "openid": "o1", "campaign": "c", "run": "r",
+                "uid": "u", "channel": "mp_subscribe", "data": {"thing1": {"value": "no template"}}}),
+    json.dumps({"id": "j", "kind": "campaign_send", "app_id": OA, "openid": "o1", "campaign": "c", "run": "r",
+                "uid": "u", "channel": "oa_mass", "message": {"msgtype": "text"}}),
     json.dumps({"id": "j", "kind": 7, "app_id": OA}),
 ])
 def test_malformed_jobs_of_every_kind_are_poison(body):
@@ -71,7 +77,8 @@ def test_every_kind_has_a_record_and_a_function():
     from wxloop.services import jobs
 
     assert set(jobs.KINDS) == {"cs_send", "subscribe_send", "user_info", "tag", "tag_topics", "touch",
-                                "reward_notice", "untag_all", "consent_withdraw", "channel_renew"}
+                                "reward_notice", "untag_all", "consent_withdraw", "channel_renew",
+                                "campaign_send"}
     for name, kind in jobs.KINDS.items():
         assert kind.name == name and issubclass(kind.record, jobs.Job) and callable(kind.run)
     assert [n for n, k in jobs.KINDS.items() if not k.calls_wechat] == ["touch", "consent_withdraw"]
@@ -80,3 +87,19 @@ def test_every_kind_has_a_record_and_a_function():
                                "template_id": "tpl-9", "data": {"a": 1}})
     assert sub.channel_of(record) == "subscribe:tpl-9" and jobs.KINDS["tag"].channel_of(record) == "tag"
     assert cs.channel_of(record) == "cs"
+
+
+def test_a_campaign_send_closes_the_channel_its_send_uses():
+    from wxloop.services import jobs
+
+    kind = jobs.KINDS["campaign_send"]
+    base = {"id": "j", "kind": "campaign_send", "app_id": OA, "openid": "o1", "campaign": "c", "run": "r", "uid": "u"}
+    for channel, body, closed in (
+        ("oa_cs", {"message": {"msgtype": "text", "text": {"content": "hi"}}}, "cs"),
+        ("mp_cs", {"message": {"msgtype": "text", "text": {"content": "hi"}}}, "cs"),
+        ("mp_subscribe", {"template_id": "tpl-9", "data": {"thing1": {"value": "x"}}}, "subscribe:tpl-9"),
+        ("oa_template", {"template_id": "tpl-1", "data": {"first": {"value": "x"}}}, "template"),
+    ):
+        _, record = jobs.validate({**base, "channel": channel, **body})
+        assert kind.channel_of(record) == closed, channel
+    assert kind.calls_wechat and kind.on_outcome is not None

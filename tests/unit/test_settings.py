@@ -39,7 +39,8 @@ def test_metrics_switch_and_aws_bounds() -> None:
 DIRECT_READERS = {
     "layers/wxloop/settings.py",
     "layers/wxloop/config.py",  # the accounts document: per call, tools and tests switch it
-    "layers/wxloop/adapters/queue.py",  # being reshaped: moves to the settings then
+    "layers/wxloop/adapters/queue.py",  # QUEUE_URL, PLAN_QUEUE_URL: tests point them at a new queue per test
+    "layers/wxloop/campaign_cli.py",  # writes the operator's AWS read timeout before any client exists
     "layers/wxloop/services/jobs/timing.py",  # being reshaped: moves to the settings then
     "functions/privacy/app.py",  # being reshaped: moves to the settings then
 }

@@ -20,6 +20,7 @@ RESOURCES = TEMPLATE["Resources"]
 # (action, resource, partition-key prefix or None) -> "module:function" that makes the call (checked to
 # exist), and why. The resource is the logical id a statement points at (``Table``, ``JobsQueue``...).
 R = "wxloop.adapters.repository"
+C = "wxloop.adapters.dynamo.campaigns"
 USES: dict[str, dict[tuple[str, str, str | None], str]] = {
     "OaWebhookRole": {
         ("logs:CreateLogStream", "OaWebhookLogGroup", None): "Lambda runtime: its own log group",
@@ -55,12 +56,14 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:put_journey_event",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUBEV# marker)",
         ("dynamodb:UpdateItem", "Table", "ID#"): f"{R}:apply_subscribe_event (the SUB# counters)",
-        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state)",
+        ("dynamodb:UpdateItem", "Table", "USER#"): "wxloop.adapters.mp_store:mirror_follow (OA follow state; "
+                                                   "people.put_engagement: the engagement profile)",
         ("dynamodb:GetItem", "Table", "CODE#"): "wxloop.adapters.dynamo.referrals:get_code (a follow by QR)",
         ("dynamodb:GetItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:get_referral",
         ("dynamodb:GetItem", "Table", "REWARDS#"): "wxloop.adapters.dynamo.rewards:get_reward_config",
         ("dynamodb:GetItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:get_channel",
-        ("dynamodb:GetItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:person_points (and facts)",
+        ("dynamodb:GetItem", "Table", "USER#"): "wxloop.adapters.dynamo.rewards:person_points (and facts; "
+                                                "people.get_engagement)",
         ("dynamodb:GetItem", "Table", "ID#"): "wxloop.services.rewards:facts (first contact per app)",
         ("dynamodb:PutItem", "Table", "REF#"): "wxloop.adapters.dynamo.referrals:put_referral",
         ("dynamodb:PutItem", "Table", "RCAP#"): "wxloop.adapters.dynamo.rewards:apply_reward (granted with the updates)",
@@ -91,7 +94,9 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "JOB#"): f"{R}:claim_job (release_job, finish_job)",
         ("dynamodb:UpdateItem", "Table", "QUOTA#"): f"{R}:block_quota",
         ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
-        ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons)",
+        ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons; "
+                                                   "people.record_push of a campaign send)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (and pause_run: campaign_send)",
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
@@ -107,6 +112,23 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:Query", "Table/index/gsi1", "CHANNELS"): "wxloop.adapters.dynamo.channels:list_channels (renewals due)",
         ("dynamodb:GetItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:get_channel (channel_renew)",
         ("dynamodb:UpdateItem", "Table", "CHANNEL#"): "wxloop.adapters.dynamo.channels:replace_link (channel_renew)",
+    },
+    "CampaignsRole": {
+        ("logs:CreateLogStream", "CampaignsLogGroup", None): "Lambda runtime: its own log group",
+        ("logs:PutLogEvents", "CampaignsLogGroup", None): "Lambda runtime: its own log group",
+        ("dynamodb:Scan", "Table", None): f"{C}:scan_people (parallel scan segments)",
+        ("dynamodb:BatchGetItem", "Table", "ID#"): f"{C}:get_items (identities and credits of members)",
+        ("dynamodb:GetItem", "Table", "CAMPAIGN#"): f"{C}:get_run (get_campaign_doc, active_runs)",
+        ("dynamodb:PutItem", "Table", "CAMPAIGN#"): f"{C}:put_bucket (start_run, put_campaign)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:checkpoint (add_counts, start_run's active list)",
+        ("dynamodb:DeleteItem", "Table", "CAMPAIGN#"): f"{C}:drop_bucket",
+        ("dynamodb:Query", "Table", "CAMPAIGN#"): f"{C}:due_buckets (has_buckets, latest_run)",
+        ("dynamodb:GetItem", "Table", "QUOTA#"): "wxloop.adapters.dynamo.jobs:quota_blocked_until",
+        ("sqs:ReceiveMessage", "PlanQueue", None): "event source mapping on the plan queue",
+        ("sqs:DeleteMessage", "PlanQueue", None): "event source mapping on the plan queue",
+        ("sqs:GetQueueAttributes", "PlanQueue", None): "event source mapping on the plan queue",
+        ("sqs:SendMessage", "PlanQueue", None): "wxloop.adapters.queue:send_many (segment tasks)",
+        ("sqs:SendMessage", "JobsQueue", None): "wxloop.adapters.queue:send_many (released sends)",
     },
     "MpApiRole": {
         ("logs:CreateLogStream", "MpApiLogGroup", None): "Lambda runtime: its own log group",
@@ -246,7 +268,8 @@ ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "
 FUNCTION_ROLES = {"OaWebhookFunction": "OaWebhookRole", "MpWebhookFunction": "MpWebhookRole", "StreamFunction": "StreamRole",
                   "WorkerFunction": "WorkerRole", "TokenRefresherFunction": "TokenRefresherRole",
                   "MpApiFunction": "MpApiRole", "KpiFunction": "KpiRole",
-                  "PartnerApiFunction": "PartnerApiRole", "PrivacyFunction": "PrivacyRole"}
+                  "PartnerApiFunction": "PartnerApiRole", "PrivacyFunction": "PrivacyRole",
+                  "CampaignsFunction": "CampaignsRole"}
 # Roles an AWS service assumes (not a function): Firehose writes the lake with LakeDeliveryRole.
 SERVICE_ROLES = {"LakeDeliveryRole"}
 TOKEN_FETCHERS = {"WorkerFunction", "TokenRefresherFunction", "MpApiFunction"}
@@ -407,12 +430,27 @@ def test_unused_actions_are_gone():
     """TransactWriteItems (not an IAM action: transactions are authorized item by item) is granted to nobody;
     Scan only to the privacy role (the daily retention scan); Query only on persons (merges read both
     persons' consent; the MP API lists a ledger), on the inviter index (my invites) and the channel list
-    (renewals due), and to the privacy role (a person's partitions)."""
-    every = set().union(*(grants(r) for r in USES if r != "PrivacyRole"))
+    (renewals due), and to the privacy role (a person's partitions). The campaign planner scans people (parallel scan segments) and queries only
+    its own CAMPAIGN# items."""
+    every = set().union(*(grants(r) for r in USES if r not in ("PrivacyRole", "CampaignsRole")))
     assert not {a for a, _, _ in every} & {"dynamodb:TransactWriteItems", "dynamodb:Scan"}
     assert "dynamodb:TransactWriteItems" not in {a for a, _, _ in grants("PrivacyRole")}
     queries = {(r, p) for a, r, p in every if a == "dynamodb:Query"}
     assert queries <= {("Table", "USER#"), ("Table/index/gsi1", "INVITER#"), ("Table/index/gsi1", "CHANNELS")}
+    planner = grants("CampaignsRole")
+    assert {p for a, _, p in planner if a == "dynamodb:Query"} == {"CAMPAIGN#"}
+    assert "dynamodb:TransactWriteItems" not in {a for a, _, _ in planner}
+
+
+def test_the_demo_campaign_is_scheduled_in_shanghai_time_and_the_tick_releases_buckets():
+    import json
+
+    events = RESOURCES["CampaignsFunction"]["Properties"]["Events"]
+    weekly = events["DormantBackWeekly"]["Properties"]
+    assert events["DormantBackWeekly"]["Type"] == "ScheduleV2"  # SAM makes it an AWS::Scheduler::Schedule
+    assert weekly["ScheduleExpressionTimezone"] == "Asia/Shanghai"
+    assert json.loads(weekly["Input"])["campaign"] == "dormant-back"
+    assert json.loads(events["ReleaseTick"]["Properties"]["Input"]) == {"action": "release"}
 
 
 def _rule_value(expr, params: dict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wxloop.adapters import aws
@@ -77,8 +77,17 @@ def send(job: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
         raise QueueError(_why(exc)) from exc
 
 
-def send_many(jobs: list[Mapping[str, Any]]) -> None:
-    """Put several jobs on the queue (one request per 10); raises ``QueueError`` if any is refused."""
+def plan_queue_url() -> str:
+    """The campaign planner's own queue (``PLAN_QUEUE_URL``): one task per scan segment."""
+    url = os.environ.get("PLAN_QUEUE_URL")
+    if not url:
+        raise QueueError("PLAN_QUEUE_URL is not set")
+    return url
+
+
+def send_many(jobs: Sequence[Mapping[str, Any]], *, url: str | None = None) -> None:
+    """Put several jobs on the queue (``url``, default the jobs queue; one request per 10); raises
+    ``QueueError`` if any is refused."""
     for start in range(0, len(jobs), 10):
         chunk = jobs[start : start + 10]
         entries = [
@@ -86,7 +95,7 @@ def send_many(jobs: list[Mapping[str, Any]]) -> None:
             for i, job in enumerate(chunk)
         ]
         try:
-            out = aws.client("sqs").send_message_batch(QueueUrl=queue_url(), Entries=entries)
+            out = aws.client("sqs").send_message_batch(QueueUrl=url or queue_url(), Entries=entries)
         except Exception as exc:
             raise QueueError(_why(exc)) from exc
         if out.get("Failed"):

@@ -10,12 +10,13 @@ campaign cannot carry one.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wxloop.domain import config_doc as doc
 from wxloop.domain.channel_pick import (
+    NOTHING,
     PLATFORM,
     Channel,
     Offer,
@@ -23,9 +24,10 @@ from wxloop.domain.channel_pick import (
     Reachability,
     Skip,
     SkipReason,
+    best_time,
     check_caps,
     pick_channel,
-    send_time,
+    send_candidates,
 )
 from wxloop.domain.engagement import Profile, last_active, preferred_platform, score
 
@@ -69,18 +71,30 @@ class Campaign:
     recurring: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per person on the planner's path, where frozen init costs twice
 class PersonView:
-    """What planning reads of a person (built by the adapter from the person and identity items)."""
+    """What planning reads of a person (built by the adapter from the person and identity items). The
+    engagement profile is given as ``profile`` or as its stored document ``profile_doc`` (``Profile.to_doc``,
+    or that as JSON text), read only when the send time or a filter needs it (``engagement``); ``active_at``,
+    the last activity when the store keeps it beside the profile, spares the last-active filter that read."""
 
     uid: str
     oa_tags: frozenset[int] = frozenset()
-    mp_prefs: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+    mp_prefs: Mapping[str, str | tuple[str, ...]] = NOTHING
     mp_apps: frozenset[str] = frozenset()
     first_touch_channel: str = ""
     points: int = 0
-    profile: Profile = field(default_factory=Profile)
+    profile: Profile | None = None
     reach: Reachability = field(default_factory=Reachability)
+    profile_doc: Mapping[str, Any] | str | None = None
+    active_at: int | None = None
+
+    @property
+    def engagement(self) -> Profile:
+        if self.profile is None:
+            doc_ = self.profile_doc
+            self.profile = Profile.from_text(doc_) if isinstance(doc_, str) else Profile.from_doc(doc_)
+        return self.profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,68 +107,131 @@ class SendPlan:
     send_hour: int  # Shanghai hour, the planner's batch
 
 
-_NO_HISTORY = (0,) * 24
-
-
 def send_key(campaign: str, run: str, uid: str) -> str:
     """The idempotency key of one send: a rerun or retry of the same run never sends twice."""
     return f"{campaign}#{run}#{uid}"
 
 
-def _within(value: float | None, bounds: tuple[float | None, float | None]) -> bool:
+Check = Callable[[PersonView], bool]
+_DAY = 86400
+
+
+def _bounds(bounds: tuple[float | None, float | None]) -> tuple[float, float]:
     low, high = bounds
-    return value is not None and (low is None or value >= low) and (high is None or value <= high)
+    return (-float("inf") if low is None else low), (float("inf") if high is None else high)
 
 
-def matches(segment: Segment, person: PersonView, now: int) -> bool:  # one filter per line, cheapest first
-    """Whether ``person`` is in ``segment`` at ``now``. Opted-out people never are."""
-    consent = person.reach.consent
-    if consent == "withdrawn" or (segment.consent_granted and consent != "granted"):
-        return False
-    if segment.follows_oa is not None and person.reach.follows_oa != segment.follows_oa:
-        return False
-    if segment.uses_mp and segment.uses_mp not in person.mp_apps:
-        return False
-    tags = person.oa_tags
-    if (segment.tags_any and not segment.tags_any & tags) or not segment.tags_all <= tags or segment.tags_none & tags:
-        return False
-    if segment.first_touch and person.first_touch_channel not in segment.first_touch:
-        return False
-    if segment.points != (None, None) and not _within(person.points, segment.points):
-        return False
-    for key, accepted in segment.prefs:
-        value = person.mp_prefs.get(key, ())
-        if not accepted.intersection((value,) if isinstance(value, str) else value):
-            return False
+def _segment_checks(segment: Segment, now: int) -> list[Check]:  # noqa: C901 - one branch per filter, flat
+    """The segment's filters as closures, cheapest first; a filter the segment does not use costs nothing."""
+    checks: list[Check] = []
+    if segment.consent_granted:
+        checks.append(lambda p: p.reach.consent == "granted")
+    else:  # opted-out people are never selected, whatever the segment says
+        checks.append(lambda p: p.reach.consent != "withdrawn")
+    if segment.follows_oa is not None:
+        follows = segment.follows_oa
+        checks.append(lambda p: p.reach.follows_oa == follows)
+    if segment.uses_mp:
+        app = segment.uses_mp
+        checks.append(lambda p: app in p.mp_apps)
+    if segment.tags_any:
+        any_of = segment.tags_any
+        checks.append(lambda p: not any_of.isdisjoint(p.oa_tags))
+    if segment.tags_all:
+        all_of = segment.tags_all
+        checks.append(lambda p: all_of <= p.oa_tags)
+    if segment.tags_none:
+        none_of = segment.tags_none
+        checks.append(lambda p: none_of.isdisjoint(p.oa_tags))
+    if segment.first_touch:
+        channels = segment.first_touch
+        checks.append(lambda p: p.first_touch_channel in channels)
+    if segment.points != (None, None):
+        low, high = _bounds(segment.points)
+        checks.append(lambda p: low <= p.points <= high)
+    checks.extend(_preference_check(key, accepted) for key, accepted in segment.prefs)
     if segment.active_days != (None, None):
-        last = last_active(person.profile)
-        if last is None or not _within((now - last) / 86400, segment.active_days):
-            return False
-    return segment.score == (None, None) or _within(score(person.profile, now), segment.score)
+        fewest, most = _bounds(segment.active_days)
+        checks.append(lambda p: _active_between(p, now, fewest, most))
+    if segment.score != (None, None):
+        low_score, high_score = _bounds(segment.score)
+        checks.append(lambda p: low_score <= score(p.engagement, now) <= high_score)
+    return checks
+
+
+def _preference_check(key: str, accepted: frozenset[str]) -> Check:
+    def check(p: PersonView) -> bool:
+        value = p.mp_prefs.get(key, ())
+        return not accepted.isdisjoint((value,) if isinstance(value, str) else value)
+    return check
+
+
+def _active_between(person: PersonView, now: int, fewest: float, most: float) -> bool:
+    last = person.active_at if person.active_at is not None else last_active(person.engagement)
+    return last is not None and fewest <= (now - last) / _DAY <= most
+
+
+def compile_segment(segment: Segment, now: int) -> Check:
+    """Whether a person is in ``segment`` at ``now``, as one function built once per run. Opted-out people
+    never are."""
+    checks = tuple(_segment_checks(segment, now))
+
+    def member(person: PersonView) -> bool:
+        for check in checks:
+            if not check(person):
+                return False
+        return True
+    return member
+
+
+def matches(segment: Segment, person: PersonView, now: int) -> bool:
+    """Whether ``person`` is in ``segment`` at ``now`` (``compile_segment`` for one person)."""
+    return compile_segment(segment, now)(person)
+
+
+class Planner:
+    """``plan_person`` compiled once per run: the segment's checks, and the send-time candidates (each allowed
+    Shanghai hour of the next 24 with its start time), so a person costs a few closure calls and a scan of
+    at most 24 (hour, time) pairs; no datetime, no parsing."""
+
+    __slots__ = ("_mass", "_times", "campaign", "member", "now")
+
+    def __init__(self, campaign: Campaign, now: int) -> None:
+        self.campaign, self.now = campaign, now
+        self.member = compile_segment(campaign.segment, now)
+        self._times = send_candidates(campaign.allowed_hours, max(now, campaign.start), campaign.end)
+        self._mass = "oa_mass" in campaign.content
+
+    def plan(self, person: PersonView) -> SendPlan | Skip:
+        """The send for ``person``, or why there is none (not in the segment first)."""
+        return self.plan_member(person) if self.member(person) else Skip(SkipReason.NOT_IN_SEGMENT)
+
+    def plan_member(self, person: PersonView) -> SendPlan | Skip:
+        """``plan`` for a person already known to be in the segment."""
+        campaign, reach = self.campaign, person.reach
+        mass = self._mass and reach.follows_oa
+        if not self._times:
+            return Skip(SkipReason.NO_SEND_TIME)
+        hour, at = self._times[0] if mass else best_time(self._times, person.engagement.hours)
+        if mass:
+            capped = check_caps(campaign.caps, reach.recent_pushes, at)
+            if capped is not None:
+                return Skip(capped)
+            return SendPlan(campaign.id, person.uid, "oa_mass", campaign.accounts["oa"], at, hour)
+        channel = pick_channel(campaign.offer, reach, campaign.caps, at,
+                               lambda: preferred_platform(person.engagement, self.now))
+        if isinstance(channel, Skip):
+            return channel
+        return SendPlan(campaign.id, person.uid, channel, campaign.accounts[PLATFORM[channel]], at, hour)
 
 
 def plan_person(campaign: Campaign, person: PersonView, now: int) -> SendPlan | Skip:
     """The send for ``person`` in a run of ``campaign`` started at ``now``, or why there is none.
 
     With ``oa_mass`` content, followers are planned for the one mass send (tagged, then sent once to the tag
-    at the first allowed moment); everyone else goes through the channel picker at their own hour."""
-    if not matches(campaign.segment, person, now):
-        return Skip(SkipReason.NOT_IN_SEGMENT)
-    mass = "oa_mass" in campaign.content and person.reach.follows_oa
-    hours = _NO_HISTORY if mass else person.profile.hours
-    at = send_time(hours, campaign.allowed_hours, max(now, campaign.start), campaign.end)
-    if at is None:
-        return Skip(SkipReason.NO_SEND_TIME)
-    if mass:
-        capped = check_caps(campaign.caps, person.reach.recent_pushes, at)
-        if capped is not None:
-            return Skip(capped)
-        return SendPlan(campaign.id, person.uid, "oa_mass", campaign.accounts["oa"], at, doc.shanghai_hour(at))
-    channel = pick_channel(campaign.offer, person.reach, campaign.caps, at, preferred_platform(person.profile, now))
-    if isinstance(channel, Skip):
-        return channel
-    app = campaign.accounts[PLATFORM[channel]]
-    return SendPlan(campaign.id, person.uid, channel, app, at, doc.shanghai_hour(at))
+    at the first allowed moment); everyone else goes through the channel picker at their own hour. The
+    planner builds a ``Planner`` once per run instead."""
+    return Planner(campaign, now).plan(person)
 
 
 # ----------------------------------------------------------------------------------------------- parsing

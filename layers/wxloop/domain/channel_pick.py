@@ -14,14 +14,16 @@ the first allowed moment; never in quiet hours.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
 from wxloop.domain.config_doc import shanghai_hour
-from wxloop.domain.reach import MP_WINDOWS, WINDOWS, Window, open_cs_windows
+from wxloop.domain.reach import MP_WINDOWS, WINDOWS, Window
 
+NOTHING: Mapping[str, Any] = MappingProxyType({})  # an immutable empty default: no dict built per person
 Channel = Literal["oa_cs", "mp_cs", "mp_subscribe", "oa_template"]
 CHANNELS: tuple[Channel, ...] = ("oa_cs", "mp_cs", "mp_subscribe", "oa_template")
 PLATFORM: Mapping[str, str] = {"oa_cs": "oa", "mp_cs": "mp", "mp_subscribe": "mp", "oa_template": "oa"}
@@ -54,7 +56,7 @@ class Skip:
     details: tuple[tuple[str, SkipReason], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per person on the planner's path, where frozen init costs twice
 class Reachability:
     """What the picker knows of a person: follow state, identity items (CS window counters), one-time
     subscribe credits per template, marketing consent, channels closed by WeChat errors, recent pushes."""
@@ -62,7 +64,7 @@ class Reachability:
     follows_oa: bool = False
     oa_identity: Mapping[str, object] | None = None
     mp_identity: Mapping[str, object] | None = None
-    subscribe_credits: Mapping[str, int] = field(default_factory=dict)
+    subscribe_credits: Mapping[str, int] = NOTHING
     consent: Literal["granted", "withdrawn", "unknown"] = "unknown"
     closed: frozenset[str] = frozenset()
     recent_pushes: tuple[int, ...] = ()
@@ -90,17 +92,34 @@ class PushCaps:
 
 def window_state(identity: Mapping[str, object] | None, windows: tuple[Window, ...], at: int) -> SkipReason | None:
     """``None`` when a CS window is open from ``at`` to ``at + SEND_SLACK`` with a message left, else
-    whether the windows are closed or open but used up."""
-    if open_cs_windows(identity, at + SEND_SLACK, windows):
-        return None
+    whether the windows are closed or open but used up (``reach.open_cs_windows``'s rule, without building
+    its list: this runs per person in the planner)."""
+    if not identity:
+        return SkipReason.WINDOW_CLOSED
+    until, used_up = at + SEND_SLACK, False
     for w in windows:
-        try:
-            opened = int((identity or {}).get(f"win_{w.name}_at") or 0)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            opened = 0
-        if opened and at + SEND_SLACK < opened + w.seconds:
-            return SkipReason.WINDOW_EXHAUSTED
-    return SkipReason.WINDOW_CLOSED
+        at_key, sent_key = _WINDOW_KEYS.get(w.name) or _window_keys(w.name)
+        opened = _int(identity.get(at_key))
+        if opened and until < opened + w.seconds:
+            if _int(identity.get(sent_key)) < w.cap:
+                return None
+            used_up = True
+    return SkipReason.WINDOW_EXHAUSTED if used_up else SkipReason.WINDOW_CLOSED
+
+
+_WINDOW_KEYS: dict[str, tuple[str, str]] = {}
+
+
+def _window_keys(name: str) -> tuple[str, str]:
+    _WINDOW_KEYS[name] = keys = (f"win_{name}_at", f"win_{name}_sent")
+    return keys
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value or 0)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return 0
 
 
 def check_caps(caps: PushCaps, recent: Sequence[int], at: int) -> SkipReason | None:
@@ -117,12 +136,11 @@ def check_caps(caps: PushCaps, recent: Sequence[int], at: int) -> SkipReason | N
     return None
 
 
-def send_time(hours: Sequence[int], allowed: Sequence[bool], now: int, not_after: int | None = None) -> int | None:
-    """When to send: the start of the allowed Shanghai hour with the most activity in ``hours`` within the
-    next 24 hours (``now`` itself when the current hour wins), the earliest on a tie; ``None`` when no allowed
-    moment falls before ``not_after``."""
+def send_candidates(allowed: Sequence[bool], now: int, not_after: int | None = None) -> tuple[tuple[int, int], ...]:
+    """The allowed moments of the next 24 hours as (Shanghai hour, time): ``now`` itself when its hour is
+    allowed, then the start of each later allowed hour, up to ``not_after``."""
     first_hour, boundary = shanghai_hour(now), now - (now % 3600) + 3600  # Shanghai is a whole-hour offset
-    best, best_count = None, -1
+    out = []
     for i in range(24):
         hour = (first_hour + i) % 24
         if not allowed[hour]:
@@ -130,9 +148,27 @@ def send_time(hours: Sequence[int], allowed: Sequence[bool], now: int, not_after
         at = now if i == 0 else boundary + (i - 1) * 3600
         if not_after is not None and at > not_after:
             break
-        if hours[hour] > best_count:
-            best, best_count = at, hours[hour]
+        out.append((hour, at))
+    return tuple(out)
+
+
+def best_time(candidates: Sequence[tuple[int, int]], hours: Sequence[int]) -> tuple[int, int]:
+    """The candidate whose hour has the most activity in ``hours``, the earliest on a tie; ``candidates``
+    must not be empty."""
+    best, best_count = candidates[0], hours[candidates[0][0]]
+    for candidate in candidates:
+        count = hours[candidate[0]]
+        if count > best_count:
+            best, best_count = candidate, count
     return best
+
+
+def send_time(hours: Sequence[int], allowed: Sequence[bool], now: int, not_after: int | None = None) -> int | None:
+    """When to send: the start of the allowed Shanghai hour with the most activity in ``hours`` within the
+    next 24 hours (``now`` itself when the current hour wins), the earliest on a tie; ``None`` when no allowed
+    moment falls before ``not_after``."""
+    candidates = send_candidates(allowed, now, not_after)
+    return best_time(candidates, hours)[1] if candidates else None
 
 
 def _availability(offer: Offer, reach: Reachability, at: int) -> dict[str, SkipReason | None]:
@@ -160,11 +196,12 @@ def _availability(offer: Offer, reach: Reachability, at: int) -> dict[str, SkipR
 
 
 def pick_channel(
-    offer: Offer, reach: Reachability, caps: PushCaps, at: int, preferred: str | None = None
+    offer: Offer, reach: Reachability, caps: PushCaps, at: int,
+    preferred: str | Callable[[], str | None] | None = None,
 ) -> Channel | Skip:
     """The channel for a push to this person at ``at``, or why none (see the module's order).
-    ``preferred`` (a platform) overrides ``reach.preferred``."""
-    platform = preferred or reach.preferred
+    ``preferred`` (a platform, or a function giving it, called only when two channels of a tier are allowed)
+    overrides ``reach.preferred``."""
     if reach.consent == "withdrawn":
         return Skip(SkipReason.OPTED_OUT)
     if offer.require_consent and reach.consent != "granted":
@@ -175,8 +212,11 @@ def pick_channel(
     usable = _availability(offer, reach, at)
     for tier in (("oa_cs", "mp_cs"), ("mp_subscribe", "oa_template")):
         allowed = [ch for ch in tier if ch in usable and usable[ch] is None]
-        if allowed:
+        if len(allowed) > 1:
+            platform = (preferred() if callable(preferred) else preferred) or reach.preferred
             first = [ch for ch in allowed if PLATFORM[ch] == platform]
             return (first or allowed)[0]
+        if allowed:
+            return allowed[0]
     details = tuple((ch, r) for ch, r in usable.items() if r is not None)
     return Skip(details[-1][1] if details else SkipReason.NO_CONTENT, details)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,15 +54,38 @@ class Profile:
     @classmethod
     def from_doc(cls, d: Mapping[str, Any] | None) -> Profile:
         """The profile stored by :meth:`to_doc`; anything unreadable gives an empty profile."""
+        if not d:
+            return _EMPTY
+        scores: dict[str, float] = {}
+        score_at: dict[str, int] = {}
+        last: dict[str, int] = {}
         try:
-            scores = {p: (float(v[0]), int(v[1])) for p, v in (d or {}).get("s", {}).items() if p in PLATFORMS}
-            hours = tuple(int(h) for h in (d or {}).get("h", (0,) * 24))
-            last = {p: int(t) for p, t in (d or {}).get("l", {}).items() if p in PLATFORMS}
-        except (TypeError, ValueError, IndexError, AttributeError):
-            return cls()
+            stored, stamps = d.get("s") or {}, d.get("l") or {}
+            for p in PLATFORMS:
+                if p in stored:
+                    scores[p], score_at[p] = float(stored[p][0]), int(stored[p][1])
+                if p in stamps:
+                    last[p] = int(stamps[p])
+            hours = tuple(map(int, d.get("h", _NO_HOURS)))
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            return _EMPTY
         if len(hours) != 24:
-            hours = (0,) * 24
-        return cls({p: s for p, (s, _) in scores.items()}, {p: t for p, (_, t) in scores.items()}, last, hours)
+            hours = _NO_HOURS
+        return cls(scores, score_at, last, hours)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Profile:
+        """The profile stored as the JSON text of :meth:`to_doc`; anything unreadable gives an empty profile."""
+        try:
+            d = _decode(text)[0] if text else None
+        except (ValueError, RecursionError):
+            return _EMPTY
+        return cls.from_doc(d) if isinstance(d, Mapping) else _EMPTY
+
+
+_NO_HOURS = (0,) * 24
+_EMPTY = Profile()
+_decode = json.JSONDecoder().raw_decode  # the stored text is compact: no surrounding whitespace to skip
 
 
 def _decay(score: float, seconds: float) -> float:
@@ -118,3 +142,28 @@ def preferred_platform(profile: Profile, now: int) -> str | None:
 def last_active(profile: Profile) -> int | None:
     """The last activity on any platform."""
     return max(profile.last_active.values(), default=None)
+
+
+# Journey event types (``{platform}.{kind}``) as engagement events; a type not listed here and not a message
+# carries no attention signal (unsubscribe, outbox, template-send reports).
+_JOURNEY_KINDS: Mapping[str, str] = {
+    "event.subscribe": "subscribe", "event.scan": "scan", "event.click": "menu_click", "event.view": "menu_click",
+    "event.scancode_push": "menu_click", "event.scancode_waitmsg": "menu_click",
+    "event.view_miniprogram": "menu_click", "event.subscribe_msg_popup_event": "subscribe_msg_accept",
+    "launch": "session", "first_launch": "session", "share_open": "session", "page_view": "page_view",
+    "client.page_view": "page_view", "order_paid": "order", "client.order_paid": "order",
+    "phone_bound": "phone_bound", "registered": "phone_bound", "share": "share", "client.share": "share",
+}
+_MESSAGE_KINDS = frozenset({"text", "image", "voice", "video", "shortvideo", "location", "link", "file"})
+
+
+def from_journey(event_type: str, at: int) -> JourneyEvent | None:
+    """The engagement event a journey event stands for (``oa.text`` → a message on ``oa``), or None when it
+    says nothing about attention. Other ``mp.client.*`` events (the MP's own analytics) count as page views."""
+    platform, _, kind = str(event_type).partition(".")
+    if platform not in PLATFORMS or not kind:
+        return None
+    mapped = _JOURNEY_KINDS.get(kind) or ("message" if kind in _MESSAGE_KINDS else None)
+    if mapped is None and platform == "mp" and kind.startswith("client."):
+        mapped = "page_view"
+    return None if mapped is None else JourneyEvent(mapped, platform, int(at))

@@ -113,3 +113,17 @@ def partner_nonce_key(key_id: str, nonce: str) -> dict:
 
 def partner_idempotency_key(app_id: str, key: str) -> dict:
     return {"pk": {"S": f"PIDEM#{app_id}#{key}"}, "sk": {"S": "PIDEM"}}
+
+
+def campaign_pk(campaign_id: str) -> str:
+    return f"CAMPAIGN#{campaign_id}"
+
+
+def campaign_key(campaign_id: str, sk: str) -> dict:
+    """Campaign items: ``DEF`` (the document), ``RUN#{run}``, ``SEND#{run}#{uid}``, ``DUE#{run}#{hour}#…``."""
+    return {"pk": {"S": campaign_pk(campaign_id)}, "sk": {"S": sk}}
+
+
+# Campaign ids match ``[a-z0-9][a-z0-9_-]*``: ``~`` never collides with one. The catalogue lists stored
+# campaigns; ACTIVE lists the runs the release tick looks at.
+CAMPAIGN_CATALOG = "~"

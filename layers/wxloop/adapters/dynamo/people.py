@@ -3,8 +3,19 @@ two people found to be one (rules in ``wxloop.domain.identity``, the transaction
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from wxloop.adapters.dynamo import merges
-from wxloop.adapters.dynamo.codec import RepositoryError, TransactionCancelled, call, get, marshal, table_name
+from wxloop.adapters.dynamo.codec import (
+    RepositoryError,
+    TransactionCancelled,
+    call,
+    conditional_update,
+    get,
+    marshal,
+    table_name,
+)
 from wxloop.adapters.dynamo.identities import get_identity
 from wxloop.adapters.dynamo.keys import identity_key, person_key, union_key
 from wxloop.domain.identity import decide_link, plan_merge
@@ -117,3 +128,65 @@ def _claim_items(app_id: str, openid: str, unionid: str, read_uid: str, uid: str
                     "UpdateExpression": "SET unionid = :u, uid = :uid", "ConditionExpression": "uid = :r",
                     "ExpressionAttributeValues": marshal({":u": unionid, ":uid": uid, ":r": read_uid})}},
     ]
+
+
+# --- engagement profile (kept by the stream) ---------------------------------------------------------
+
+
+def engagement_doc(value: Any) -> dict | None:
+    """The profile document stored in ``eng`` (compact JSON: one string attribute is far cheaper to read
+    back in bulk, by a scan of every person, than a map of ~30 numbers), or None when absent or unreadable."""
+    try:
+        doc = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def get_engagement(uid: str) -> tuple[dict | None, int, bool]:
+    """(the stored profile document ``eng``, the last stream sequence number applied ``eng_seq`` (0: none),
+    whether the person exists). One small consistent read."""
+    item = get(person_key(uid), ProjectionExpression="pk, eng, eng_seq")
+    if not item:
+        return None, 0, False
+    return engagement_doc(item.get("eng")), int(item.get("eng_seq") or 0), True
+
+
+def put_engagement(uid: str, profile_doc: dict, *, seq: int, expected_seq: int, active_at: int | None = None) -> bool:
+    """Store the profile document, the last activity ``active_at`` beside it (a number the planner's
+    last-active filter reads without parsing the profile) and the sequence number of the last stream record
+    it includes, only if ``eng_seq`` is still ``expected_seq`` (another batch did not write in between); False
+    otherwise, or when the person does not exist (never created here) or was merged into another."""
+    condition = "attribute_exists(pk) AND attribute_not_exists(merged_into) AND "
+    condition += "attribute_not_exists(eng_seq)" if not expected_seq else "eng_seq = :old"
+    values: dict[str, Any] = {":eng": json.dumps(profile_doc, separators=(",", ":")), ":seq": seq}
+    update = "SET eng = :eng, eng_seq = :seq"
+    if expected_seq:
+        values[":old"] = expected_seq
+    if active_at is not None:
+        values[":active"] = int(active_at)
+        update += ", active_at = :active"
+    return conditional_update(
+        Key=person_key(uid), UpdateExpression=update,
+        ConditionExpression=condition, ExpressionAttributeValues=marshal(values),
+    ) is not None
+
+
+PUSHES_KEPT = 16  # recent push times on the person, for frequency caps (caps allow at most 10 a day)
+
+
+def record_push(uid: str, at: int) -> None:
+    """Append a push time to the person's ``pushes`` (the planner's frequency caps), keeping the newest
+    ``PUSHES_KEPT``. Best effort on the trim: a list one or two longer for a while is harmless."""
+    out = conditional_update(
+        Key=person_key(uid), UpdateExpression="SET pushes = list_append(if_not_exists(pushes, :none), :at)",
+        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=marshal({":none": [], ":at": [at]}),
+        ReturnValues="UPDATED_NEW",
+    )
+    pushes = (out or {}).get("Attributes", {}).get("pushes", {}).get("L") or []
+    extra = len(pushes) - PUSHES_KEPT
+    if extra > 0:
+        conditional_update(
+            Key=person_key(uid), UpdateExpression="REMOVE " + ", ".join(f"pushes[{i}]" for i in range(extra)),
+            ConditionExpression="size(pushes) = :n", ExpressionAttributeValues=marshal({":n": len(pushes)}),
+        )

@@ -17,6 +17,9 @@ is poison) and one function. Kinds:
 - ``touch`` (``recording``): ``inbound``, ``at``; records a push the webhook queued instead of writing.
 - ``channel_renew`` (``channels``): ``channel``, ``expires_at``; replaces an acquisition channel's link
   before it lapses (queued daily by the worker's schedule).
+- ``campaign_send`` (``campaigns``): ``openid``, ``campaign``, ``run``, ``uid``, ``channel`` and its body; one
+  person's message of a campaign run, sent by ``cs_send``/``subscribe_send``'s code, its outcome recorded
+  on the run's SEND item (45009 pauses the run).
 
 How a run ends, by WeChat errcode: ``runner``; the errcodes themselves: ``wxloop.protocol.errcodes``.
 """

@@ -14,9 +14,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from wxloop.services.jobs import channels, followers, messages, privacy, recording, rewards
+from wxloop.services.jobs import campaigns, channels, followers, messages, privacy, recording, rewards
 from wxloop.services.jobs.context import JobContext
-from wxloop.services.jobs.outcomes import PoisonJob
+from wxloop.services.jobs.outcomes import Outcome, PoisonJob
 from wxloop.services.jobs.records import Job
 
 R = TypeVar("R", bound=Job)
@@ -29,6 +29,8 @@ class JobKind(Generic[R]):
 
     ``calls_wechat``: the kind calls one WeChat API, whose daily quota (45009) blocks the kind's jobs
     until it resets. ``channel``: what 45015/43101 closes for the person (default: the kind's name).
+    ``on_outcome``: told the final outcome (``ok`` or settled, and a 45009 deferral) after the claim is
+    marked, best effort (a failure there is logged, never a retry that would send twice).
     """
 
     name: str
@@ -36,6 +38,7 @@ class JobKind(Generic[R]):
     run: Callable[[R, JobContext], str]
     calls_wechat: bool = True
     channel: Callable[[R], str] | None = None
+    on_outcome: Callable[[R, Outcome, int], None] | None = None
 
     def channel_of(self, job: R) -> str:
         return self.channel(job) if self.channel is not None else self.name
@@ -52,6 +55,8 @@ KINDS: dict[str, JobKind[Any]] = {kind.name: kind for kind in (
     JobKind("untag_all", privacy.UntagAll, privacy.untag_all),
     JobKind("consent_withdraw", privacy.ConsentWithdraw, privacy.consent_withdraw, calls_wechat=False),
     JobKind("channel_renew", channels.ChannelRenew, channels.channel_renew),
+    JobKind("campaign_send", campaigns.CampaignSend, campaigns.campaign_send, channel=campaigns.campaign_channel,
+            on_outcome=campaigns.campaign_settled),
 )}
 
 

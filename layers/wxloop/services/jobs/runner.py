@@ -74,9 +74,22 @@ def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None 
             raise
         _count(sink, f"job.{name}.{outcome.status}")
         logger.info("job settled", extra={"job_id": job_id, "kind": name, "outcome": str(outcome)})
+        _tell(kind, record, outcome, now, sink)
         return outcome
     _finish_ok(job_id, name, now, sink)
-    return Outcome("ok", detail=detail)
+    outcome = Outcome("ok", detail=detail)
+    _tell(kind, record, outcome, now, sink)
+    return outcome
+
+
+def _tell(kind: registry.JobKind[Any], record: Job, outcome: Outcome, now: int, sink: OutcomeMetrics | None) -> None:
+    if kind.on_outcome is None:
+        return
+    try:
+        kind.on_outcome(record, outcome, now)
+    except Exception as exc:  # the job is settled: a retry would send again, so log and count instead
+        logger.error("job outcome not recorded", extra={"job_id": record.id, "kind": kind.name, **error_fields(exc)})
+        _count(sink, f"job.{kind.name}.unrecorded")
 
 
 def _finish_ok(job_id: str, name: str, now: int, sink: OutcomeMetrics | None) -> None:
