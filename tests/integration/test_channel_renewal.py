@@ -39,7 +39,7 @@ def test_the_schedule_renews_each_link_due_once(aws, fake_wechat, context):
     xhs, shop = store.get_channel("xhs"), store.get_channel("shop")
     assert xhs["link"] != made["lapsing"]["link"] and xhs["code"] == made["lapsing"]["code"]
     assert xhs["expires_at"] >= int(time.time()) + 2 * 86400 - 60  # a new 2-day link, from now
-    assert shop["ticket"] != made["qr"]["ticket"] and shop["expires_at"] > made["qr"]["expires_at"]
+    assert shop["ticket"] != made["qr"]["ticket"] and shop["expires_at"] >= made["qr"]["expires_at"] and shop["rev"] == 1
     assert store.get_channel("weibo")["link"] == made["fresh"]["link"]  # 30 days left: not due
     assert store.get_channel("poster")["link"] == made["forever"]["link"]  # permanent
     after = len(fake_wechat.calls("/wxa/generate_urllink")), len(fake_wechat.calls("/cgi-bin/qrcode/create"))
@@ -48,8 +48,8 @@ def test_the_schedule_renews_each_link_due_once(aws, fake_wechat, context):
     # links this short are due again at once; the next jobs name the new expiries, never the replaced ones
     from wxloop.services import channels
 
-    again = {j["channel"]: j["expires_at"] for j in channels.renewal_jobs()}
-    assert again == {"xhs": xhs["expires_at"], "shop": shop["expires_at"]}
+    again = {j["channel"]: j["rev"] for j in channels.renewal_jobs()}
+    assert again == {"xhs": 1, "shop": 1} and (xhs["rev"], shop["rev"]) == (1, 1)
     # a 30-day link is due three days before it lapses
     weibo = store.get_channel("weibo")["expires_at"]
     assert "weibo" not in [j["channel"] for j in channels.renewal_jobs(now=weibo - 4 * 86400)]
@@ -66,7 +66,7 @@ def test_a_link_renewed_meanwhile_is_not_renewed_again(aws, fake_wechat):
     assert sorted(channels.renew(client_for=api_client)) == ["shop", "xhs"]
     calls = len(fake_wechat.calls("/wxa/generate_urllink"))
     job = due["xhs"]  # queued before the operator renewed from the CLI
-    assert channels.renew_one(job["channel"], job["expires_at"], api_client(MP_APP)) == "already"
+    assert channels.renew_one(job["channel"], job["rev"], api_client(MP_APP)) == "already"
     assert len(fake_wechat.calls("/wxa/generate_urllink")) == calls
     assert channels.renew_one("gone", 0, api_client(MP_APP)) == "gone"
     assert made["lapsing"]["name"] == "xhs"
@@ -91,8 +91,8 @@ def test_a_malformed_renewal_job_is_poison(aws):
 
     from wxloop.services import jobs
 
-    for bad in ({"id": "r", "kind": "channel_renew", "app_id": MP_APP, "channel": "", "expires_at": 1},
-                {"id": "r", "kind": "channel_renew", "app_id": MP_APP, "channel": "x", "expires_at": -1},
+    for bad in ({"id": "r", "kind": "channel_renew", "app_id": MP_APP, "channel": "", "rev": 1},
+                {"id": "r", "kind": "channel_renew", "app_id": MP_APP, "channel": "x", "rev": -1},
                 {"id": "r", "kind": "channel_renew", "app_id": MP_APP, "channel": "x"}):
         with pytest.raises(jobs.PoisonJob):
             jobs.validate(bad)

@@ -122,11 +122,15 @@ def due(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = None) -> list
 
 
 def renewal_jobs(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = None) -> list[dict]:
-    """One ``channel_renew`` job per channel due; its id names the expiry it replaces, so a repeated
-    schedule, a retry or a CLI renewal meanwhile never renews one link twice."""
-    return [{"id": f"channel_renew:{ch['name']}:{int(ch.get('expires_at') or 0)}", "kind": "channel_renew",
-             "app_id": ch["app_id"], "channel": ch["name"], "expires_at": int(ch.get("expires_at") or 0)}
-            for ch in due(within_days=within_days, now=now)]
+    """One ``channel_renew`` job per channel due; its id names the channel's revision it replaces, so a
+    repeated schedule, a retry or a CLI renewal meanwhile never renews one link twice."""
+    return [{"id": f"channel_renew:{ch['name']}:{_rev(ch)}", "kind": "channel_renew", "app_id": ch["app_id"],
+             "channel": ch["name"], "rev": _rev(ch)} for ch in due(within_days=within_days, now=now)]
+
+
+def _rev(channel: Mapping[str, Any]) -> int:
+    """How often the channel's link was renewed (its revision; 0 for a new channel)."""
+    return int(channel.get("rev") or 0)
 
 
 def queue_renewals(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = None) -> int:
@@ -139,8 +143,8 @@ def queue_renewals(*, within_days: int = RENEW_WITHIN_DAYS, now: int | None = No
     return len(jobs)
 
 
-def renew_one(name: str, expired_at: int, client, *, now: int | None = None) -> str:
-    """Replace channel ``name``'s link (same code, new expiry) if its expiry is still ``expired_at``.
+def renew_one(name: str, rev: int, client, *, now: int | None = None) -> str:
+    """Replace channel ``name``'s link (same code, new expiry) if its revision is still ``rev``.
 
     Returns ``renewed``, ``gone`` (deleted or no longer expiring) or ``already`` (renewed meanwhile).
     Raises ``ChannelError`` when WeChat refuses; a WeChat error with an errcode passes through unchanged
@@ -150,19 +154,19 @@ def renew_one(name: str, expired_at: int, client, *, now: int | None = None) -> 
     ch = store.get_channel(name)
     if ch is None or ch.get("kind") not in EXPIRING:
         return "gone"
-    if int(ch.get("expires_at") or 0) != expired_at:
+    if _rev(ch) != rev:
         return "already"
     made = make(client, ch["kind"], ch["app_id"], ch["code"], ch.get("path", ""), int(ch.get("days") or MAX_DAYS),
                 now)
     fields = {"link": made.link, "ticket": made.ticket, "expires_at": made.expires_at, "renewed_at": now}
-    return "renewed" if store.replace_link(name, expired_at, fields) else "already"
+    return "renewed" if store.replace_link(name, rev, fields) else "already"
 
 
 def renew(*, within_days: int = RENEW_WITHIN_DAYS, client_for=None, now: int | None = None) -> list[str]:
     """Renew at once every channel due (the CLI); the schedule queues ``renewal_jobs`` instead."""
     now = int(time.time()) if now is None else now
     return [ch["name"] for ch in due(within_days=within_days, now=now)
-            if renew_one(ch["name"], int(ch.get("expires_at") or 0), client_for(ch["app_id"]), now=now) == "renewed"]
+            if renew_one(ch["name"], _rev(ch), client_for(ch["app_id"]), now=now) == "renewed"]
 
 
 def listing(*, now: int | None = None, soon_days: int = 3) -> list[dict]:

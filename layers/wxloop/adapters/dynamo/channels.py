@@ -18,16 +18,19 @@ def put_channel(name: str, fields: Mapping[str, Any]) -> None:
                                                             "gsi1sk": name})})
 
 
-def replace_link(name: str, expired_at: int, fields: Mapping[str, Any]) -> bool:
-    """Set a renewed channel's ``fields`` (link, ticket, expiry) if its expiry is still ``expired_at``;
-    False when someone renewed (or removed) it meanwhile, so two renewals never overwrite each other."""
+def replace_link(name: str, rev: int, fields: Mapping[str, Any]) -> bool:
+    """Set a renewed channel's ``fields`` (link, ticket, expiry) and its revision ``rev + 1`` if its revision
+    is still ``rev`` (a channel never renewed has none: 0); False when someone renewed (or removed) it
+    meanwhile, so two renewals never overwrite each other."""
     names = {f"#f{i}": k for i, k in enumerate(fields)}
     values = {f":f{i}": v for i, v in enumerate(fields.values())}
     try:
         call("update_item", Key=channel_key(name),
-             UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
-             ConditionExpression="#e = :old", ExpressionAttributeNames={**names, "#e": "expires_at"},
-             ExpressionAttributeValues=marshal({**values, ":old": expired_at}))
+             UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))) + ", #r = :next",
+             ConditionExpression="attribute_exists(pk) AND " + (
+                 "(attribute_not_exists(#r) OR #r = :old)" if rev == 0 else "#r = :old"),
+             ExpressionAttributeNames={**names, "#r": "rev"},
+             ExpressionAttributeValues=marshal({**values, ":old": rev, ":next": rev + 1}))
     except ConditionFailed:
         return False
     return True
