@@ -235,10 +235,13 @@ def release_run(campaign_id: str, run: str, now: int, *, time_left: Callable[[],
     while time_left() > 10:
         buckets = store.due_buckets(campaign_id, run, now)
         for bucket in buckets:
-            jobs = bucket_jobs(campaign, run, bucket.get("entries") or ())
+            entries = bucket.get("entries") or []
+            live = store.live_people({e[0] for e in entries})  # someone erased since planning gets nothing
+            jobs = bucket_jobs(campaign, run, [e for e in entries if e[0] in live])
             queue.send_many(jobs)
             store.drop_bucket(campaign_id, bucket["sk"])
-            store.add_counts(campaign_id, run, {"released": len(jobs)})
+            gone = sum(1 for e in entries if e[0] not in live)
+            store.add_counts(campaign_id, run, +Counter(released=len(jobs), skip_erased=gone))
             queued += len(jobs)
         if not buckets:
             break
