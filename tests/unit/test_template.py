@@ -96,7 +96,10 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
         ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons; "
                                                    "people.record_push of a campaign send)",
-        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (a transaction; pause_run)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (a transaction; pause_run; "
+                                                       "mass_sends.mark_tagged, claim_tag, begin_send)",
+        ("dynamodb:GetItem", "Table", "CAMPAIGN#"): "wxloop.adapters.dynamo.mass_sends:state (campaign_mass; "
+                                                    "the campaign's document when the last batch queues the send)",
         ("dynamodb:ConditionCheckItem", "Table", "USER#"): f"{C}:record_send_result (the person is not erased); "
                                                            "merges:merge_items (consent records unchanged)",
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (a queued first push)",
