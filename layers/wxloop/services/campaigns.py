@@ -221,7 +221,8 @@ def mass_tag_jobs(campaign: Campaign, run: str, bucket_sk: str, entries: list[li
     openids = [e[3] for e in entries if e[1] == "oa_mass"]
     if not openids:
         return []
-    base = bucket_sk.rsplit("#", 3)[-3:]  # hour, segment, page: unique within the run
+    # segment and page name a bucket of the mass hour (the only one); short: the ids are sets on the run item
+    base = [str(int(p)) for p in bucket_sk.rsplit("#", 2)[-2:]]
     batches = {".".join([*base, str(i // mass.BATCH)]): openids[i:i + mass.BATCH]
                for i in range(0, len(openids), mass.BATCH)}
     mass_sends.add_batches(campaign.id, run, batches)
