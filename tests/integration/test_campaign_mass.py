@@ -95,3 +95,17 @@ def test_the_mass_quota_used_up_skips_the_send_and_counts_why(aws, fake_wechat):
     run = store.get_run("news", "r2")
     assert int(run["n_skip_mass_quota"]) == 60 and "n_mass_sent" not in run
     assert len(fake_wechat.calls("/cgi-bin/tags/delete")) == 2  # the refused run's tag goes too
+
+
+def test_a_follower_erased_after_the_release_is_not_tagged(aws, fake_wechat):
+    from wxloop.adapters.repository import marshal
+    from wxloop.services import campaigns as service
+
+    openids = _followers(aws, 3)
+    service.push([_doc()], NOW)
+    assert _plan_and_release("news", "r1") == 1
+    aws.ddb.update_item(TableName=aws.table, Key=marshal({"pk": f"USER#mass{1:028d}", "sk": "PROFILE"}),
+                        UpdateExpression="SET erasing = :r", ExpressionAttributeValues=marshal({":r": "req1"}))
+    _run_queue(aws)
+    assert [sorted(c["json"]["openid_list"]) for c in fake_wechat.calls(TAGGING)] == [[openids[0], openids[2]]]
+    assert len(fake_wechat.calls(SENDALL)) == 1

@@ -98,6 +98,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
                                                    "people.record_push of a campaign send)",
         ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (a transaction; pause_run; "
                                                        "mass_sends.mark_tagged, claim_tag, begin_send)",
+        ("dynamodb:BatchGetItem", "Table", "USER#"): f"{C}:live_people (campaign_mass: erased people not tagged)",
         ("dynamodb:GetItem", "Table", "CAMPAIGN#"): "wxloop.adapters.dynamo.mass_sends:state (campaign_mass; "
                                                     "the campaign's document when the last batch queues the send)",
         ("dynamodb:ConditionCheckItem", "Table", "USER#"): f"{C}:record_send_result (the person is not erased); "

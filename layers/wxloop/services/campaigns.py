@@ -218,16 +218,16 @@ def bucket_jobs(campaign: Campaign, run: str, entries: Iterable[list[str]]) -> l
 def mass_tag_jobs(campaign: Campaign, run: str, bucket_sk: str, entries: list[list[str]]) -> list[dict]:
     """The ``campaign_mass`` tag jobs of a bucket's ``oa_mass`` entries (≤ 50 openids each), recorded as queued
     on the run first; batch ids are stable per bucket, so a bucket released twice queues the same jobs."""
-    openids = [e[3] for e in entries if e[1] == "oa_mass"]
-    if not openids:
+    members = [(e[0], e[3]) for e in entries if e[1] == "oa_mass"]
+    if not members:
         return []
     # segment and page name a bucket of the mass hour (the only one); short: the ids are sets on the run item
     base = [str(int(p)) for p in bucket_sk.rsplit("#", 2)[-2:]]
-    batches = {".".join([*base, str(i // mass.BATCH)]): openids[i:i + mass.BATCH]
-               for i in range(0, len(openids), mass.BATCH)}
+    batches = {".".join([*base, str(i // mass.BATCH)]): members[i:i + mass.BATCH]
+               for i in range(0, len(members), mass.BATCH)}
     mass_sends.add_batches(campaign.id, run, batches)
     app = campaign.accounts["oa"]
-    return [mass.tag_job(campaign.id, run, app, batch, ids) for batch, ids in batches.items()]
+    return [mass.tag_job(campaign.id, run, app, batch, batch_members) for batch, batch_members in batches.items()]
 
 
 def _mass_final(campaign: Campaign, run: str) -> None:

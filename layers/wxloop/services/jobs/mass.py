@@ -28,7 +28,8 @@ SHANGHAI = timedelta(hours=8)
 
 
 class CampaignMass(Job):
-    """``app_id`` is the OA. ``tag`` stage: ``batch`` and its ``openids``; ``send`` stage: ``message``
+    """``app_id`` is the OA. ``tag`` stage: ``batch``, its ``openids`` and their persons' ``uids`` (same
+    order); ``send`` stage: ``message``
     (``{"text": …}`` or ``{"media_id": …}``, the campaign's ``oa_mass`` content) and ``oa_type``."""
 
     campaign: NonEmpty
@@ -36,13 +37,14 @@ class CampaignMass(Job):
     stage: Literal["tag", "send"]
     batch: NonEmpty | None = None
     openids: Annotated[list[OpenId], Field(min_length=1, max_length=BATCH)] | None = None
+    uids: Annotated[list[NonEmpty], Field(max_length=BATCH)] | None = None
     message: dict[Literal["text", "media_id"], NonEmpty] | None = None
     oa_type: Literal["subscription", "service"] = "subscription"
 
     @model_validator(mode="after")
     def _fields_fit_stage(self) -> CampaignMass:
-        if self.stage == "tag" and not (self.batch and self.openids):
-            raise ValueError("a tag stage needs batch and openids")
+        if self.stage == "tag" and not (self.batch and self.openids and len(self.uids or ()) == len(self.openids)):
+            raise ValueError("a tag stage needs batch, openids and as many uids")
         if self.stage == "send" and (not self.message or len(self.message) != 1):
             raise ValueError("a send stage needs one message: text or media_id")
         return self
@@ -53,9 +55,11 @@ def tag_name(campaign_id: str, run: str) -> str:
     return "wxloop-" + hashlib.sha256(f"{campaign_id}#{run}".encode()).hexdigest()[:20]
 
 
-def tag_job(campaign_id: str, run: str, app_id: str, batch: str, openids: list[str]) -> dict:
+def tag_job(campaign_id: str, run: str, app_id: str, batch: str, members: list[tuple[str, str]]) -> dict:
+    """The tag job of one batch of (uid, openid) ``members``."""
     return {"id": f"campaign_mass:{campaign_id}#{run}#tag#{batch}", "kind": "campaign_mass", "app_id": app_id,
-            "campaign": campaign_id, "run": run, "stage": "tag", "batch": batch, "openids": openids}
+            "campaign": campaign_id, "run": run, "stage": "tag", "batch": batch,
+            "uids": [u for u, _ in members], "openids": [o for _, o in members]}
 
 
 def send_job(campaign_id: str, run: str, app_id: str, message: dict, oa_type: str) -> dict:
@@ -89,8 +93,10 @@ def campaign_mass(job: CampaignMass, ctx: JobContext) -> str:
     """Run the job's stage; raises as WeChat or the table do (the runner retries or settles)."""
     client = ctx.wechat(job.app_id)
     if job.stage == "tag":
-        openids = list(job.openids or ())[:BATCH]
-        client.tag.tag_user(_run_tag(client, job), openids)
+        live = store.live_people(job.uids or ())  # someone erased since the release is not tagged
+        openids = [o for u, o in zip(job.uids or (), job.openids or (), strict=True) if u in live]
+        if openids:
+            client.tag.tag_user(_run_tag(client, job), openids)
         mass_sends.mark_tagged(job.campaign, job.run, job.batch or "", len(openids))
         if ready(job.campaign, job.run):  # the last batch queues the send (the release may have too: same id)
             _queue_send(job)
