@@ -109,3 +109,18 @@ def test_a_follower_erased_after_the_release_is_not_tagged(aws, fake_wechat):
     _run_queue(aws)
     assert [sorted(c["json"]["openid_list"]) for c in fake_wechat.calls(TAGGING)] == [[openids[0], openids[2]]]
     assert len(fake_wechat.calls(SENDALL)) == 1
+
+
+def test_a_batch_wechat_refuses_for_good_does_not_hold_the_send(aws, fake_wechat):
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.services import campaigns as service
+
+    _followers(aws, 120)
+    service.push([_doc()], NOW)
+    _plan_and_release("news", "r1")
+    fake_wechat.fail_next(TAGGING, 45059)  # a member of the first batch already carries 20 tags
+    ran = _run_queue(aws)
+    assert sorted(outcome for _, outcome in ran) == ["failed:45059", "ok", "ok", "ok"]
+    assert len(fake_wechat.calls(SENDALL)) == 1
+    run = store.get_run("news", "r1")
+    assert int(run["n_skip_mass_tag_failed"]) == 50 and int(run["n_mass_sent"]) == 70

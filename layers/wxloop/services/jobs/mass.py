@@ -20,6 +20,7 @@ from wxloop.adapters.dynamo import campaigns as store
 from wxloop.adapters.dynamo import mass_sends
 from wxloop.protocol import errcodes
 from wxloop.services.jobs.context import JobContext
+from wxloop.services.jobs.outcomes import Outcome
 from wxloop.services.jobs.records import Job, NonEmpty, OpenId
 
 BATCH = 50  # openids per tags/members/batchtagging (WeChat's limit)
@@ -102,6 +103,17 @@ def campaign_mass(job: CampaignMass, ctx: JobContext) -> str:
             _queue_send(job)
         return "tagged"
     return _send(client, job, ctx.now)
+
+
+def mass_settled(job: CampaignMass, outcome: Outcome, now: int) -> None:
+    """A tag batch refused for good (e.g. 45059: a member already has 20 tags) counts as done with nobody
+    tagged (``n_skip_mass_tag_failed``), so the run's send is not held forever."""
+    if job.stage != "tag" or outcome.status in ("ok", "duplicate", "deferred"):
+        return
+    if mass_sends.mark_tagged(job.campaign, job.run, job.batch or "", 0):
+        store.add_counts(job.campaign, job.run, {"skip_mass_tag_failed": len(job.openids or ())})
+    if ready(job.campaign, job.run):
+        _queue_send(job)
 
 
 def _queue_send(job: CampaignMass) -> None:

@@ -57,7 +57,7 @@ KINDS: dict[str, JobKind[Any]] = {kind.name: kind for kind in (
     JobKind("channel_renew", channels.ChannelRenew, channels.channel_renew),
     JobKind("campaign_send", campaigns.CampaignSend, campaigns.campaign_send, channel=campaigns.campaign_channel,
             on_outcome=campaigns.campaign_settled),
-    JobKind("campaign_mass", mass.CampaignMass, mass.campaign_mass),
+    JobKind("campaign_mass", mass.CampaignMass, mass.campaign_mass, on_outcome=mass.mass_settled),
 )}
 
 
