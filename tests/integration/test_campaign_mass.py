@@ -73,6 +73,8 @@ def test_a_run_tags_its_followers_in_batches_sends_once_to_the_tag_and_counts_th
     assert [int(q["n"]) for q in quota] == [1]
     run = store.get_run("news", "r1")
     assert int(run["n_mass_sent"]) == 120 and run["state"] == "done"
+    pushes = [i.get("pushes") for i in aws.items() if i["pk"].startswith("USER#mass") and i["sk"] == "PROFILE"]
+    assert len(pushes) == 120 and all(p and len(p) == 1 for p in pushes)  # the frequency caps count it
 
     assert service.release_run("news", "r1", NOW + 9 * 86400) == 0  # a rerun: nothing more is queued
     from wxloop.services import jobs

@@ -95,7 +95,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "QUOTA#"): f"{R}:block_quota",
         ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
         ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons; "
-                                                   "people.record_push of a campaign send)",
+                                                   "people.record_push of a campaign send or mass tag batch)",
         ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (a transaction; pause_run; "
                                                        "mass_sends.mark_tagged, claim_tag, begin_send)",
         ("dynamodb:BatchGetItem", "Table", "USER#"): f"{C}:live_people (campaign_mass: erased people not tagged)",

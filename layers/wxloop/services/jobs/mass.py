@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from wxloop.adapters.dynamo import campaigns as store
-from wxloop.adapters.dynamo import mass_sends
+from wxloop.adapters.dynamo import mass_sends, people
 from wxloop.protocol import errcodes
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import Outcome
@@ -95,9 +95,12 @@ def campaign_mass(job: CampaignMass, ctx: JobContext) -> str:
     client = ctx.wechat(job.app_id)
     if job.stage == "tag":
         live = store.live_people(job.uids or ())  # someone erased since the release is not tagged
-        openids = [o for u, o in zip(job.uids or (), job.openids or (), strict=True) if u in live]
+        members = [(u, o) for u, o in zip(job.uids or (), job.openids or (), strict=True) if u in live]
+        openids = [o for _, o in members]
         if openids:
             client.tag.tag_user(_run_tag(client, job), openids)
+        for uid, _ in members:  # the frequency caps count the mass send (even one the quota then refuses)
+            people.record_push(uid, ctx.now)
         mass_sends.mark_tagged(job.campaign, job.run, job.batch or "", len(openids))
         if ready(job.campaign, job.run):  # the last batch queues the send (the release may have too: same id)
             _queue_send(job)
