@@ -178,6 +178,26 @@ def _tagging(add: bool) -> Callable:
     return endpoint
 
 
+def _tags_delete(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _Reply:
+    tag_id = int((doc.get("tag") or {}).get("id") or 0)
+    if tag_id not in fake._tags.get(app_id or "", {}):
+        return _err(45058, "tag not found")  # also WeChat's answer for the reserved tags 0, 1, 2
+    del fake._tags[app_id or ""][tag_id]
+    for tags in fake._user_tags.values():
+        tags.discard(tag_id)
+    return _Reply(_OK)
+
+
+def _mass_sendall(fake: FakeWeChat, app_id: str | None, _q: dict, doc: dict) -> _Reply:
+    target = doc.get("filter") or {}
+    if not target.get("is_to_all") and int(target.get("tag_id") or -1) not in fake._tags.get(app_id or "", {}):
+        return _err(40050, "invalid tag id")
+    msgtype = doc.get("msgtype")
+    if msgtype not in ("text", "mpnews", "image", "voice", "mpvideo", "wxcard") or msgtype not in doc:
+        return _err(40008, "invalid message type")
+    return _Reply({**_OK, "msg_id": 1000 + len(fake._calls), "msg_data_id": 2000 + len(fake._calls)})
+
+
 ROUTES: dict[str, Callable[[FakeWeChat, str | None, dict, dict], _Reply]] = {
     "/cgi-bin/token": _token,
     "/cgi-bin/stable_token": _stable_token,
@@ -196,4 +216,6 @@ ROUTES: dict[str, Callable[[FakeWeChat, str | None, dict, dict], _Reply]] = {
     "/cgi-bin/tags/create": _tags_create,
     "/cgi-bin/tags/get": _tags_get,
     "/cgi-bin/tags/getidlist": _tags_of,
+    "/cgi-bin/tags/delete": _tags_delete,
+    "/cgi-bin/message/mass/sendall": _mass_sendall,
 }

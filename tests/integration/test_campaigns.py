@@ -256,6 +256,31 @@ def test_45015_closes_the_channel_for_that_person(aws, fake_wechat):
     assert "pushes" not in repository.get_person(uid)
 
 
+def test_a_person_erased_after_planning_gets_no_job_no_message_and_no_send_item(aws, fake_wechat, tmp_path,
+                                                                                monkeypatch):
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.analytics import lake
+    from wxloop.services import campaigns as service
+    from wxloop.services import jobs
+    from wxloop.services.privacy import erasure
+
+    monkeypatch.setenv("LAKE_PATH", str(tmp_path / "lake"))
+    lake.reset()
+    run = started_run()
+    kept, gone = user_message(OA_APP, "o-keep"), user_message(OA_APP, "o-gone")
+    job = send_job(gone, "o-gone", run)  # released before the erasure, run by the worker after it
+    assert erasure.erase(gone, source="operator", sweep_after=0)["state"] == "done"
+    entries = [[kept, "oa_cs", OA_APP, "o-keep"], [gone, "oa_cs", OA_APP, "o-gone"]]
+    store.put_bucket("spring", run, NOW - NOW % 3600, 0, 1, entries)  # a page replayed from a scan made before
+    assert service.release_run("spring", run, NOW) == 1
+    assert [j["uid"] for j in drain(aws) if j["kind"] == "campaign_send"] == [kept]
+    assert run_counts("spring", run)["skip_erased"] == 1
+    assert str(jobs.run(job, sink=None)) == "closed"
+    assert not fake_wechat.calls(CS)
+    assert store.get_send("spring", run, gone) is None and not any(gone in str(i) for i in aws.items())
+    lake.reset()
+
+
 def test_45009_pauses_the_run_for_the_account_until_the_quota_resets(aws, fake_wechat):
     from wxloop.adapters.dynamo import campaigns as store
     from wxloop.services import campaigns as service

@@ -79,6 +79,31 @@ def _rich_person(aws, mp_api, context, fake_wechat, lake_dir) -> dict:
     return {"token": token, "uid": uid, "ids": {uid, mp_uid, "oOaRich", "oMpRich", "uRich", PHONE, "RICH1234"}}
 
 
+OTHER = "other0000000000000000000000000009"
+
+
+def _campaign_history(aws, rich: dict) -> None:
+    """The person was planned and sent in one run of a campaign, and is planned in an unreleased bucket of a
+    second run beside someone else."""
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.services import campaigns as service
+    from wxloop.services import jobs
+
+    now = int(time.time())
+    service.push([{"id": "spring", "accounts": {"oa": OA_APP, "mp": MP_APP}, "segment": {},
+                   "content": {"oa_cs": {"text": "New this week"}},
+                   "schedule": {"start": "2026-01-01T00:00:00+00:00", "end": "2099-01-01T00:00:00+00:00"}}], now)
+    _put(aws, pk=f"USER#{OTHER}", sk="PROFILE", uid=OTHER, openids={OA_APP: "oOther"})
+    uid, entry = rich["uid"], [rich["uid"], "oa_cs", OA_APP, "oOaRich"]
+    for run, hour in (("r1", now - now % 3600), ("r2", now - now % 3600 + 7200)):
+        service.start("spring", now=now, segments=1, run=run, enqueue=lambda t: None)
+        store.put_bucket("spring", run, hour, 0, 1, [entry, [OTHER, "oa_cs", OA_APP, "oOther"]])
+    assert service.release_run("spring", "r1", now) == 2
+    sent = [j for j in aws.jobs() if j["kind"] == "campaign_send" and j["uid"] == uid]
+    jobs.run(sent[0], sink=None)
+    assert store.get_send("spring", "r1", uid) is not None  # the worker's outcome names the person
+
+
 def _event(at: int) -> dict:
     return {"id": f"e{at}", "type": "oa.text", "app": OA_APP, "at": at, "detail": {}}
 
@@ -177,9 +202,12 @@ def test_erasure_leaves_no_identifier_in_the_table_lake_or_logs(aws, mp_api, con
                                                                  caplog, capsys):
     caplog.set_level(logging.DEBUG, logger="wxloop")  # everything our code logs (AWS SDK wire logs are off)
     rich = _rich_person(aws, mp_api, context, fake_wechat, lake_dir)
+    _campaign_history(aws, rich)
     assert call(mp_api, context, "POST", "privacy/export", token=rich["token"])[0] == 200
     status, doc = call(mp_api, context, "DELETE", "privacy/me", token=rich["token"])
     assert status == 200 and doc["state"] == "done"
+    buckets = [i for i in aws.items() if i["sk"].startswith("DUE#r2#")]
+    assert [b["entries"] for b in buckets] == [[[OTHER, "oa_cs", OA_APP, "oOther"]]]  # the other person stays
     from wxloop.services.privacy import lake
 
     lake.current().compact(now=int(time.time()), keep_seconds=0)

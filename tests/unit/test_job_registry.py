@@ -64,6 +64,14 @@ def test_a_poison_reason_names_the_field_never_the_value():
                 "uid": "u", "channel": "mp_subscribe", "data": {"thing1": {"value": "no template"}}}),
     json.dumps({"id": "j", "kind": "campaign_send", "app_id": OA, "openid": "o1", "campaign": "c", "run": "r",
                 "uid": "u", "channel": "oa_mass", "message": {"msgtype": "text"}}),
+    json.dumps({"id": "j", "kind": "campaign_mass", "app_id": OA, "campaign": "c", "run": "r", "stage": "tag",
+                "batch": "b", "openids": [f"o{i}" for i in range(51)]}),
+    json.dumps({"id": "j", "kind": "campaign_mass", "app_id": OA, "campaign": "c", "run": "r", "stage": "tag",
+                "batch": "b", "uids": ["u"], "openids": ["not an openid"]}),
+    json.dumps({"id": "j", "kind": "campaign_mass", "app_id": OA, "campaign": "c", "run": "r", "stage": "tag",
+                "batch": "b", "uids": ["u1"], "openids": ["o1", "o2"]}),
+    json.dumps({"id": "j", "kind": "campaign_mass", "app_id": OA, "campaign": "c", "run": "r", "stage": "send",
+                "message": {"text": "hi", "media_id": "m"}}),
     json.dumps({"id": "j", "kind": 7, "app_id": OA}),
 ])
 def test_malformed_jobs_of_every_kind_are_poison(body):
@@ -78,7 +86,7 @@ def test_every_kind_has_a_record_and_a_function():
 
     assert set(jobs.KINDS) == {"cs_send", "subscribe_send", "user_info", "tag", "tag_topics", "touch",
                                 "reward_notice", "untag_all", "consent_withdraw", "channel_renew",
-                                "campaign_send"}
+                                "campaign_send", "campaign_mass"}
     for name, kind in jobs.KINDS.items():
         assert kind.name == name and issubclass(kind.record, jobs.Job) and callable(kind.run)
     assert [n for n, k in jobs.KINDS.items() if not k.calls_wechat] == ["touch", "consent_withdraw"]

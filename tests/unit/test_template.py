@@ -95,15 +95,20 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("dynamodb:UpdateItem", "Table", "QUOTA#"): f"{R}:block_quota",
         ("dynamodb:UpdateItem", "Table", "TOKEN#"): f"{R}:lease_token (store, release, expire)",
         ("dynamodb:UpdateItem", "Table", "USER#"): f"{R}:link_unionid (claim and merge updates of persons; "
-                                                   "people.record_push of a campaign send)",
-        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (and pause_run: campaign_send)",
+                                                   "people.record_push of a campaign send or mass tag batch)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:record_send_result (a transaction; pause_run; "
+                                                       "mass_sends.mark_tagged, claim_tag, begin_send)",
+        ("dynamodb:BatchGetItem", "Table", "USER#"): f"{C}:live_people (campaign_mass: erased people not tagged)",
+        ("dynamodb:GetItem", "Table", "CAMPAIGN#"): "wxloop.adapters.dynamo.mass_sends:state (campaign_mass; "
+                                                    "the campaign's document when the last batch queues the send)",
+        ("dynamodb:ConditionCheckItem", "Table", "USER#"): f"{C}:record_send_result (the person is not erased); "
+                                                           "merges:merge_items (consent records unchanged)",
         ("dynamodb:PutItem", "Table", "USER#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "ID#"): f"{R}:create_identity (a queued first push)",
         ("dynamodb:PutItem", "Table", "UNION#"): f"{R}:link_unionid (a new union item)",
         ("dynamodb:GetItem", "Table", "TAGS#"): "wxloop.adapters.mp_store:get_tag_id (tag_topics jobs)",
         ("dynamodb:PutItem", "Table", "TAGS#"): "wxloop.adapters.mp_store:put_tag_id (tag_topics jobs)",
         ("dynamodb:ConditionCheckItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (the union names the survivor)",
-        ("dynamodb:ConditionCheckItem", "Table", "USER#"): "wxloop.adapters.dynamo.merges:merge_items (consent records unchanged)",
         ("dynamodb:Query", "Table", "USER#"): "wxloop.adapters.dynamo.merges:consent_of (both persons' consent)",
         ("dynamodb:UpdateItem", "Table", "UNION#"): "wxloop.adapters.dynamo.merges:merge_items (a stale union moves)",
         ("secretsmanager:GetSecretValue", "AccountsSecretArn", None): "wxloop.config:load_config",
@@ -118,6 +123,7 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
         ("logs:PutLogEvents", "CampaignsLogGroup", None): "Lambda runtime: its own log group",
         ("dynamodb:Scan", "Table", None): f"{C}:scan_people (parallel scan segments)",
         ("dynamodb:BatchGetItem", "Table", "ID#"): f"{C}:get_items (identities and credits of members)",
+        ("dynamodb:BatchGetItem", "Table", "USER#"): f"{C}:live_people (the release skips erased people)",
         ("dynamodb:GetItem", "Table", "CAMPAIGN#"): f"{C}:get_run (get_campaign_doc, active_runs)",
         ("dynamodb:PutItem", "Table", "CAMPAIGN#"): f"{C}:put_bucket (start_run, put_campaign)",
         ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:checkpoint (add_counts, start_run's active list)",
@@ -219,6 +225,10 @@ USES: dict[str, dict[tuple[str, str, str | None], str]] = {
            for p in ("USER#", "ID#", "UNION#", "REF#", "CODE#", "CAMPAIGN#", "ERASEQ#")},
         **{("dynamodb:UpdateItem", "Table", p): "wxloop.adapters.dynamo.erasure:unlink (advance, finish)"
            for p in ("USER#", "REF#", "CAMPAIGN#", "ERASEQ#", "ERASURE#")},
+        ("dynamodb:GetItem", "Table", "CAMPAIGN#"): f"{C}:campaign_ids (erasure: the campaigns to clear)",
+        ("dynamodb:Query", "Table", "CAMPAIGN#"): f"{C}:recent_runs (erasure: drop_from_buckets reads buckets)",
+        ("dynamodb:DeleteItem", "Table", "CAMPAIGN#"): f"{C}:drop_sends (erasure; drop_from_buckets)",
+        ("dynamodb:UpdateItem", "Table", "CAMPAIGN#"): f"{C}:drop_from_buckets (erasure: a bucket rewritten)",
         ("dynamodb:PutItem", "Table", "ERASEQ#"): "wxloop.adapters.dynamo.erasure:start (retention purge)",
         ("dynamodb:PutItem", "Table", "ERASURE#"): "wxloop.adapters.dynamo.erasure:start (retention purge)",
         ("dynamodb:Scan", "Table", None): "wxloop.adapters.dynamo.privacy:last_activity_by_person",

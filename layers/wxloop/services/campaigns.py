@@ -31,9 +31,11 @@ from typing import Any
 from wxloop.adapters import queue
 from wxloop.adapters.dynamo import campaigns as store
 from wxloop.adapters.dynamo import jobs as job_store
+from wxloop.adapters.dynamo import mass_sends
 from wxloop.domain.campaigns import Campaign, Planner, SendPlan, parse_campaign, send_key
 from wxloop.domain.channel_pick import Skip
 from wxloop.services.campaign_view import REACH_ATTRIBUTES, Views, openid_of
+from wxloop.services.jobs import mass
 
 DEFAULT_SEGMENTS = 4
 PAGE_LIMIT = 2000  # items read per scan page (≤ 1 MB anyway): ~600 planned sends, buckets far below 400 KB
@@ -213,6 +215,36 @@ def bucket_jobs(campaign: Campaign, run: str, entries: Iterable[list[str]]) -> l
             for uid, channel, app, openid in entries if channel in payloads]
 
 
+def mass_tag_jobs(campaign: Campaign, run: str, bucket_sk: str, entries: list[list[str]]) -> list[dict]:
+    """The ``campaign_mass`` tag jobs of a bucket's ``oa_mass`` entries (≤ 50 openids each), recorded as queued
+    on the run first; batch ids are stable per bucket, so a bucket released twice queues the same jobs."""
+    members = [(e[0], e[3]) for e in entries if e[1] == "oa_mass"]
+    if not members:
+        return []
+    # segment and page name a bucket of the mass hour (the only one); short: the ids are sets on the run item
+    base = [str(int(p)) for p in bucket_sk.rsplit("#", 2)[-2:]]
+    batches = {".".join([*base, str(i // mass.BATCH)]): members[i:i + mass.BATCH]
+               for i in range(0, len(members), mass.BATCH)}
+    mass_sends.add_batches(campaign.id, run, batches)
+    app = campaign.accounts["oa"]
+    return [mass.tag_job(campaign.id, run, app, batch, batch_members) for batch, batch_members in batches.items()]
+
+
+def _mass_final(campaign: Campaign, run: str) -> None:
+    """Planning is over and every due bucket is released. The mass entries are all due at the run's first
+    send moment, the earliest of its buckets: once one batch is queued, every batch is. Mark that, and queue
+    the send when the tagging is done (else the last tag job queues it)."""
+    if "oa_mass" not in campaign.content:
+        return
+    state = mass_sends.state(campaign.id, run)
+    if state["final"] or not state["batches"]:
+        return
+    mass_sends.mark_final(campaign.id, run)
+    if mass.ready(campaign.id, run):
+        queue.send_many([mass.send_job(campaign.id, run, campaign.accounts["oa"], dict(campaign.content["oa_mass"]),
+                                       campaign.accounts["oa_type"])])
+
+
 def _held(campaign: Campaign, run_item: Mapping, now: int) -> bool:
     """Whether a run's releases wait: paused (45009) or an account's send quota blocked."""
     if int(run_item.get("paused_until") or 0) > now:
@@ -235,12 +267,18 @@ def release_run(campaign_id: str, run: str, now: int, *, time_left: Callable[[],
     while time_left() > 10:
         buckets = store.due_buckets(campaign_id, run, now)
         for bucket in buckets:
-            jobs = bucket_jobs(campaign, run, bucket.get("entries") or ())
+            entries = bucket.get("entries") or []
+            live = store.live_people({e[0] for e in entries})  # someone erased since planning gets nothing
+            jobs = bucket_jobs(campaign, run, [e for e in entries if e[0] in live])
+            jobs += mass_tag_jobs(campaign, run, bucket["sk"], [e for e in entries if e[0] in live])
             queue.send_many(jobs)
             store.drop_bucket(campaign_id, bucket["sk"])
-            store.add_counts(campaign_id, run, {"released": len(jobs)})
+            gone = sum(1 for e in entries if e[0] not in live)
+            store.add_counts(campaign_id, run, +Counter(released=len(jobs), skip_erased=gone))
             queued += len(jobs)
         if not buckets:
+            if item.get("state") == "planned":
+                _mass_final(campaign, run)
             break
     if item.get("state") == "planned" and not store.has_buckets(campaign_id, run):
         store.add_counts(campaign_id, run, {}, sets={"state": "done"}, condition_state="planned")

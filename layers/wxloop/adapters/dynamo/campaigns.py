@@ -23,6 +23,7 @@ from typing import Any
 from wxloop.adapters.dynamo.codec import (
     ConditionFailed,
     RepositoryError,
+    TransactionCancelled,
     call,
     conditional_update,
     get,
@@ -30,7 +31,7 @@ from wxloop.adapters.dynamo.codec import (
     table_name,
     unmarshal,
 )
-from wxloop.adapters.dynamo.keys import CAMPAIGN_CATALOG, campaign_key, campaign_pk
+from wxloop.adapters.dynamo.keys import CAMPAIGN_CATALOG, campaign_key, campaign_pk, person_key
 
 BATCH_GET_MAX = 100
 SEND_KEEP_SECONDS = 90 * 86400  # a send's outcome names a person: kept for the campaign's reports, then dropped
@@ -256,17 +257,102 @@ def drop_bucket(campaign_id: str, sk: str) -> None:
 
 def record_send_result(campaign_id: str, run: str, uid: str, state: str, channel: str, now: int) -> bool:
     """The worker's outcome of one send (``sent``, ``closed:45015``…) as ``SEND#{run}#{uid}``, and the run's
-    counter (``n_sent``, ``n_closed``, ``n_failed``): once; False (nothing changed) when it was recorded."""
-    created = conditional_update(
-        Key=campaign_key(campaign_id, f"SEND#{run}#{uid}"),
-        UpdateExpression="SET #state = :s, channel = :ch, done_at = :now, #ttl = :ttl",
-        ConditionExpression="attribute_not_exists(pk)", ExpressionAttributeNames={"#state": "state", "#ttl": "ttl"},
-        ExpressionAttributeValues=marshal({":s": state, ":ch": channel, ":now": now, ":ttl": now + SEND_KEEP_SECONDS}))
-    if created is None:
-        return False
+    counter (``n_sent``, ``n_closed``, ``n_failed``): once, and only while the person exists and is not being
+    erased (an erasure must not find the item recreated); False (nothing changed) otherwise."""
+    table = table_name()
+    try:
+        call("transact_write_items", TransactItems=[
+            {"Update": {"TableName": table, "Key": campaign_key(campaign_id, f"SEND#{run}#{uid}"),
+                        "UpdateExpression": "SET #state = :s, channel = :ch, done_at = :now, #ttl = :ttl",
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "ExpressionAttributeNames": {"#state": "state", "#ttl": "ttl"},
+                        "ExpressionAttributeValues": marshal({":s": state, ":ch": channel, ":now": now,
+                                                              ":ttl": now + SEND_KEEP_SECONDS})}},
+            {"ConditionCheck": {"TableName": table, "Key": person_key(uid),
+                                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(erasing)"}},
+        ])
+    except TransactionCancelled as exc:
+        if exc.any_of("ConditionalCheckFailed"):
+            return False
+        raise
     add_counts(campaign_id, run, {state.split(":", 1)[0]: 1})
     return True
 
 
 def get_send(campaign_id: str, run: str, uid: str) -> dict | None:
     return get(campaign_key(campaign_id, f"SEND#{run}#{uid}"))
+
+
+# --- people who are erased ----------------------------------------------------------------------------
+
+
+def live_people(uids: Iterable[str]) -> set[str]:
+    """Those of ``uids`` whose person item exists and is not being erased (the release skips the others)."""
+    found = get_items([(f"USER#{u}", "PROFILE") for u in uids], ("erasing",))
+    return {pk.removeprefix("USER#") for (pk, _), item in found.items() if not item.get("erasing")}
+
+
+def recent_runs(campaign_id: str, since: int) -> list[str]:
+    """The runs of a campaign started at or after ``since``: the only ones whose items may still name a person
+    (sends expire ``SEND_KEEP_SECONDS`` after they happen, buckets ``BUCKET_KEEP_SECONDS`` after their hour)."""
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :run)", "FilterExpression": "started_at >= :since",
+        "ProjectionExpression": "#run", "ExpressionAttributeNames": {"#run": "run"},
+        "ExpressionAttributeValues": marshal({":pk": campaign_pk(campaign_id), ":run": "RUN#", ":since": since})}
+    runs: list[str] = []
+    while True:
+        out = call("query", **kwargs)
+        runs += [str((unmarshal(i) or {}).get("run")) for i in out.get("Items") or ()]
+        if not out.get("LastEvaluatedKey"):
+            return runs
+        kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+
+def drop_sends(campaign_id: str, runs: Iterable[str], uids: Iterable[str]) -> int:
+    """Delete the ``SEND#{run}#{uid}`` items of ``uids`` in ``runs``; returns how many existed."""
+    dropped = 0
+    for run in runs:
+        for uid in uids:
+            out = call("delete_item", Key=campaign_key(campaign_id, f"SEND#{run}#{uid}"), ReturnValues="ALL_OLD")
+            dropped += bool(out.get("Attributes"))
+    return dropped
+
+
+def _buckets(campaign_id: str, run: str) -> list[dict]:
+    """Every bucket of a run still held (due or not), all pages."""
+    kwargs: dict[str, Any] = {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :due)", "ConsistentRead": True,
+                              "ExpressionAttributeValues": marshal({":pk": campaign_pk(campaign_id),
+                                                                    ":due": f"DUE#{run}#"})}
+    items: list[dict] = []
+    while True:
+        out = call("query", **kwargs)
+        items += [unmarshal(i) or {} for i in out.get("Items") or ()]
+        if not out.get("LastEvaluatedKey"):
+            return items
+        kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+
+def drop_from_buckets(campaign_id: str, run: str, names: Iterable[str]) -> int:
+    """Remove from the run's unreleased buckets every entry whose uid or openid is one of ``names``: each
+    bucket rewritten only while it still holds what was read (one left empty is deleted); a bucket released
+    or replaced meanwhile is left alone (the release skips erased people). Returns the entries removed."""
+    wanted = {n for n in names if n}
+    removed = 0
+    for bucket in _buckets(campaign_id, run):
+        entries = bucket.get("entries") or []
+        keep = [e for e in entries if not (e and (e[0] in wanted or e[-1] in wanted))]
+        if len(keep) == len(entries):
+            continue
+        values = {":n": len(entries)}
+        guard = "attribute_exists(pk) AND size(entries) = :n"
+        key = campaign_key(campaign_id, str(bucket["sk"]))
+        try:
+            if keep:
+                call("update_item", Key=key, UpdateExpression="SET entries = :keep", ConditionExpression=guard,
+                     ExpressionAttributeValues=marshal({**values, ":keep": keep}))
+            else:
+                call("delete_item", Key=key, ConditionExpression=guard, ExpressionAttributeValues=marshal(values))
+        except ConditionFailed:
+            continue
+        removed += len(entries) - len(keep)
+    return removed

@@ -186,8 +186,9 @@ def _names_any(item: Mapping[str, Any], values: Iterable[str]) -> bool:
 
 
 def linked_partitions(holding: Mapping[str, Any]) -> list[str]:
-    """Partitions of OTHER people that may name this person: the inviter and invitees its items name, and
-    the campaigns that sent to it (``CAMPAIGN#{id}``)."""
+    """Partitions of OTHER people that may name this person: the inviter and invitees its items name.
+    Campaign items (``CAMPAIGN#{id}``) are cleared by the erasure per recent run (a campaign partition holds
+    everyone's sends: it is never read whole)."""
     own = set(holding["uids"])
     out: set[str] = set()
     for group in holding["items"].values():
@@ -196,8 +197,6 @@ def linked_partitions(holding: Mapping[str, Any]) -> list[str]:
                 other = item.get(name)
                 if isinstance(other, str) and other and other not in own and other != ERASED:
                     out |= {f"USER#{other}", f"REF#{other}"}
-            if isinstance(item.get("campaign"), str) and item["campaign"]:
-                out.add(f"CAMPAIGN#{item['campaign']}")
     return sorted(out)
 
 

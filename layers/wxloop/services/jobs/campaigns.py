@@ -23,10 +23,18 @@ from wxloop.protocol import errcodes
 from wxloop.services.jobs import timing
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.messages import CsSend, SubscribeSend, cs_send, subscribe_send
-from wxloop.services.jobs.outcomes import Outcome
+from wxloop.services.jobs.outcomes import NotSendable, Outcome
 from wxloop.services.jobs.records import NonEmpty, PersonJob
 
 logger = Logger(child=True)
+
+
+class Erased(NotSendable):
+    """The person was erased (or is being erased) after the run planned the send: nobody to send to."""
+
+    reason = "erased"
+
+
 CampaignChannel = Literal["oa_cs", "mp_cs", "mp_subscribe", "oa_template"]
 
 
@@ -57,7 +65,11 @@ class CampaignSend(PersonJob):
 
 
 def campaign_send(job: CampaignSend, ctx: JobContext) -> str:
-    """Send through the job's channel; raises as the underlying send does (the runner settles it)."""
+    """Send through the job's channel; raises as the underlying send does (the runner settles it), and
+    ``Erased`` (nothing sent) when the person is gone or being erased."""
+    person = people.get_person(job.uid)
+    if person is None or person.get("erasing"):
+        raise Erased
     if job.channel in ("oa_cs", "mp_cs"):
         return cs_send(CsSend(id=job.id, kind="cs_send", app_id=job.app_id, openid=job.openid,
                               message=job.message or {}, platform="oa" if job.channel == "oa_cs" else "mp"), ctx)

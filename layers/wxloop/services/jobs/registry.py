@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from wxloop.services.jobs import campaigns, channels, followers, messages, privacy, recording, rewards
+from wxloop.services.jobs import campaigns, channels, followers, mass, messages, privacy, recording, rewards
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import Outcome, PoisonJob
 from wxloop.services.jobs.records import Job
@@ -57,6 +57,7 @@ KINDS: dict[str, JobKind[Any]] = {kind.name: kind for kind in (
     JobKind("channel_renew", channels.ChannelRenew, channels.channel_renew),
     JobKind("campaign_send", campaigns.CampaignSend, campaigns.campaign_send, channel=campaigns.campaign_channel,
             on_outcome=campaigns.campaign_settled),
+    JobKind("campaign_mass", mass.CampaignMass, mass.campaign_mass, on_outcome=mass.mass_settled),
 )}
 
 

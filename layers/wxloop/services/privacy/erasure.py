@@ -19,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from wxloop.adapters.dynamo import campaigns as campaign_store
 from wxloop.adapters.dynamo import erasure as store
 from wxloop.adapters.dynamo import privacy as data
 from wxloop.services.privacy import lake
@@ -26,6 +27,8 @@ from wxloop.settings import settings
 
 logger = Logger(child=True)
 _CONDITIONAL = ("ID#", "UNION#")  # items a new person may own by now: deleted only while still the erased one's
+# runs older than this hold no item naming anyone: sends expire 90 days after they happen, within days of the start
+CAMPAIGN_LOOKBACK_SECONDS = campaign_store.SEND_KEEP_SECONDS + 30 * 86400
 
 
 def sweep_delay_seconds() -> int:
@@ -69,6 +72,7 @@ def run(request_id: str, *, now: int, sweep_after: int | None = None) -> str:
     jobs = _untag_jobs(request_id, holding)
     _delete_exports(holding)
     unlinked = sum(store.unlink(pk, identifiers) for pk in data.linked_partitions(holding))
+    unlinked += _forget_campaigns(uids, identifiers, now)
     deleted = _delete_partitions(partitions, uids)
     delay = sweep_delay_seconds() if sweep_after is None else sweep_after
     store.advance(request_id, step="sweep", sweep_at=now + delay, deleted=deleted, unlinked=unlinked, jobs=jobs)
@@ -84,6 +88,7 @@ def sweep(request_id: str, *, now: int) -> str:
         return "done"
     lake.current().add(list(work.get("uids") or ()), now)  # the KPIs exclude them from now on
     late = _delete_partitions(list(work.get("partitions") or ()), list(work.get("uids") or ()))
+    late += _forget_campaigns(list(work.get("uids") or ()), list(work.get("identifiers") or ()), now)
     counts = {"deleted": int(work.get("deleted") or 0) + late, "unlinked": int(work.get("unlinked") or 0),
               "tag_jobs": int(work.get("jobs") or 0), "persons": len(work.get("uids") or ())}
     store.finish(request_id, counts=counts, now=now)
@@ -109,6 +114,17 @@ def _identifiers(holding: Mapping) -> set[str]:
     out = set(holding["uids"]) | set(holding["unionids"]) | set(holding["codes"])
     out |= {openid for _, openid in holding["identities"]}
     return {i for i in out if i}
+
+
+def _forget_campaigns(uids: list[str], identifiers: list[str], now: int) -> int:
+    """Campaign items naming the person: its ``SEND#{run}#{uid}`` items and its entries in unreleased hour
+    buckets, per campaign and recent run (queries of the campaign's partition, never a scan)."""
+    changed = 0
+    for campaign_id in campaign_store.campaign_ids():
+        runs = campaign_store.recent_runs(campaign_id, now - CAMPAIGN_LOOKBACK_SECONDS)
+        changed += campaign_store.drop_sends(campaign_id, runs, uids)
+        changed += sum(campaign_store.drop_from_buckets(campaign_id, run, identifiers) for run in runs)
+    return changed
 
 
 def _delete_partitions(partitions: list[str], uids: list[str]) -> int:
