@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from wxloop.adapters import queue
 from wxloop.adapters.dynamo import channels, referrals
@@ -24,7 +25,8 @@ ACTIVE_PREFIXES = ("mp.launch", "mp.first_launch", "mp.client.", "oa.text", "oa.
 def on_journey_event(uid: str, event: Mapping) -> None:
     """Attribution, channel counters and active days for one new journey event of ``uid``."""
     kind, app, at = str(event.get("type") or ""), str(event.get("app") or ""), int(event.get("at") or 0)
-    detail = event.get("detail") if isinstance(event.get("detail"), Mapping) else {}
+    raw = event.get("detail")
+    detail: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     if kind in ("oa.event.subscribe", "oa.event.scan"):
         _oa_code(uid, app, kind, str(detail.get("event_key") or ""), at)
     elif kind in ("mp.first_launch", "mp.launch"):

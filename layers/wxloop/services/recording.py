@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
+from typing import Any
 
 from wxloop.adapters.dynamo import identities
 from wxloop.domain.inbound import Inbound
@@ -47,7 +48,7 @@ def follow_up_jobs(app_id: str, inb: Inbound, reply: Reply | None, *, first_cont
     met for the first time (someone who followed before wxloop ran arrives with a message or a click, not a
     subscribe), and a Mini Program card (which a passive reply cannot carry). Job ids derive from the push,
     so a repeat is a no-op."""
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     if first_contact or (inb.is_event and inb.event == "subscribe"):
         jobs.append({"id": f"{inb.dedupe_key}:user_info", "kind": "user_info", "app_id": app_id,
                      "openid": inb.openid})

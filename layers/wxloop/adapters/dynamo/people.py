@@ -72,6 +72,7 @@ def link_unionid(app_id: str, openid: str, unionid: str, now: int) -> str:
         elif decision.action == "claim":
             items, survivor = _claim_items(app_id, openid, unionid, identity["uid"], mine["uid"], now), mine["uid"]
         else:
+            assert owner is not None and union is not None  # a merge needs the union's owner
             consent = merges.consent_of(owner["uid"]), merges.consent_of(mine["uid"])
             try:
                 plan = plan_merge(owner, mine, unionid=unionid, identity=(app_id, openid),

@@ -4,6 +4,8 @@ template while a one-time credit is there; else nothing, recorded as the outcome
 
 from __future__ import annotations
 
+from typing import Literal
+
 from wxloop.adapters import repository
 from wxloop.config import load_config
 from wxloop.services.jobs.context import JobContext
@@ -31,7 +33,7 @@ def reward_notice(job: RewardNotice, ctx: JobContext) -> str:
     config = load_config()
     for app_id, openid in sorted(openids.items()):
         account = config.account(app_id)
-        platform = "mp" if account is not None and account.kind == "mp" else "oa"
+        platform: Literal["oa", "mp"] = "mp" if account is not None and account.kind == "mp" else "oa"
         try:
             return "told:" + cs_send(CsSend(id=job.id, kind="cs_send", app_id=app_id, openid=openid, platform=platform,
                                             message={"msgtype": "text", "text": {"content": notify.text}}), ctx)

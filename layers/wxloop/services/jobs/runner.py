@@ -131,7 +131,7 @@ def _settle_failure(kind: registry.JobKind[Any], record: Job, job: Mapping, exc:
         return Outcome("deferred", code, f"in {delay}s")
     if action is Action.BACKOFF:
         outcome = Outcome("gave_up", code)
-    elif action is Action.CHANNEL_CLOSED and openid:
+    elif action is Action.CHANNEL_CLOSED and openid and code is not None:
         channel = kind.channel_of(record)
         repository.mark_channel_closed(record.app_id, openid, channel, code, now)
         outcome = Outcome("closed", code, channel)
