@@ -6,27 +6,51 @@ naming the variable. An empty variable counts as unset (SAM passes unset paramet
 drifts).
 """
 
-# No `from __future__ import annotations` here: pydantic would evaluate every field's annotation string at
-# import, which doubles the cost of building this model on the cold start path.
+# No pydantic here: every function reads its settings at INIT, and importing pydantic (~200 ms) would add
+# half again to the webhook's cold start. Fields are declared as for pydantic, checked by a few plain lines.
+# No `from __future__ import annotations`: the field types are read from the class's annotations.
 import os
+import types
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, ClassVar
 
 WECHAT_API = "https://api.weixin.qq.com"
 
 
+class Field:
+    """One setting: its variable (``alias``), default, meaning and lower bound; ``kind`` comes from the
+    annotation (str, int, float, bool, or one of them ``| None``)."""
+
+    __slots__ = ("alias", "default", "description", "ge", "kind", "optional")
+
+    def __init__(self, alias: str, default: Any, description: str, ge: float | None = None) -> None:
+        self.alias, self.default, self.description, self.ge = alias, default, description, ge
+        self.kind: type = str
+        self.optional = False
+
+    def parse(self, raw: str) -> Any:
+        """The value of the variable's text; ``ValueError`` saying what is wrong."""
+        if self.kind is bool:
+            return raw.strip().lower() in ("1", "true")
+        try:
+            value = self.kind(raw)
+        except ValueError:
+            raise ValueError(f"must be {'an integer' if self.kind is int else 'a number'}") from None
+        if self.ge is not None and value < self.ge:
+            raise ValueError(f"must be at least {self.ge:g}")
+        return value
+
+
 def _env(name: str, default: Any, description: str, **limits: Any) -> Any:
-    return Field(default, alias=name, description=description, **limits)
+    return Field(name, default, description, limits.get("ge"))
 
 
-class Settings(BaseModel):
+class Settings:
     """The process settings. Attribute names are the variables' names in lower case, shortened where a
-    prefix says nothing; the alias of each field is the variable."""
+    prefix says nothing; the alias of each field is the variable. Frozen once built."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_fields: ClassVar[dict[str, Field]]
 
     # -- where things are
     table_name: str = _env("TABLE_NAME", "", "The single DynamoDB table.")
@@ -103,29 +127,51 @@ class Settings(BaseModel):
         "KPI_REGISTRATION_EVENTS", "", "Comma-separated event types that count as registration.")
     kpi_conversion_event: str = _env("KPI_CONVERSION_EVENT", "", "The event type that counts as conversion.")
 
-    @field_validator("wechat_api_base")
-    @classmethod
-    def _no_trailing_slash(cls, v: str) -> str:
-        return v.rstrip("/")
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        for name, field in self.model_fields.items():
+            object.__setattr__(self, name, values.get(name, field.default))
 
-    @field_validator("metrics_disabled", mode="before")
-    @classmethod
-    def _truthy(cls, v: object) -> bool:
-        return str(v).strip().lower() in ("1", "true")
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("settings are read once; change the environment and call settings.cache_clear()")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":
         """The settings of ``environ``; raises ``RuntimeError`` naming each malformed variable."""
-        known = {f.alias for f in cls.model_fields.values() if f.alias}
-        try:
-            return cls.model_validate({k: v for k, v in environ.items() if k in known and v != ""})
-        except ValidationError as exc:
-            problems = "; ".join(f"{err['loc'][0]} {err['msg'].lower()}, got {err['input']!r}" for err in exc.errors())
-            raise RuntimeError(f"environment invalid: {problems}") from None
+        values, problems = {}, []
+        for name, field in cls.model_fields.items():
+            raw = environ.get(field.alias, "")
+            if raw == "":
+                continue
+            try:
+                values[name] = field.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{field.alias} {exc}, got {raw!r}")
+        if problems:
+            raise RuntimeError(f"environment invalid: {'; '.join(problems)}")
+        if "wechat_api_base" in values:
+            values["wechat_api_base"] = values["wechat_api_base"].rstrip("/")
+        return cls(values)
 
     @property
     def region(self) -> str:
         return self.aws_region or self.aws_default_region or "us-east-1"
+
+
+def _fields() -> dict[str, Field]:
+    out = {}
+    for name, annotation in Settings.__annotations__.items():
+        field = Settings.__dict__.get(name)
+        if not isinstance(field, Field):
+            continue
+        args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        field.optional = isinstance(annotation, types.UnionType)
+        field.kind = args[0] if field.optional else annotation
+        out[name] = field
+        delattr(Settings, name)  # an instance holds the value; the class keeps the field in model_fields
+    return out
+
+
+Settings.model_fields = _fields()
 
 
 @lru_cache(maxsize=1)
