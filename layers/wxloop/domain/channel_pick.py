@@ -17,13 +17,28 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, Literal
 
 from wxloop.domain.config_doc import shanghai_hour
 from wxloop.domain.reach import MP_WINDOWS, WINDOWS, Window
 
-NOTHING: Mapping[str, Any] = MappingProxyType({})  # an immutable empty default: no dict built per person
+
+class _Nothing(dict[str, Any]):
+    """An empty mapping that cannot change and can be hashed, so it may be a dataclass default (3.11 refuses
+    unhashable defaults): no dict built per person, and C-speed ``get``."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return 0
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("NOTHING is immutable")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+
+NOTHING: Mapping[str, Any] = _Nothing()  # the empty default of person views' mappings
 Channel = Literal["oa_cs", "mp_cs", "mp_subscribe", "oa_template"]
 CHANNELS: tuple[Channel, ...] = ("oa_cs", "mp_cs", "mp_subscribe", "oa_template")
 PLATFORM: Mapping[str, str] = {"oa_cs": "oa", "mp_cs": "mp", "mp_subscribe": "mp", "oa_template": "oa"}
