@@ -11,7 +11,7 @@ drifts).
 # No `from __future__ import annotations`: the field types are read from the class's annotations.
 import os
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -179,19 +179,6 @@ def settings() -> Settings:
     """The settings of this process's environment, parsed at first use; a malformed value fails naming the
     variable. Tests that change the environment call ``settings.cache_clear()``."""
     return Settings.from_env(os.environ)
-
-
-def number(name: str, default: str, kind: Callable[[str], float] = int) -> Any:
-    """The environment variable ``name`` as a non-negative number (``default`` when unset or empty); a
-    malformed value raises naming the variable. Prefer a field of :class:`Settings`."""
-    raw = os.environ.get(name) or default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise RuntimeError(f"{name} must not be negative")
-    return value
 
 
 def configuration_table() -> str:

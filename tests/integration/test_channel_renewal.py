@@ -57,6 +57,7 @@ def test_the_schedule_renews_each_link_due_once(aws, fake_wechat, context):
 
 
 def test_a_link_renewed_meanwhile_is_not_renewed_again(aws, fake_wechat):
+    from wxloop.adapters.dynamo import channels as store
     from wxloop.adapters.wechat import api_client
     from wxloop.services import channels
 
@@ -69,7 +70,7 @@ def test_a_link_renewed_meanwhile_is_not_renewed_again(aws, fake_wechat):
     assert channels.renew_one(job["channel"], job["rev"], api_client(MP_APP)) == "already"
     assert len(fake_wechat.calls("/wxa/generate_urllink")) == calls
     assert channels.renew_one("gone", 0, api_client(MP_APP)) == "gone"
-    assert made["lapsing"]["name"] == "xhs"
+    assert store.get_channel("xhs")["rev"] == 1 and made["lapsing"]["link"] != store.get_channel("xhs")["link"]
 
 
 def test_wechats_quota_error_defers_the_renewal_and_blocks_the_kind(aws, fake_wechat, context):
