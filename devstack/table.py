@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 import yaml
@@ -33,6 +35,14 @@ def load_template(path: Path | None = None) -> dict:
 
 def table_definition(path: Path | None = None, logical_id: str = "Table") -> tuple[dict, str | None]:
     """``create_table`` arguments for the table in the template, and its TTL attribute."""
+    path = (path or REPO_ROOT / "template.yaml").resolve()
+    args, ttl = _table_definition(path, path.stat().st_mtime_ns, logical_id)
+    return copy.deepcopy(args), ttl
+
+
+@functools.lru_cache(maxsize=8)
+def _table_definition(path: Path, mtime_ns: int, logical_id: str) -> tuple[dict, str | None]:
+    # parsing the template takes a third of a second: once per template version (tests create a table each)
     props = load_template(path)["Resources"][logical_id]["Properties"]
     args: dict = {
         "AttributeDefinitions": props["AttributeDefinitions"],

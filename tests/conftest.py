@@ -147,7 +147,12 @@ def aws(monkeypatch):
     """moto's AWS with the template's table and the jobs queue (+DLQ); clients recreated inside."""
     from moto import mock_aws
 
+    from devstack import moto_dynamodb
+
     serialize_dynamodb(monkeypatch)
+    # moto deep-copies the whole table before every transaction: the dev stack's patch backs up the named
+    # items only (same all-or-nothing result), so a test's cost does not grow with its table
+    moto_dynamodb.apply()
     with mock_aws():
         _reset_caches()
         import boto3
@@ -165,6 +170,7 @@ def aws(monkeypatch):
         })["QueueUrl"]
         monkeypatch.setenv("QUEUE_URL", queue)
         yield Aws(ddb, sqs, os.environ["TABLE_NAME"], queue, dlq, stream_arn)
+    moto_dynamodb.remove()
     _reset_caches()
 
 

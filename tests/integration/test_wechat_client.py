@@ -166,13 +166,19 @@ def test_given_another_instance_is_fetching_then_this_one_waits_for_its_token(aw
     assert fake_wechat.calls(STABLE) == []
 
 
-def test_given_a_due_token_and_another_instance_renewing_then_the_current_token_is_used_meanwhile(aws, fake_wechat):
+def test_given_a_due_token_and_another_instance_renewing_then_the_current_token_is_used_meanwhile(
+        aws, fake_wechat, monkeypatch):
     from wxloop.adapters import repository, wechat
+    from wxloop.settings import settings
 
+    # wide windows, so a slow machine cannot turn "due, someone renewing" into "expired" or "lease lapsed":
+    # a token is due 600 s before expiry; this one has 300 s left; the other instance's lease lasts 10 min
+    monkeypatch.setenv("TOKEN_USE_MARGIN_SECONDS", "600")
+    settings.cache_clear()
     now = int(time.time())
-    repository.lease_token(OA_APP, "seed", now=now, lease_seconds=1, due_before=now + 300)
-    repository.store_token(OA_APP, "STILL-VALID", expires_at=now + 45, owner="seed", now=now)
-    repository.lease_token(OA_APP, "other", now=now, lease_seconds=10, due_before=now + 300)
+    assert repository.lease_token(OA_APP, "seed", now=now, lease_seconds=1, due_before=now + 900)
+    assert repository.store_token(OA_APP, "STILL-VALID", expires_at=now + 300, owner="seed", now=now) == 1
+    assert repository.lease_token(OA_APP, "other", now=now, lease_seconds=600, due_before=now + 900)
     assert wechat.new_client(OA_APP).access_token == "STILL-VALID"
     assert fake_wechat.calls(STABLE) == []
 

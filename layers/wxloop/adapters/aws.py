@@ -6,6 +6,7 @@ created lazily once per container, with timeouts that fit WeChat's 5-second budg
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from wxloop.settings import settings
@@ -41,9 +42,20 @@ def client(service: str):
                 max_pool_connections=20,
             )
             region = settings().region
-            found = botocore.session.get_session().create_client(service, region_name=region, config=cfg)
+            session = botocore.session.get_session()
+            session.register_component("data_loader", _loader())
+            found = session.create_client(service, region_name=region, config=cfg)
             _clients[service] = found
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def _loader():
+    """One botocore data loader per process: each session would otherwise parse the service models and the
+    ~1 MB endpoints file again (tens of ms per client); credentials and settings stay per session."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
 
 
 def _overrides() -> dict:
