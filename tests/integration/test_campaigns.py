@@ -242,6 +242,72 @@ def test_a_send_spends_the_window_records_the_push_and_runs_once(aws, fake_wecha
     assert len(repository.get_person(uid)["pushes"]) == 1 and run_counts("spring", run)["sent"] == 1
 
 
+def test_an_outcome_not_recorded_after_the_send_is_queued_and_recorded_once_later(aws, fake_wechat, monkeypatch):
+    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.adapters.dynamo.codec import RepositoryError
+    from wxloop.services import jobs
+
+    run = started_run()
+    uid = user_message(OA_APP, "o-send-late")
+    real, failures = store.record_send_result, []
+
+    def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise RepositoryError("throttled")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_send_result", fails_once)
+    assert jobs.run(send_job(uid, "o-send-late", run), sink=None).status == "ok", "the send is not retried"
+    assert failures and store.get_send("spring", run, uid) is None
+    queued = aws.jobs()
+    assert [(j["kind"], j["status"], j["job"]["uid"]) for j in queued] == [("job_settle", "ok", uid)]
+    assert jobs.run(queued[0], sink=None).status == "ok"
+    assert jobs.run(queued[0], sink=None).status == "duplicate"
+    settle = jobs.KINDS["job_settle"]
+    settle.run(settle.record.model_validate(queued[0]), jobs.JobContext(now=NOW, raw=queued[0]))  # told again
+    assert store.get_send("spring", run, uid)["state"] == "sent" and run_counts("spring", run)["sent"] == 1
+    assert len(repository.get_person(uid)["pushes"]) == 1, "the push time is recorded once"
+    assert len(fake_wechat.calls(CS)) == 1
+
+
+@pytest.mark.parametrize("job", [
+    {"kind": "cs_send", "openid": "o1", "message": TEXT},  # a kind without an outcome to record
+    {"kind": "job_settle"},  # itself
+    {"kind": "campaign_send", "app_id": MP_APP},  # another account's job
+])
+def test_a_settle_job_naming_a_job_without_a_recorded_outcome_is_poison(aws, job):
+    from wxloop.services import jobs
+
+    inner = {"id": "x", "app_id": OA_APP, **job}
+    if inner["kind"] == "campaign_send":
+        inner = {**send_job("u1", "o1", "r1"), "app_id": MP_APP}
+    if inner["kind"] == "job_settle":
+        inner.update(job={"id": "y"}, status="ok", at=1)
+    settle = {"id": "s", "kind": "job_settle", "app_id": OA_APP, "job": inner, "status": "ok", "at": NOW}
+    with pytest.raises(jobs.PoisonJob):
+        jobs.run(settle, sink=None)
+    assert aws.jobs() == []
+
+
+def test_the_push_list_keeps_the_newest_times_only(aws, fake_wechat):
+    from wxloop.adapters import repository
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.adapters.dynamo import people
+
+    run = started_run()
+    uid = user_message(OA_APP, "o-many")
+    for i in range(people.PUSHES_KEPT + 2):  # a mass send's tag batches record pushes one by one
+        people.record_push(uid, NOW + i)
+    kept = [NOW + i for i in range(2, people.PUSHES_KEPT + 2)]
+    assert repository.get_person(uid)["pushes"] == kept
+    assert store.record_send_result("spring", run, uid, "sent", "oa_cs", NOW + 99, push_at=NOW + 99)
+    assert repository.get_person(uid)["pushes"] == [*kept[1:], NOW + 99]
+    assert not store.record_send_result("spring", run, uid, "sent", "oa_cs", NOW + 100, push_at=NOW + 100)
+    assert repository.get_person(uid)["pushes"][-1] == NOW + 99, "a second outcome for the send changes nothing"
+
+
 def test_45015_closes_the_channel_for_that_person(aws, fake_wechat):
     from wxloop.adapters import repository
     from wxloop.adapters.dynamo import campaigns as store

@@ -100,3 +100,22 @@ def _inbound(openid: str):
     from wxloop.domain.inbound import Inbound
 
     return Inbound(openid=openid, to_user=OA_APP, msg_type="event", create_time=int(time.time()), event="subscribe")
+
+
+def test_a_correction_counts_once_against_the_rate_limit_however_many_steps_it_takes(
+        aws, mp_api, context, fake_wechat, monkeypatch):
+    from wxloop.services.mp_api import context as mp_context
+
+    token, uid = _with_phone(aws, mp_api, context, fake_wechat, openid="oRectRate")
+    grant(uid, ["personalisation"])
+    aws.ddb.update_item(TableName=aws.table, Key={"pk": {"S": f"USER#{uid}"}, "sk": {"S": "PROFILE"}},
+                        UpdateExpression="REMOVE " + ", ".join(f"rl_{i}" for i in range(16)))  # log-in's calls
+    monkeypatch.setenv("MP_RATE_LIMIT_PER_MINUTE", "2")
+    mp_context.mp_settings.cache_clear()
+    minute = int(time.time()) // 60
+    body = {"remove_phone": True, "topics": ["tea"]}  # consent read, topics, phone, the answer: one count
+    assert [call(mp_api, context, "PATCH", "privacy/me", body, token=token)[0] for _ in range(2)] == [200, 200]
+    status = call(mp_api, context, "PATCH", "privacy/me", body, token=token)[0]
+    if int(time.time()) // 60 == minute:  # the counter is per minute: the third call of one minute is over
+        assert status == 429
+    assert _person(aws, uid)["prefs"]["topics"] == ["tea"] and "phone" not in _person(aws, uid)

@@ -106,13 +106,15 @@ class PersonUse:
 
 
 def use_person(uid: str, *, now: int, limit: int, sets: Mapping[str, Any] | None = None,
-               adds: Mapping[str, set] | None = None, return_old: bool = False) -> PersonUse:
+               adds: Mapping[str, set] | None = None, return_old: bool = False, count: bool = True) -> PersonUse:
     """Count one request of the person against ``limit`` per minute, apply ``sets`` (attribute → value) and
     ``adds`` (attribute → strings added to a string set), in ONE conditional UpdateItem that also returns
     the person. A merged person's request lands on the survivor (``merged_into``, a few hops at most).
+    ``count=False``: a further step of a request counted already (changes only; a read when there are none).
     Raises ``RepositoryError``."""
     for _ in range(MAX_MERGE_HOPS + 1):
-        out = _use_once(uid, now=now, limit=limit, sets=sets or {}, adds=adds or {}, return_old=return_old)
+        out = _use_once(uid, now=now, limit=limit, sets=sets or {}, adds=adds or {}, return_old=return_old,
+                        count=count)
         if isinstance(out, PersonUse):
             return out
         uid = out  # merged: follow to the survivor
@@ -137,10 +139,22 @@ def _rate_parts(now: int, limit: int, fresh: bool) -> tuple[str, str, dict, dict
     return set_clause, remove, names, values, cond
 
 
+def _read_person(uid: str) -> PersonUse | str:
+    item = repository.get_person(uid)
+    if not item:
+        return PersonUse("missing", uid)
+    return str(item["merged_into"]) if item.get("merged_into") else PersonUse("ok", uid, item)
+
+
 def _use_once(uid: str, *, now: int, limit: int, sets: Mapping[str, Any], adds: Mapping[str, set],
-              return_old: bool, fresh: bool = False) -> PersonUse | str:
-    set_clause, remove, names, values, rate_cond = _rate_parts(now, limit, fresh)
-    clauses = [set_clause]
+              return_old: bool, count: bool = True, fresh: bool = False) -> PersonUse | str:
+    if count:
+        set_clause, remove, names, values, rate_cond = _rate_parts(now, limit, fresh)
+    elif not sets and not adds:
+        return _read_person(uid)
+    else:
+        set_clause, remove, names, values, rate_cond = "", "", {}, {}, ""
+    clauses = [set_clause] if set_clause else []
     for i, (attr, value) in enumerate(sets.items()):
         names[f"#s{i}"] = attr
         values[f":s{i}"] = value
@@ -153,9 +167,10 @@ def _use_once(uid: str, *, now: int, limit: int, sets: Mapping[str, Any], adds: 
     try:
         out = ddb().update_item(
             TableName=table_name(), Key=person_key(uid),
-            UpdateExpression="SET " + ", ".join(clauses) + " REMOVE " + remove
+            UpdateExpression=(("SET " + ", ".join(clauses)) if clauses else "") + (" REMOVE " + remove if remove else "")
             + (" ADD " + ", ".join(added) if added else ""),
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(merged_into) AND " + rate_cond,
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(merged_into)"
+            + (" AND " + rate_cond if rate_cond else ""),
             ExpressionAttributeNames=names, ExpressionAttributeValues=marshal(values),
             ReturnValues="ALL_OLD" if return_old else "ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -168,8 +183,10 @@ def _use_once(uid: str, *, now: int, limit: int, sets: Mapping[str, Any], adds: 
             return PersonUse("missing", uid)
         if old.get("merged_into"):
             return str(old["merged_into"])
-        count = old.get(names["#rl"])
-        if isinstance(count, int) and count < values[":rlbase"] and not fresh:  # a stale slot: rare
+        if not count:
+            return PersonUse("missing", uid)  # exists and not merged, yet the condition failed: gone meanwhile
+        slot = old.get(names["#rl"])
+        if isinstance(slot, int) and slot < values[":rlbase"] and not fresh:  # a stale slot: rare
             return _use_once(uid, now=now, limit=limit, sets=sets, adds=adds, return_old=return_old, fresh=True)
         return PersonUse("limited", uid)
     except Exception as exc:  # timeouts, connection errors

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from wxloop.adapters.dynamo import people
 from wxloop.adapters.dynamo.codec import (
     ConditionFailed,
     RepositoryError,
@@ -255,27 +256,44 @@ def drop_bucket(campaign_id: str, sk: str) -> None:
     call("delete_item", Key=campaign_key(campaign_id, sk))
 
 
-def record_send_result(campaign_id: str, run: str, uid: str, state: str, channel: str, now: int) -> bool:
-    """The worker's outcome of one send (``sent``, ``closed:45015``…) as ``SEND#{run}#{uid}``, and the run's
-    counter (``n_sent``, ``n_closed``, ``n_failed``): once, and only while the person exists and is not being
-    erased (an erasure must not find the item recreated); False (nothing changed) otherwise."""
+def record_send_result(campaign_id: str, run: str, uid: str, state: str, channel: str, now: int, *,
+                       push_at: int | None = None) -> bool:
+    """The worker's outcome of one send (``sent``, ``closed:45015``…) as ``SEND#{run}#{uid}``, the run's
+    counter (``n_sent``, ``n_closed``, ``n_failed``) and, with ``push_at``, the push time on the person (the
+    planner's frequency caps): in one transaction, so all happen once or none (a replayed outcome changes
+    nothing), and only while the person exists and is not being erased (an erasure must not find the item
+    recreated) and the run exists; False (nothing changed) otherwise."""
     table = table_name()
+    person_alive = "attribute_exists(pk) AND attribute_not_exists(erasing)"
+    person: dict[str, Any] = {"TableName": table, "Key": person_key(uid), "ConditionExpression": person_alive}
+    if push_at is not None:
+        person.update(UpdateExpression=people.PUSH_APPEND, ExpressionAttributeValues=marshal(people.push_values(push_at)))
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    counter = _counter_updates({state.split(":", 1)[0]: 1}, names, values)
+    items = [
+        {"Update": {"TableName": table, "Key": campaign_key(campaign_id, f"SEND#{run}#{uid}"),
+                    "UpdateExpression": "SET #state = :s, channel = :ch, done_at = :now, #ttl = :ttl",
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ExpressionAttributeNames": {"#state": "state", "#ttl": "ttl"},
+                    "ExpressionAttributeValues": marshal({":s": state, ":ch": channel, ":now": now,
+                                                          ":ttl": now + SEND_KEEP_SECONDS})}},
+        {"Update" if push_at is not None else "ConditionCheck": person},
+        {"Update": {"TableName": table, "Key": campaign_key(campaign_id, f"RUN#{run}"),
+                    "UpdateExpression": "SET " + ", ".join(counter), "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": marshal(values)}},
+    ]
     try:
-        call("transact_write_items", TransactItems=[
-            {"Update": {"TableName": table, "Key": campaign_key(campaign_id, f"SEND#{run}#{uid}"),
-                        "UpdateExpression": "SET #state = :s, channel = :ch, done_at = :now, #ttl = :ttl",
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                        "ExpressionAttributeNames": {"#state": "state", "#ttl": "ttl"},
-                        "ExpressionAttributeValues": marshal({":s": state, ":ch": channel, ":now": now,
-                                                              ":ttl": now + SEND_KEEP_SECONDS})}},
-            {"ConditionCheck": {"TableName": table, "Key": person_key(uid),
-                                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(erasing)"}},
-        ])
+        call("transact_write_items", TransactItems=items)
     except TransactionCancelled as exc:
         if exc.any_of("ConditionalCheckFailed"):
             return False
         raise
-    add_counts(campaign_id, run, {state.split(":", 1)[0]: 1})
+    if push_at is not None:
+        try:
+            people.trim_pushes(uid)
+        except RepositoryError:  # a list one or two longer for a while is harmless; the next push trims it
+            pass
     return True
 
 

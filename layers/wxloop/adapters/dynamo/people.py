@@ -180,11 +180,26 @@ def record_push(uid: str, at: int) -> None:
     """Append a push time to the person's ``pushes`` (the planner's frequency caps), keeping the newest
     ``PUSHES_KEPT``. Best effort on the trim: a list one or two longer for a while is harmless."""
     out = conditional_update(
-        Key=person_key(uid), UpdateExpression="SET pushes = list_append(if_not_exists(pushes, :none), :at)",
-        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=marshal({":none": [], ":at": [at]}),
+        Key=person_key(uid), UpdateExpression=PUSH_APPEND,
+        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=marshal(push_values(at)),
         ReturnValues="UPDATED_NEW",
     )
-    pushes = (out or {}).get("Attributes", {}).get("pushes", {}).get("L") or []
+    trim_pushes(uid, (out or {}).get("Attributes", {}).get("pushes", {}).get("L") or [])
+
+
+# the append, also written inside a campaign send's transaction (``campaigns.record_send_result``)
+PUSH_APPEND = "SET pushes = list_append(if_not_exists(pushes, :none), :at)"
+
+
+def push_values(at: int) -> dict[str, Any]:
+    return {":none": [], ":at": [at]}
+
+
+def trim_pushes(uid: str, pushes: list | None = None) -> None:
+    """Drop the oldest push times beyond ``PUSHES_KEPT`` (read first when ``pushes`` is not given); only if
+    the list is still that long, so a concurrent append is never lost."""
+    if pushes is None:
+        pushes = (get(person_key(uid), ProjectionExpression="pushes") or {}).get("pushes") or []
     extra = len(pushes) - PUSHES_KEPT
     if extra > 0:
         conditional_update(

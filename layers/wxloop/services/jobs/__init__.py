@@ -20,6 +20,9 @@ is poison) and one function. Kinds:
 - ``campaign_send`` (``campaigns``): ``openid``, ``campaign``, ``run``, ``uid``, ``channel`` and its body; one
   person's message of a campaign run, sent by ``cs_send``/``subscribe_send``'s code, its outcome recorded
   on the run's SEND item (45009 pauses the run).
+- ``campaign_mass`` (``mass``): one stage of an OA mass send (tag a batch of followers, then one send).
+- ``job_settle`` (``settle``): ``job``, ``status``, ``errcode``, ``detail``, ``at``; a final outcome told again
+  to the kind's ``on_outcome`` when recording it right after the run failed (never a second send).
 
 How a run ends, by WeChat errcode: ``runner``; the errcodes themselves: ``wxloop.protocol.errcodes``.
 """

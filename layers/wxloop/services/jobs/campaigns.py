@@ -91,17 +91,18 @@ def campaign_channel(job: CampaignSend) -> str:
 
 def campaign_settled(job: CampaignSend, outcome: Outcome, now: int) -> None:
     """Record a final outcome on the SEND item (``sent``, ``closed:45015``, ``closed:window``, ``failed:…``;
-    a success also records the push on the person); a 45009 pauses the run until the quota resets. Other
+    a success also records the push on the person), once however often it is told (``record_send_result``
+    is one conditional transaction); a 45009 pauses the run until the quota resets. Other
     deferrals (a per-person cap) change nothing: the job comes back."""
     if outcome.status == "deferred":
         if outcome.errcode == errcodes.DAILY_QUOTA:
             store.pause_run(job.campaign, job.run, timing.quota_reset_after(now))
         return
     if outcome.status == "ok":
-        people.record_push(job.uid, now)
         state = "sent"
     elif outcome.errcode is None and outcome.detail:
         state = f"{outcome.status}:{outcome.detail}"
     else:
         state = str(outcome)
-    store.record_send_result(job.campaign, job.run, job.uid, state, job.channel, now)
+    store.record_send_result(job.campaign, job.run, job.uid, state, job.channel, now,
+                             push_at=now if outcome.status == "ok" else None)

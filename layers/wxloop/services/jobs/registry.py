@@ -14,7 +14,17 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from wxloop.services.jobs import campaigns, channels, followers, mass, messages, privacy, recording, rewards
+from wxloop.services.jobs import (
+    campaigns,
+    channels,
+    followers,
+    mass,
+    messages,
+    privacy,
+    recording,
+    rewards,
+    settle,
+)
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import Outcome, PoisonJob
 from wxloop.services.jobs.records import Job
@@ -30,7 +40,8 @@ class JobKind(Generic[R]):
     ``calls_wechat``: the kind calls one WeChat API, whose daily quota (45009) blocks the kind's jobs
     until it resets. ``channel``: what 45015/43101 closes for the person (default: the kind's name).
     ``on_outcome``: told the final outcome (``ok`` or settled, and a 45009 deferral) after the claim is
-    marked, best effort (a failure there is logged, never a retry that would send twice).
+    marked; it must be idempotent: when it fails, the runner queues a ``job_settle`` job that tells it again
+    (never a retry of the job, which would send twice).
     """
 
     name: str
@@ -58,6 +69,7 @@ KINDS: dict[str, JobKind[Any]] = {kind.name: kind for kind in (
     JobKind("campaign_send", campaigns.CampaignSend, campaigns.campaign_send, channel=campaigns.campaign_channel,
             on_outcome=campaigns.campaign_settled),
     JobKind("campaign_mass", mass.CampaignMass, mass.campaign_mass, on_outcome=mass.mass_settled),
+    JobKind(settle.KIND, settle.JobSettle, settle.job_settle, calls_wechat=False),
 )}
 
 

@@ -23,7 +23,7 @@ from wxloop.adapters import queue, repository
 from wxloop.metrics import OutcomeMetrics
 from wxloop.protocol import errcodes
 from wxloop.protocol.errcodes import Action, action_of
-from wxloop.services.jobs import registry, timing
+from wxloop.services.jobs import registry, settle, timing
 from wxloop.services.jobs.context import JobContext
 from wxloop.services.jobs.outcomes import JobBusy, NotSendable, Outcome, PoisonJob
 from wxloop.services.jobs.records import Job
@@ -74,20 +74,30 @@ def run(job: Mapping, *, sink: OutcomeMetrics | None = metrics, now: int | None 
             raise
         _count(sink, f"job.{name}.{outcome.status}")
         logger.info("job settled", extra={"job_id": job_id, "kind": name, "outcome": str(outcome)})
-        _tell(kind, record, outcome, now, sink)
+        _tell(kind, record, outcome, now, sink, job)
         return outcome
     _finish_ok(job_id, name, now, sink)
     outcome = Outcome("ok", detail=detail)
-    _tell(kind, record, outcome, now, sink)
+    _tell(kind, record, outcome, now, sink, job)
     return outcome
 
 
-def _tell(kind: registry.JobKind[Any], record: Job, outcome: Outcome, now: int, sink: OutcomeMetrics | None) -> None:
+def _tell(kind: registry.JobKind[Any], record: Job, outcome: Outcome, now: int, sink: OutcomeMetrics | None,
+          job: Mapping) -> None:
+    """Tell the kind its final outcome; when that fails, queue a ``job_settle`` job that tells it again (the job
+    is settled: retrying it would send twice)."""
     if kind.on_outcome is None:
         return
     try:
         kind.on_outcome(record, outcome, now)
-    except Exception as exc:  # the job is settled: a retry would send again, so log and count instead
+        return
+    except Exception as exc:
+        logger.warning("job outcome not recorded, queued to record again",
+                       extra={"job_id": record.id, "kind": kind.name, **error_fields(exc)})
+    try:
+        queue.send(settle.settle_job(dict(job), outcome, now))
+        _count(sink, f"job.{kind.name}.settle_queued")
+    except Exception as exc:  # the last resort: the outcome stays unrecorded, and is counted and logged
         logger.error("job outcome not recorded", extra={"job_id": record.id, "kind": kind.name, **error_fields(exc)})
         _count(sink, f"job.{kind.name}.unrecorded")
 

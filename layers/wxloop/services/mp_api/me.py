@@ -49,10 +49,11 @@ def summary(person: Mapping, app_id: str, uid: str, decision: follow_prompt.Prom
     }
 
 
-def counted(uid: str, now: int, **changes) -> mp_store.PersonUse:
+def counted(uid: str, now: int, *, count: bool = True, **changes) -> mp_store.PersonUse:
     """Count the call against the person's rate limit (and apply ``changes``) in one request: 429 when over
-    the limit, 401 when the person no longer exists."""
-    use = mp_store.use_person(uid, now=now, limit=mp_settings().rate_limit_per_minute, **changes)
+    the limit, 401 when the person no longer exists. ``count=False``: a further step of a call counted
+    already (one call counts once, however many steps it takes)."""
+    use = mp_store.use_person(uid, now=now, limit=mp_settings().rate_limit_per_minute, count=count, **changes)
     if use.status == "limited":
         raise ApiError(429, "too many requests, slow down")
     if use.status == "missing":

@@ -77,16 +77,17 @@ def _rectify(app_id: str, who, body: RectifyIn) -> Person:
     topics first (without personalisation consent: 403 and nothing else changes), then forget the phone
     number when asked. Returns the person as ``GET me`` shows it."""
     now, remove_phone = int(time.time()), body.remove_phone
+    use = me.counted(who.uid, now)  # the one count of this call; the steps below do not count again
     if body.topics is not None:
         from wxloop.services.mp_api import profile
 
-        profile.save_preferences(who, body.topics)
-    use = me.counted(who.uid, now, sets={"phone_removed_at": now} if remove_phone else {})
+        profile.save_preferences(who, body.topics, count=False)
     if remove_phone:
         from wxloop.adapters.dynamo import privacy as data
 
+        use = me.counted(use.uid, now, count=False, sets={"phone_removed_at": now})
         data.forget(use.uid, ("phone", "phone_masked", "phone_at"))
-        use = me.counted(use.uid, now)
+    use = me.counted(use.uid, now, count=False)
     return me.summary(use.item, app_id, use.uid, me.prompt_for(use.item, app_id, None, now))
 
 

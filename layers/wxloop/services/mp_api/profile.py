@@ -155,19 +155,20 @@ def _write_events(claims: SessionClaims, events: Sequence[Mapping], now: int) ->
     return {"accepted": len(rows)}
 
 
-def save_preferences(claims: SessionClaims, topics: list[str], *, now_ms: int | None = None) -> dict:
+def save_preferences(claims: SessionClaims, topics: list[str], *, now_ms: int | None = None,
+                     count: bool = True) -> dict:
     """Store the person's topics and queue one tag-sync job for the linked OA (its tags follow the topics:
     every topic tagged, topics dropped since untagged). Idempotent by nature (a PUT). When the queue fails,
-    503: the client retries and the job is queued then."""
+    503: the client retries and the job is queued then. ``count=False``: the caller counted the call."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     now = now_ms // 1000
     prefs = {"topics": list(topics), "v": now_ms, "at": now}
-    if not consent.allows(me.counted(claims.uid, now).item, "personalisation"):
+    if not consent.allows(me.counted(claims.uid, now, count=count).item, "personalisation"):
         raise ApiError(403, "the person has not agreed to personalisation", "consent_required")
     changes: dict = {"sets": {"prefs": prefs}, "return_old": True}
     if topics:
         changes["adds"] = {"topics_seen": set(topics)}
-    use = me.counted(claims.uid, now, **changes)
+    use = me.counted(claims.uid, now, count=False, **changes)
     oa = linked_oa(claims.app_id)
     oa_openid = (use.item.get("openids") or {}).get(oa[0]) if oa else None
     if not oa or not oa_openid:
