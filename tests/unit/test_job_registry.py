@@ -86,10 +86,10 @@ def test_every_kind_has_a_record_and_a_function():
 
     assert set(jobs.KINDS) == {"cs_send", "subscribe_send", "user_info", "tag", "tag_topics", "touch",
                                 "reward_notice", "untag_all", "consent_withdraw", "channel_renew",
-                                "campaign_send", "campaign_mass"}
+                                "campaign_send", "campaign_mass", "job_settle"}
     for name, kind in jobs.KINDS.items():
         assert kind.name == name and issubclass(kind.record, jobs.Job) and callable(kind.run)
-    assert [n for n, k in jobs.KINDS.items() if not k.calls_wechat] == ["touch", "consent_withdraw"]
+    assert [n for n, k in jobs.KINDS.items() if not k.calls_wechat] == ["touch", "consent_withdraw", "job_settle"]
     cs, sub = jobs.KINDS["cs_send"], jobs.KINDS["subscribe_send"]
     _, record = jobs.validate({"id": "j", "kind": "subscribe_send", "app_id": OA, "openid": "o1",
                                "template_id": "tpl-9", "data": {"a": 1}})
