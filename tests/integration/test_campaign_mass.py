@@ -113,6 +113,36 @@ def test_a_follower_erased_after_the_release_is_not_tagged(aws, fake_wechat):
     assert len(fake_wechat.calls(SENDALL)) == 1
 
 
+def test_a_follower_whose_erasure_begins_while_the_batch_is_tagged_is_untagged_before_the_send(
+        aws, fake_wechat, monkeypatch):
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.adapters.repository import marshal
+    from wxloop.services import campaigns as service
+
+    openids = _followers(aws, 3)
+    service.push([_doc()], NOW)
+    assert _plan_and_release("news", "r1") == 1
+    real, checks = store.live_people, []
+
+    def erasure_begins_right_after_the_first_check(uids):
+        live = real(list(uids))
+        if not checks:  # the erasure marks the person between the worker's check and its tagging call
+            aws.ddb.update_item(TableName=aws.table, Key=marshal({"pk": f"USER#mass{1:028d}", "sk": "PROFILE"}),
+                                UpdateExpression="SET erasing = :r", ExpressionAttributeValues=marshal({":r": "q"}))
+        checks.append(sorted(live))
+        return live
+
+    monkeypatch.setattr(store, "live_people", erasure_begins_right_after_the_first_check)
+    _run_queue(aws)
+    assert [sorted(c["json"]["openid_list"]) for c in fake_wechat.calls(TAGGING)] == [sorted(openids)]
+    assert [c["json"]["openid_list"] for c in fake_wechat.calls("/cgi-bin/tags/members/batchuntagging")] == [
+        [openids[1]]]
+    paths = [c["path"] for c in fake_wechat.calls()]
+    assert paths.count(SENDALL) == 1 and paths.index("/cgi-bin/tags/members/batchuntagging") < paths.index(SENDALL)
+    erased = next(i for i in aws.items() if i["pk"] == f"USER#mass{1:028d}")
+    assert "pushes" not in erased, "the frequency caps of someone not messaged are not charged"
+
+
 def test_a_batch_wechat_refuses_for_good_does_not_hold_the_send(aws, fake_wechat):
     from wxloop.adapters.dynamo import campaigns as store
     from wxloop.services import campaigns as service

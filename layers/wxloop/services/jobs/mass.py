@@ -90,6 +90,18 @@ def _run_tag(client: Any, job: CampaignMass) -> int:
     return mass_sends.claim_tag(job.campaign, job.run, tag_id)
 
 
+def _untag_erased_meanwhile(client: Any, tag_id: int, members: list[tuple[str, str]]) -> tuple[list, list]:
+    """Check the tagged people again: one whose erasure began between the first check and the tagging would
+    otherwise keep the tag (the erasure's ``untag_all`` may have run before it) and get the mass send. An
+    erasure that begins after this check runs its ``untag_all`` after the tagging, which removes the tag."""
+    live = store.live_people(u for u, _ in members)
+    gone = [o for u, o in members if u not in live]
+    if gone:
+        client.tag.untag_user(tag_id, gone)
+    kept = [(u, o) for u, o in members if u in live]
+    return kept, [o for _, o in kept]
+
+
 def campaign_mass(job: CampaignMass, ctx: JobContext) -> str:
     """Run the job's stage; raises as WeChat or the table do (the runner retries or settles)."""
     client = ctx.wechat(job.app_id)
@@ -98,7 +110,9 @@ def campaign_mass(job: CampaignMass, ctx: JobContext) -> str:
         members = [(u, o) for u, o in zip(job.uids or (), job.openids or (), strict=True) if u in live]
         openids = [o for _, o in members]
         if openids:
-            client.tag.tag_user(_run_tag(client, job), openids)
+            tag_id = _run_tag(client, job)
+            client.tag.tag_user(tag_id, openids)
+            members, openids = _untag_erased_meanwhile(client, tag_id, members)
         for uid, _ in members:  # the frequency caps count the mass send (even one the quota then refuses)
             people.record_push(uid, ctx.now)
         mass_sends.mark_tagged(job.campaign, job.run, job.batch or "", len(openids))
