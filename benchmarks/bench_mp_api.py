@@ -100,6 +100,8 @@ def _requests() -> dict:
             rows["get_me"], _ = call("GET", "me", token=token)
             rows["get_me_again"], _ = call("GET", "me", token=token)
             rows["post_me_prompt"], _ = call("POST", "me/prompt", {"action": "shown"}, token=token)
+            rows["put_consent"], _ = call("PUT", "privacy/consent", {"policy_version": "2026-01",
+                                          "purposes": {"personalisation": True}}, token=token)
             rows["put_preferences"], _ = call("PUT", "preferences", {"topics": ["a", "b"]}, token=token)
             wechat.add_code(MP_APP, "c-card", "oBenchMp")
             rows["session_returning_fallback_card"], _ = call("POST", "session", {"code": "c-card", "scene": 1089})
