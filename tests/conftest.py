@@ -153,24 +153,26 @@ def aws(monkeypatch):
     # moto deep-copies the whole table before every transaction: the dev stack's patch backs up the named
     # items only (same all-or-nothing result), so a test's cost does not grow with its table
     moto_dynamodb.apply()
-    with mock_aws():
-        _reset_caches()
-        import boto3
+    try:
+        with mock_aws():
+            _reset_caches()
+            import boto3
 
-        from devstack.table import create_table
+            from devstack.table import create_table
 
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        stream_arn = create_table(ddb, os.environ["TABLE_NAME"])
-        dlq = sqs.create_queue(QueueName="wxloop-jobs-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes={
-            "VisibilityTimeout": "180",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
-        })["QueueUrl"]
-        monkeypatch.setenv("QUEUE_URL", queue)
-        yield Aws(ddb, sqs, os.environ["TABLE_NAME"], queue, dlq, stream_arn)
-    moto_dynamodb.remove()
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            stream_arn = create_table(ddb, os.environ["TABLE_NAME"])
+            dlq = sqs.create_queue(QueueName="wxloop-jobs-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            queue = sqs.create_queue(QueueName="wxloop-jobs", Attributes={
+                "VisibilityTimeout": "180",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+            })["QueueUrl"]
+            monkeypatch.setenv("QUEUE_URL", queue)
+            yield Aws(ddb, sqs, os.environ["TABLE_NAME"], queue, dlq, stream_arn)
+    finally:
+        moto_dynamodb.remove()
     _reset_caches()
 
 

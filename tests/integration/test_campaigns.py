@@ -242,6 +242,20 @@ def test_a_send_spends_the_window_records_the_push_and_runs_once(aws, fake_wecha
     assert len(repository.get_person(uid)["pushes"]) == 1 and run_counts("spring", run)["sent"] == 1
 
 
+def fail_once(monkeypatch, owner, name: str, error: Exception) -> list:
+    """Make ``owner.name`` raise ``error`` on its first call only; returns the failed calls' arguments."""
+    real, failures = getattr(owner, name), []
+
+    def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, fails_once)
+    return failures
+
+
 def test_an_outcome_not_recorded_after_the_send_is_queued_and_recorded_once_later(aws, fake_wechat, monkeypatch):
     from wxloop.adapters import repository
     from wxloop.adapters.dynamo import campaigns as store
@@ -250,15 +264,7 @@ def test_an_outcome_not_recorded_after_the_send_is_queued_and_recorded_once_late
 
     run = started_run()
     uid = user_message(OA_APP, "o-send-late")
-    real, failures = store.record_send_result, []
-
-    def fails_once(*args, **kwargs):
-        if not failures:
-            failures.append(args)
-            raise RepositoryError("throttled")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(store, "record_send_result", fails_once)
+    failures = fail_once(monkeypatch, store, "record_send_result", RepositoryError("throttled"))
     assert jobs.run(send_job(uid, "o-send-late", run), sink=None).status == "ok", "the send is not retried"
     assert failures and store.get_send("spring", run, uid) is None
     queued = aws.jobs()
@@ -270,6 +276,34 @@ def test_an_outcome_not_recorded_after_the_send_is_queued_and_recorded_once_late
     assert store.get_send("spring", run, uid)["state"] == "sent" and run_counts("spring", run)["sent"] == 1
     assert len(repository.get_person(uid)["pushes"]) == 1, "the push time is recorded once"
     assert len(fake_wechat.calls(CS)) == 1
+
+
+def test_a_count_that_failed_after_the_send_item_was_written_is_made_when_the_outcome_is_told_again(
+        aws, fake_wechat, monkeypatch):
+    from wxloop.adapters.dynamo import campaigns as store
+    from wxloop.adapters.dynamo.codec import RepositoryError
+    from wxloop.services import jobs
+
+    run = started_run()
+    uid = user_message(OA_APP, "o-send-count")
+    fail_once(monkeypatch, store, "add_counts", RepositoryError("throttled"))
+    assert jobs.run(send_job(uid, "o-send-count", run), sink=None).status == "ok"
+    assert store.get_send("spring", run, uid)["state"] == "sent" and "sent" not in run_counts("spring", run)
+    (settle,) = aws.jobs()
+    assert jobs.run(settle, sink=None).status == "ok"
+    assert run_counts("spring", run)["sent"] == 1 and store.get_send("spring", run, uid)["counted"] is True
+    assert not store.record_send_result("spring", run, uid, "sent", "oa_cs", NOW), "counted once"
+    assert run_counts("spring", run)["sent"] == 1
+
+
+def test_a_settle_job_dated_outside_the_queues_lifetime_is_poison(aws):
+    from wxloop.services import jobs
+
+    inner = send_job("u1", "o1", "r1")
+    for at in (NOW - 15 * 86400, NOW + 3600):
+        with pytest.raises(jobs.PoisonJob):
+            jobs.run({"id": f"s{at}", "kind": "job_settle", "app_id": OA_APP, "job": inner, "status": "ok",
+                      "at": at}, sink=None, now=NOW)
 
 
 @pytest.mark.parametrize("job", [

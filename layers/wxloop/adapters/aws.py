@@ -43,19 +43,20 @@ def client(service: str):
             )
             region = settings().region
             session = botocore.session.get_session()
-            session.register_component("data_loader", _loader())
+            session.register_component("data_loader", _loader(session.get_config_variable("data_path")))
             found = session.create_client(service, region_name=region, config=cfg)
             _clients[service] = found
     return found
 
 
-@functools.lru_cache(maxsize=1)
-def _loader():
-    """One botocore data loader per process: each session would otherwise parse the service models and the
-    ~1 MB endpoints file again (tens of ms per client); credentials and settings stay per session."""
+@functools.lru_cache(maxsize=2)
+def _loader(data_path: str | None):
+    """One botocore data loader per process (per ``AWS_DATA_PATH``): each session would otherwise parse the
+    service models and the ~1 MB endpoints file again (tens of ms per client); credentials and settings stay
+    per session."""
     import botocore.loaders
 
-    return botocore.loaders.create_loader()
+    return botocore.loaders.create_loader(data_path)
 
 
 def _overrides() -> dict:

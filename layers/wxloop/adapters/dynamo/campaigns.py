@@ -197,13 +197,16 @@ def scan_people(segment: int, segments: int, start_key: Mapping | None, limit: i
     return [unmarshal(i) or {} for i in out.get("Items") or ()], out.get("LastEvaluatedKey")
 
 
-def get_items(keys: Iterable[tuple[str, str]], attributes: Iterable[str] | None = None) -> dict[tuple[str, str], dict]:
+def get_items(keys: Iterable[tuple[str, str]], attributes: Iterable[str] | None = None, *,
+              consistent: bool = False) -> dict[tuple[str, str], dict]:
     """The items at (pk, sk) ``keys`` (BatchGetItem, 100 a request, unprocessed keys retried), with only
     ``attributes`` (plus the keys) when given; missing ones are absent from the result."""
     wanted = sorted(set(keys))
     found: dict[tuple[str, str], dict] = {}
     table = table_name()
     projection = _projection(("pk", "sk", *attributes) if attributes else None, {})
+    if consistent:
+        projection["ConsistentRead"] = True
     for start in range(0, len(wanted), BATCH_GET_MAX):
         pending: dict = {table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}}
                                           for pk, sk in wanted[start:start + BATCH_GET_MAX]], **projection}}
@@ -258,43 +261,55 @@ def drop_bucket(campaign_id: str, sk: str) -> None:
 
 def record_send_result(campaign_id: str, run: str, uid: str, state: str, channel: str, now: int, *,
                        push_at: int | None = None) -> bool:
-    """The worker's outcome of one send (``sent``, ``closed:45015``…) as ``SEND#{run}#{uid}``, the run's
-    counter (``n_sent``, ``n_closed``, ``n_failed``) and, with ``push_at``, the push time on the person (the
-    planner's frequency caps): in one transaction, so all happen once or none (a replayed outcome changes
-    nothing), and only while the person exists and is not being erased (an erasure must not find the item
-    recreated) and the run exists; False (nothing changed) otherwise."""
+    """The worker's outcome of one send (``sent``, ``closed:45015``…) as ``SEND#{run}#{uid}`` and, with
+    ``push_at``, the push time on the person (the planner's frequency caps), in one transaction, only while the
+    person exists and is not being erased (an erasure must not find the item recreated); then the run's counter
+    (``n_sent``, ``n_closed``, ``n_failed``). Told again (a replayed outcome), it changes nothing but a count
+    that did not happen: the counter is a plain update of the run item, outside the transaction (every worker
+    adds to that one item: inside transactions they would cancel each other), and the SEND item is marked
+    ``counted`` after it. True when this call wrote the SEND item."""
     table = table_name()
-    person_alive = "attribute_exists(pk) AND attribute_not_exists(erasing)"
-    person: dict[str, Any] = {"TableName": table, "Key": person_key(uid), "ConditionExpression": person_alive}
+    send_key = campaign_key(campaign_id, f"SEND#{run}#{uid}")
+    person: dict[str, Any] = {"TableName": table, "Key": person_key(uid),
+                              "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(erasing)"}
     if push_at is not None:
         person.update(UpdateExpression=people.PUSH_APPEND, ExpressionAttributeValues=marshal(people.push_values(push_at)))
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    counter = _counter_updates({state.split(":", 1)[0]: 1}, names, values)
     items = [
-        {"Update": {"TableName": table, "Key": campaign_key(campaign_id, f"SEND#{run}#{uid}"),
+        {"Update": {"TableName": table, "Key": send_key,
                     "UpdateExpression": "SET #state = :s, channel = :ch, done_at = :now, #ttl = :ttl",
                     "ConditionExpression": "attribute_not_exists(pk)",
                     "ExpressionAttributeNames": {"#state": "state", "#ttl": "ttl"},
                     "ExpressionAttributeValues": marshal({":s": state, ":ch": channel, ":now": now,
                                                           ":ttl": now + SEND_KEEP_SECONDS})}},
         {"Update" if push_at is not None else "ConditionCheck": person},
-        {"Update": {"TableName": table, "Key": campaign_key(campaign_id, f"RUN#{run}"),
-                    "UpdateExpression": "SET " + ", ".join(counter), "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": marshal(values)}},
     ]
     try:
         call("transact_write_items", TransactItems=items)
+        written = True
     except TransactionCancelled as exc:
-        if exc.any_of("ConditionalCheckFailed"):
-            return False
-        raise
-    if push_at is not None:
+        if not exc.any_of("ConditionalCheckFailed"):
+            raise
+        written = False
+    if written and push_at is not None:
         try:
             people.trim_pushes(uid)
         except RepositoryError:  # a list one or two longer for a while is harmless; the next push trims it
             pass
-    return True
+    if not written:  # told again: count it if the first telling wrote the item but failed before its count
+        send = get(send_key, ProjectionExpression="#s, counted", ExpressionAttributeNames={"#s": "state"})
+        if not send or send.get("counted"):
+            return False  # no SEND item (an erased person), or counted already
+        state = str(send["state"])
+    _count_send(campaign_id, run, send_key, state)
+    return written
+
+
+def _count_send(campaign_id: str, run: str, send_key: dict, state: str) -> None:
+    """Add a send to the run's counter, then mark the SEND item ``counted``: a failure in between counts it
+    again when the outcome is told again (once more at most), never not at all."""
+    add_counts(campaign_id, run, {state.split(":", 1)[0]: 1})
+    conditional_update(Key=send_key, UpdateExpression="SET counted = :t", ConditionExpression="attribute_exists(pk)",
+                       ExpressionAttributeValues=marshal({":t": True}))
 
 
 def get_send(campaign_id: str, run: str, uid: str) -> dict | None:
@@ -305,8 +320,9 @@ def get_send(campaign_id: str, run: str, uid: str) -> dict | None:
 
 
 def live_people(uids: Iterable[str]) -> set[str]:
-    """Those of ``uids`` whose person item exists and is not being erased (the release skips the others)."""
-    found = get_items([(f"USER#{u}", "PROFILE") for u in uids], ("erasing",))
+    """Those of ``uids`` whose person item exists and is not being erased (the release skips the others);
+    strongly consistent reads, so an erasure that has begun is always seen."""
+    found = get_items([(f"USER#{u}", "PROFILE") for u in uids], ("erasing",), consistent=True)
     return {pk.removeprefix("USER#") for (pk, _), item in found.items() if not item.get("erasing")}
 
 

@@ -37,14 +37,17 @@ def mark_final(campaign_id: str, run: str) -> None:
                        ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=marshal({":t": True}))
 
 
-def mark_tagged(campaign_id: str, run: str, batch_id: str, members: int) -> bool:
-    """A batch is tagged: its id joins ``mass_tagged`` and its members ``n_mass_tagged``, once (False: it
-    had been marked)."""
+def mark_tagged(campaign_id: str, run: str, batch_id: str, members: int, *, failed: int = 0) -> bool:
+    """A batch is tagged: its id joins ``mass_tagged`` and its members ``n_mass_tagged`` (and ``failed``, the
+    members of a batch WeChat refused, ``n_skip_mass_tag_failed``), once, in one write (False: it had been
+    marked)."""
     return conditional_update(
-        Key=_run_key(campaign_id, run), UpdateExpression="ADD mass_tagged :b, n_mass_tagged :n",
+        Key=_run_key(campaign_id, run),
+        UpdateExpression="ADD mass_tagged :b, n_mass_tagged :n" + (", n_skip_mass_tag_failed :f" if failed else ""),
         ConditionExpression="attribute_exists(pk) AND NOT contains(mass_tagged, :id)",
         ExpressionAttributeValues={":b": {"SS": [batch_id]}, ":n": {"N": str(int(members))},
-                                   ":id": {"S": batch_id}}) is not None
+                                   ":id": {"S": batch_id}, **({":f": {"N": str(int(failed))}} if failed else {})},
+    ) is not None
 
 
 def state(campaign_id: str, run: str) -> dict:

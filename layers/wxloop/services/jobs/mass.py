@@ -97,7 +97,10 @@ def _untag_erased_meanwhile(client: Any, tag_id: int, members: list[tuple[str, s
     live = store.live_people(u for u, _ in members)
     gone = [o for u, o in members if u not in live]
     if gone:
-        client.tag.untag_user(tag_id, gone)
+        try:
+            client.tag.untag_user(tag_id, gone)
+        except Exception as exc:  # never settle the batch (and so let the send go) with them still tagged
+            raise RuntimeError("erased members not untagged: the batch is retried") from exc
     kept = [(u, o) for u, o in members if u in live]
     return kept, [o for _, o in kept]
 
@@ -127,8 +130,7 @@ def mass_settled(job: CampaignMass, outcome: Outcome, now: int) -> None:
     tagged (``n_skip_mass_tag_failed``), so the run's send is not held forever."""
     if job.stage != "tag" or outcome.status in ("ok", "duplicate", "deferred"):
         return
-    if mass_sends.mark_tagged(job.campaign, job.run, job.batch or "", 0):
-        store.add_counts(job.campaign, job.run, {"skip_mass_tag_failed": len(job.openids or ())})
+    mass_sends.mark_tagged(job.campaign, job.run, job.batch or "", 0, failed=len(job.openids or ()))
     if ready(job.campaign, job.run):
         _queue_send(job)
 

@@ -9,6 +9,7 @@ DLQ, where an operator can redrive it. Nothing accepted is lost.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import Field
@@ -18,6 +19,8 @@ from wxloop.services.jobs.outcomes import Outcome, PoisonJob
 from wxloop.services.jobs.records import Job
 
 KIND = "job_settle"
+MAX_AGE_SECONDS = 14 * 86400  # SQS keeps a message 14 days at most
+CLOCK_SKEW_SECONDS = 300
 Status = Literal["ok", "duplicate", "closed", "deferred", "gave_up", "failed"]
 
 
@@ -32,8 +35,10 @@ class JobSettle(Job):
 
 
 def settle_job(job: dict[str, Any], outcome: Outcome, now: int) -> dict[str, Any]:
-    """The ``job_settle`` job that tells ``job``'s kind its ``outcome`` again (one per job and outcome)."""
-    return {"id": f"{job['id']}#settle#{outcome.status}", "kind": KIND, "app_id": job["app_id"], "job": dict(job),
+    """The ``job_settle`` job that tells ``job``'s kind its ``outcome`` (reached at ``now``) again; its id is
+    one per job, outcome and time (a hash: job ids may be long)."""
+    digest = hashlib.sha256(f"{job['id']}|{outcome.status}|{now}".encode()).hexdigest()[:32]
+    return {"id": f"settle:{digest}", "kind": KIND, "app_id": job["app_id"], "job": dict(job),
             "status": outcome.status, "errcode": outcome.errcode, "detail": outcome.detail[:200], "at": now}
 
 
@@ -43,5 +48,7 @@ def job_settle(record: JobSettle, ctx: JobContext) -> str:
     kind, original = registry.validate(record.job)
     if kind.on_outcome is None or kind.name == KIND or original.app_id != record.app_id:
         raise PoisonJob(f"{KIND} job names a job whose outcome is not recorded")
+    if not ctx.now - MAX_AGE_SECONDS <= record.at <= ctx.now + CLOCK_SKEW_SECONDS:
+        raise PoisonJob(f"{KIND} job's time is not a recent past")  # it would date a push or a pause wrongly
     kind.on_outcome(original, Outcome(record.status, record.errcode, record.detail), record.at)
     return f"settled {kind.name}"
