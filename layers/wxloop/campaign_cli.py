@@ -75,8 +75,9 @@ def _validate(args, out: TextIO) -> int:
     campaigns, _ = _load_file(args.file)
     for c in campaigns:
         channels = ", ".join(sorted(c.content))
-        print(f"{c.id}: {c.purpose}, channels {channels}" + (f", recurring {c.recurring}" if c.recurring else ""),
-              file=out)
+        variants = ", variants " + "/".join(f"{v.name}:{v.weight:g}" for v in c.variants) if c.variants else ""
+        print(f"{c.id}: {c.purpose}, channels {channels}" + (f", recurring {c.recurring}" if c.recurring else "")
+              + variants, file=out)
     print(f"{args.file}: ok, {len(campaigns)} campaigns", file=out)
     return EXIT_OK
 

@@ -144,6 +144,62 @@ def test_a_run_plans_what_the_dry_run_counts_and_the_tick_releases_one_job_per_s
     assert store.get_run(campaign.id, run)["state"] == "done" and store.active_runs() == []
 
 
+def test_an_ab_campaign_sends_each_person_their_variant_and_the_journey_records_the_exposure(aws, fake_wechat):
+    from wxloop.analytics.schema import to_record
+    from wxloop.domain.campaign_content import variant_for
+    from wxloop.services import campaigns as service
+    from wxloop.services import jobs as worker
+
+    doc = {**campaign_doc("ab-spring"), "variants": {
+        "a": {"weight": 1},
+        "b": {"weight": 1, "content": {"oa_cs": {"text": "B: new this week"},
+                                       "mp_subscribe": {"template_id": "tmpl-new-arrivals",
+                                                        "data": {"thing1": "B: new arrivals"}}}}}}
+    campaign = seed_and_push(200, doc)
+    run = service.start(campaign.id, now=NOW, segments=1, enqueue=lambda t: None)
+    plan_all(campaign.id, run, 1)
+    service.release_run(campaign.id, run, NOW + 8 * 86400)
+    jobs = drain(aws)
+    assert {j["variant"] for j in jobs} == {"a", "b"}
+    for job in jobs:  # sticky: the variant is the person's, whatever run or container releases it
+        assert job["experiment"] == "campaign:ab-spring"
+        assert job["variant"] == variant_for(campaign.id, campaign.variants, job["uid"]).name
+        if job["channel"] == "mp_subscribe":
+            assert job["data"]["thing1"]["value"] == {"a": "New arrivals", "b": "B: new arrivals"}[job["variant"]]
+        if job["channel"] == "oa_cs":
+            assert job["message"]["text"]["content"] == {"a": "New this week", "b": "B: new this week"}[job["variant"]]
+    subscribed = [j for j in jobs if j["channel"] == "mp_subscribe"][:6]
+    assert subscribed and [str(worker.run(j, sink=None)) for j in subscribed] == ["ok"] * len(subscribed)
+    aws.run_stream()
+    events = {i["pk"].removeprefix("USER#"): i for i in aws.items() if i["sk"].startswith("EV#")
+              and i.get("type") == "mp.send.subscribe"}
+    for job in subscribed:
+        event = events[job["uid"]]
+        assert (event["campaign"], event["experiment"], event["variant"]) == ("ab-spring", job["experiment"],
+                                                                             job["variant"])
+        record = to_record(job["uid"], event)
+        assert record["variant"] == job["variant"] and record["by_user"] is False and record["platform"] == "mp"
+    worker.KINDS["campaign_send"].on_outcome(worker.validate(subscribed[0])[1], worker.Outcome("ok"), NOW)
+    aws.run_stream()
+    assert len([i for i in aws.items() if i["sk"].startswith("EV#") and i.get("type") == "mp.send.subscribe"]) == len(
+        subscribed), "an outcome told again records no second exposure"
+
+
+@pytest.mark.parametrize(("variants", "error"), [
+    ({"a": {"weight": 1}}, "2 to 10"),
+    ({"a": {}, "b": {"content": {"oa_mass": {"text": "x"}}}}, "cannot vary"),
+    ({"a": {}, "b": {"content": {"oa_template": {"template_id": "t", "data": {"k": "v"}}}}}, "no content"),
+    ({"a": {"weight": 0}, "b": {}}, "between"),
+    ({"A B": {}, "b": {}}, "variants.A B"),
+])
+def test_a_campaign_with_bad_variants_is_refused_naming_the_field(variants, error):
+    from wxloop.domain import config_doc as doc
+    from wxloop.domain.campaigns import parse_campaign
+
+    with pytest.raises(doc.ConfigError, match=error):
+        parse_campaign({**campaign_doc(), "variants": variants}, "c")
+
+
 def test_buckets_wait_for_their_hour(aws):
     from wxloop.adapters.dynamo import campaigns as store
     from wxloop.services import campaigns as service

@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from wxloop.domain import config_doc as doc
+from wxloop.domain.campaign_content import (
+    APP_ID,
+    Variant,
+    accounts_of,
+    check_channels,
+    content_of,
+    variants_of,
+)
 from wxloop.domain.channel_pick import (
     NOTHING,
     PLATFORM,
@@ -31,11 +39,9 @@ from wxloop.domain.channel_pick import (
 )
 from wxloop.domain.engagement import Profile, last_active, preferred_platform, score
 
-APP_ID = re.compile(r"wx[0-9a-f]{16}")
 SCHEDULE_EXPR = re.compile(r"(cron\([^()]{9,100}\)|rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\))")
-_CONTENT_KEYS = ("oa_cs", "mp_cs", "mp_subscribe", "oa_template", "oa_mass")
-_KEYS = ("id", "name", "purpose", "accounts", "segment", "content", "schedule", "caps", "quiet_hours",
-         "send_window")
+_KEYS = ("id", "name", "purpose", "accounts", "segment", "content", "variants", "schedule", "caps",
+         "quiet_hours", "send_window")
 _SEGMENT_KEYS = ("oa_tags", "mp_preferences", "follows_oa", "uses_mp", "last_active_days", "first_touch_channel",
                  "points", "engagement_score", "marketing_consent")
 
@@ -69,6 +75,7 @@ class Campaign:
     start: int
     end: int
     recurring: str = ""
+    variants: tuple[Variant, ...] = ()  # A/B content, sticky per person (``campaign_content.variant_for``)
 
 
 @dataclass(slots=True)  # not frozen: built per person on the planner's path, where frozen init costs twice
@@ -281,70 +288,6 @@ def parse_segment(value: object, path: str) -> Segment:
     )
 
 
-def _message(value: object, path: str, kinds: tuple[str, ...]) -> dict[str, Any]:
-    """A CS or mass message: exactly one of ``kinds`` (text, news, miniprogrampage, media_id)."""
-    m = doc.mapping(value, path, kinds)
-    if len(m) != 1:
-        raise doc.ConfigError(path, f"must have exactly one of: {', '.join(kinds)}")
-    kind, body = next(iter(m.items()))
-    if kind in ("text", "media_id"):
-        return {kind: doc.text(body, f"{path}.{kind}", max_len=600)}
-    fields = {"news": ("title", "description", "url", "picurl"),
-              "miniprogrampage": ("title", "pagepath", "thumb_media_id")}[kind]
-    b = doc.mapping(body, f"{path}.{kind}", fields, fields[:2] if kind == "news" else fields)
-    return {kind: {k: doc.text(v, f"{path}.{kind}.{k}", max_len=1024) for k, v in b.items()}}
-
-
-def _template(value: object, path: str, *, subscribe: bool) -> dict[str, Any]:
-    keys = ("template_id", "page", "data") if subscribe else ("template_id", "url", "miniprogram", "data")
-    m = doc.mapping(value, path, keys, ("template_id", "data"))
-    out: dict[str, Any] = {"template_id": doc.text(m["template_id"], f"{path}.template_id", max_len=64),
-                           "data": doc.template_data(m["data"], f"{path}.data", subscribe=subscribe)}
-    for k in ("page", "url"):
-        if k in m:
-            out[k] = doc.text(m[k], f"{path}.{k}", max_len=1024)
-    if "miniprogram" in m:
-        mp = doc.mapping(m["miniprogram"], f"{path}.miniprogram", ("appid", "pagepath"), ("appid", "pagepath"))
-        out["miniprogram"] = {"appid": doc.text(mp["appid"], f"{path}.miniprogram.appid", pattern=APP_ID),
-                              "pagepath": doc.text(mp["pagepath"], f"{path}.miniprogram.pagepath", max_len=1024)}
-    return out
-
-
-def _content(value: object, path: str) -> dict[str, Mapping[str, Any]]:
-    m = doc.mapping(value, path, _CONTENT_KEYS)
-    if not m:
-        raise doc.ConfigError(path, f"needs at least one of: {', '.join(_CONTENT_KEYS)}")
-    parse = {
-        "oa_cs": lambda v, p: _message(v, p, ("text", "news", "miniprogrampage")),
-        "mp_cs": lambda v, p: _message(v, p, ("text", "miniprogrampage")),
-        "oa_mass": lambda v, p: _message(v, p, ("text", "media_id")),
-        "mp_subscribe": lambda v, p: _template(v, p, subscribe=True),
-        "oa_template": lambda v, p: _template(v, p, subscribe=False),
-    }
-    return {k: parse[k](v, f"{path}.{k}") for k, v in m.items()}
-
-
-def _accounts(value: object, path: str) -> dict[str, str]:
-    m = doc.mapping(value, path, ("oa", "mp", "oa_type"))
-    out: dict[str, str] = {k: doc.text(m[k], f"{path}.{k}", pattern=APP_ID) for k in ("oa", "mp") if k in m}
-    out["oa_type"] = doc.choice(m.get("oa_type", "subscription"), f"{path}.oa_type", ("service", "subscription"))
-    return out
-
-
-def _check_channels(content: Mapping[str, Any], accounts: Mapping[str, str], purpose: str, path: str) -> None:
-    for ch in content:
-        platform = "oa" if ch.startswith("oa_") else "mp"
-        if platform not in accounts:
-            raise doc.ConfigError(f"{path}.content.{ch}", f"needs accounts.{platform}")
-    if "oa_template" in content:
-        if purpose != "service":
-            raise doc.ConfigError(f"{path}.content.oa_template", "template messages are for service notices only "
-                                                                 "(purpose: service), never marketing")
-        if accounts.get("oa_type") != "service":
-            raise doc.ConfigError(f"{path}.content.oa_template", "template messages need a service account "
-                                                                 "(accounts.oa_type: service)")
-
-
 def _schedule(value: object, path: str) -> tuple[int, int, str]:
     m = doc.mapping(value, path, ("start", "end", "recurring"), ("start", "end"))
     start, end = doc.moment(m["start"], f"{path}.start"), doc.moment(m["end"], f"{path}.end")
@@ -367,9 +310,9 @@ def parse_campaign(value: object, path: str) -> Campaign:  # one field per line:
     """One campaign from its document; raises :class:`ConfigError` naming the bad field."""
     m = doc.mapping(value, path, _KEYS, ("id", "accounts", "segment", "content", "schedule"))
     purpose = doc.choice(m.get("purpose", "marketing"), f"{path}.purpose", ("marketing", "service"))
-    accounts = _accounts(m["accounts"], f"{path}.accounts")
-    content = _content(m["content"], f"{path}.content")
-    _check_channels(content, accounts, purpose, path)
+    accounts = accounts_of(m["accounts"], f"{path}.accounts")
+    content = content_of(m["content"], f"{path}.content")
+    check_channels(content, accounts, purpose, path)
     window = doc.span_hours(*doc.hour_span(m.get("send_window", "09-21"), f"{path}.send_window"))
     quiet = doc.span_hours(*doc.hour_span(m.get("quiet_hours", "22-08"), f"{path}.quiet_hours"))
     allowed = tuple(h in window and h not in quiet for h in range(24))
@@ -385,7 +328,7 @@ def parse_campaign(value: object, path: str) -> Campaign:  # one field per line:
         purpose=purpose,  # type: ignore[arg-type]
         accounts=accounts, segment=segment, content=content, offer=offer,
         caps=_caps(m.get("caps", {}), f"{path}.caps"), allowed_hours=allowed, start=start, end=end,
-        recurring=recurring,
+        recurring=recurring, variants=variants_of(m.get("variants"), content, f"{path}.variants"),
     )
 
 

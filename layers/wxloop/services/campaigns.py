@@ -32,6 +32,7 @@ from wxloop.adapters import queue
 from wxloop.adapters.dynamo import campaigns as store
 from wxloop.adapters.dynamo import jobs as job_store
 from wxloop.adapters.dynamo import mass_sends
+from wxloop.domain.campaign_content import Variant, experiment_of, variant_for
 from wxloop.domain.campaigns import Campaign, Planner, SendPlan, parse_campaign, send_key
 from wxloop.domain.channel_pick import Skip
 from wxloop.services.campaign_view import REACH_ATTRIBUTES, Views, openid_of
@@ -195,9 +196,10 @@ def _cs_message(body: Mapping[str, Any], mp_app: str | None) -> dict:
     return {"msgtype": "miniprogrampage", "miniprogrampage": card}
 
 
-def job_payload(campaign: Campaign, channel: str) -> dict:
-    """The channel-specific fields of a send job (the message or template of the campaign's content)."""
-    content = campaign.content[channel]
+def job_payload(campaign: Campaign, channel: str, variant: Variant | None = None) -> dict:
+    """The channel-specific fields of a send job (the message or template of the campaign's content, or of
+    the person's variant when it replaces that channel's)."""
+    content = (variant.content.get(channel) if variant else None) or campaign.content[channel]
     if channel in ("oa_cs", "mp_cs"):
         return {"message": _cs_message(content, campaign.accounts.get("mp"))}
     out = {"template_id": content["template_id"], "data": {k: {"value": v} for k, v in content["data"].items()}}
@@ -208,11 +210,23 @@ def job_payload(campaign: Campaign, channel: str) -> dict:
 
 
 def bucket_jobs(campaign: Campaign, run: str, entries: Iterable[list[str]]) -> list[dict]:
-    """The send jobs of a bucket's entries (uid, channel, app id, openid); ids stable per person and run."""
-    payloads = {ch: job_payload(campaign, ch) for ch in campaign.content if ch != "oa_mass"}
-    return [{"id": f"campaign:{send_key(campaign.id, run, uid)}", "kind": JOB_KIND, "app_id": app, "openid": openid,
-             "campaign": campaign.id, "run": run, "uid": uid, "channel": channel, **payloads[channel]}
-            for uid, channel, app, openid in entries if channel in payloads]
+    """The send jobs of a bucket's entries (uid, channel, app id, openid); ids stable per person and run. With
+    variants, each person's job carries the content of their variant (always the same one) and names it."""
+    channels = [ch for ch in campaign.content if ch != "oa_mass"]
+    payloads = {(v.name if v else None, ch): job_payload(campaign, ch, v)
+                for v in (campaign.variants or (None,)) for ch in channels}
+    jobs = []
+    for uid, channel, app, openid in entries:
+        if channel not in channels:
+            continue
+        variant = variant_for(campaign.id, campaign.variants, uid)
+        job = {"id": f"campaign:{send_key(campaign.id, run, uid)}", "kind": JOB_KIND, "app_id": app, "openid": openid,
+               "campaign": campaign.id, "run": run, "uid": uid, "channel": channel,
+               **payloads[(variant.name if variant else None, channel)]}
+        if variant is not None:
+            job.update(experiment=experiment_of(campaign.id), variant=variant.name)
+        jobs.append(job)
+    return jobs
 
 
 def mass_tag_jobs(campaign: Campaign, run: str, bucket_sk: str, entries: list[list[str]]) -> list[dict]:

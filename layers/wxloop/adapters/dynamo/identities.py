@@ -218,8 +218,9 @@ def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
 
 
 def leave_outbox(app_id: str, openid: str, outbox: Mapping) -> bool:
-    """Leave an outbox event (``journey: False``: jobs for the table's stream to queue) on an identity;
-    False when there is no such identity."""
+    """Leave an event on an identity for the table's stream: an outbox event (``journey: False``: jobs to
+    queue) or a journey event the person did not push (a campaign's send); False when there is no such
+    identity. The stream records each event id once."""
     return conditional_update(
         Key=identity_key(app_id, openid),
         UpdateExpression="SET ev = :ev",

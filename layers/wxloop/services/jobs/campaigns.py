@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from pydantic import model_validator
 
 from wxloop.adapters.dynamo import campaigns as store
-from wxloop.adapters.dynamo import people
+from wxloop.adapters.dynamo import identities, people
 from wxloop.protocol import errcodes
 from wxloop.services.jobs import timing
 from wxloop.services.jobs.context import JobContext
@@ -53,6 +53,8 @@ class CampaignSend(PersonJob):
     page: str | None = None
     url: str | None = None
     miniprogram: dict[str, Any] | None = None
+    experiment: NonEmpty | None = None  # an A/B campaign: the person's variant, recorded in the journey
+    variant: NonEmpty | None = None
 
     @model_validator(mode="after")
     def _body_fits_channel(self) -> CampaignSend:
@@ -104,5 +106,22 @@ def campaign_settled(job: CampaignSend, outcome: Outcome, now: int) -> None:
         state = f"{outcome.status}:{outcome.detail}"
     else:
         state = str(outcome)
-    store.record_send_result(job.campaign, job.run, job.uid, state, job.channel, now,
-                             push_at=now if outcome.status == "ok" else None)
+    written = store.record_send_result(job.campaign, job.run, job.uid, state, job.channel, now,
+                                       push_at=now if outcome.status == "ok" else None)
+    if outcome.status == "ok" and (written or store.get_send(job.campaign, job.run, job.uid)):
+        identities.leave_outbox(job.app_id, job.openid, send_event(job, now))  # again when told again: same id
+
+
+SEND_TYPES = {"oa_cs": "oa.send.cs", "mp_cs": "mp.send.cs", "mp_subscribe": "mp.send.subscribe",
+              "oa_template": "oa.send.template"}
+
+
+def send_event(job: CampaignSend, at: int) -> dict[str, Any]:
+    """The journey event of a campaign message WeChat accepted (not the person's action: ``by_user`` false), with
+    the campaign and, in an A/B campaign, the experiment and the person's variant: the KPI report's exposure.
+    Left on the identity item, whose stream turns it into the journey record, as every push's event."""
+    event: dict[str, Any] = {"id": f"send:{job.campaign}#{job.run}#{job.uid}", "type": SEND_TYPES[job.channel],
+                             "app": job.app_id, "at": at, "campaign": job.campaign, "detail": {"kind": job.channel}}
+    if job.experiment and job.variant:
+        event.update(experiment=job.experiment, variant=job.variant)
+    return event
