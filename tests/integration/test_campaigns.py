@@ -191,6 +191,8 @@ def test_an_ab_campaign_sends_each_person_their_variant_and_the_journey_records_
     ({"a": {}, "b": {"content": {"oa_template": {"template_id": "t", "data": {"k": "v"}}}}}, "no content"),
     ({"a": {"weight": 0}, "b": {}}, "between"),
     ({"A B": {}, "b": {}}, "variants.A B"),
+    ({"a": {}, "b": {"content": {"mp_subscribe": {"template_id": "other", "data": {"thing1": "x"}}}}},
+     "keeps the campaign's template"),
 ])
 def test_a_campaign_with_bad_variants_is_refused_naming_the_field(variants, error):
     from wxloop.domain import config_doc as doc

@@ -58,11 +58,11 @@ class Oracle:
                 t = min(e["ts"] for e in own)
                 chans = [e["channel"] for e in own if e["ts"] == t and e["channel"] is not None]
                 self.first[p] = (t, local_day(t), min(chans) if chans else "direct")
-        self.conv = {}
+        self.conv, self.conv_last = {}, {}
         for p, evs in self.by_person.items():
             ts = [e["ts"] for e in evs if e["type"] == conversion]
             if ts:
-                self.conv[p] = min(ts)
+                self.conv[p], self.conv_last[p] = min(ts), max(ts)
 
     def in_window(self, d: date) -> bool:
         return self.since <= d <= self.until
@@ -211,6 +211,6 @@ class Oracle:
             if self.in_window(local_day(ts)):
                 c = counts[(exp, variant)]
                 c[0] += 1
-                c[1] += int(self.conv.get(p) is not None and self.conv[p] >= ts)
+                c[1] += int(self.conv_last.get(p) is not None and self.conv_last[p] >= ts)  # any, not only the first
         return [{"experiment": k[0], "variant": k[1], "exposed": v[0], "converted": v[1]}
                 for k, v in sorted(counts.items())]

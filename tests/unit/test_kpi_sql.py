@@ -124,6 +124,13 @@ def edge_rows():
         ev("m", CONV, "2026-10-13 00:00:00.000", platform="mp"),
         # n: first touch after the window
         ev("n", "oa.subscribe", "2026-10-13 00:00:00.000"),
+        # p, q: customers reached by an A/B campaign send (system events only, so in no other KPI); p orders
+        # before and again after the send (converted), q only before (not converted)
+        ev("p", CONV, "2026-10-06 09:00:00", by_user=False),
+        ev("p", "oa.send.cs", "2026-10-07 10:00:00", by_user=False, experiment="campaign:y", variant="b"),
+        ev("p", CONV, "2026-10-08 09:00:00", by_user=False),
+        ev("q", CONV, "2026-10-06 09:00:00", by_user=False),
+        ev("q", "oa.send.cs", "2026-10-07 10:00:00", by_user=False, experiment="campaign:y", variant="b"),
     ]
 
 
@@ -164,8 +171,10 @@ def test_edge_cases_give_the_numbers_worked_out_by_hand(edge_lake):
     assert (head["cross_share_week"], head["cross_share_last_week"]) == ("2026-10-05", 0.4)
     ref = q("referrals")[0]
     assert (ref["inviters"], ref["invitees"], ref["converted_invitees"]) == (1, 1, 1)  # b -> g; h erased
-    ab = {r["variant"]: r for r in q("ab_variants")}
+    ab = {r["variant"]: r for r in q("ab_variants") if r["experiment"] == "x"}
     assert ab["a"]["exposed"] == 1 and ab["b"]["exposed"] == 1  # e's first exposure (as d) was b
+    (y,) = [r for r in q("ab_variants") if r["experiment"] == "campaign:y"]
+    assert (y["exposed"], y["converted"]) == (2, 1), "a conversion after the send counts, one before it does not"
 
 
 def test_a_person_with_no_events_and_an_empty_window_give_empty_results(tmp_path):

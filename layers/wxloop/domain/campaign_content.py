@@ -9,9 +9,9 @@ channels::
       b: {weight: 1, content: {mp_cs: {text: "..."}}}  # another text on the MP
 
 Each person gets one variant for good (``variant_for``: a hash of the experiment ``campaign:{id}`` and the
-person, the same rule as rule replies' variants, ``wxloop.domain.experiments``); the send records it in the
-journey, and the KPI report compares the variants' conversion. A mass send is one message to everyone, so
-``oa_mass`` cannot vary.
+person, ``wxloop.domain.experiments.assign_variant``); the send records it in the journey, and the KPI report
+compares the variants' conversion. A mass send is one message to everyone, so ``oa_mass`` cannot vary; a
+subscribe message keeps its template (the planner chose each person by their credits for it).
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def variants_of(value: object, content: Mapping[str, Mapping[str, Any]], path: s
                 raise doc.ConfigError(f"{where}.content.oa_mass", "a mass send is one message to everyone: it cannot vary")
             if channel not in content:
                 raise doc.ConfigError(f"{where}.content.{channel}", "the campaign has no content for this channel")
+            if channel == "mp_subscribe" and replaced[channel]["template_id"] != content[channel]["template_id"]:
+                raise doc.ConfigError(f"{where}.content.mp_subscribe.template_id", "a variant keeps the campaign's "
+                                      "template: the planner picks people by their credits for it")
         out.append(Variant(str(name), float(weight), replaced))
     return tuple(out)
 

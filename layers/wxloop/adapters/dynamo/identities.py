@@ -217,15 +217,19 @@ def store_reply(app_id: str, openid: str, dedupe_key: str, reply: str | None, *,
     ) is not None
 
 
-def leave_outbox(app_id: str, openid: str, outbox: Mapping) -> bool:
+def leave_outbox(app_id: str, openid: str, outbox: Mapping, *, uid: str | None = None) -> bool:
     """Leave an event on an identity for the table's stream: an outbox event (``journey: False``: jobs to
     queue) or a journey event the person did not push (a campaign's send); False when there is no such
-    identity. The stream records each event id once."""
+    identity (or, with ``uid``, when it no longer belongs to that person). The stream records each event id
+    once."""
+    values = {":ev": to_attr(dict(outbox))}
+    if uid is not None:
+        values[":uid"] = {"S": uid}
     return conditional_update(
         Key=identity_key(app_id, openid),
         UpdateExpression="SET ev = :ev",
-        ConditionExpression="attribute_exists(uid)",
-        ExpressionAttributeValues={":ev": to_attr(dict(outbox))},
+        ConditionExpression="attribute_exists(uid)" if uid is None else "uid = :uid",
+        ExpressionAttributeValues=values,
     ) is not None
 
 

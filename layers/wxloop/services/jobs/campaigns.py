@@ -108,8 +108,9 @@ def campaign_settled(job: CampaignSend, outcome: Outcome, now: int) -> None:
         state = str(outcome)
     written = store.record_send_result(job.campaign, job.run, job.uid, state, job.channel, now,
                                        push_at=now if outcome.status == "ok" else None)
-    if outcome.status == "ok" and (written or store.get_send(job.campaign, job.run, job.uid)):
-        identities.leave_outbox(job.app_id, job.openid, send_event(job, now))  # again when told again: same id
+    if outcome.status == "ok" and (written or (store.get_send(job.campaign, job.run, job.uid) or {}).get("state")
+                                   == "sent"):  # told again: the same event (same id and time) again
+        identities.leave_outbox(job.app_id, job.openid, send_event(job, now), uid=job.uid)
 
 
 SEND_TYPES = {"oa_cs": "oa.send.cs", "mp_cs": "mp.send.cs", "mp_subscribe": "mp.send.subscribe",
