@@ -2,7 +2,7 @@
 
     wxloop rules validate FILE
     wxloop rules test FILE VALUE [--trigger text|click|subscribe|scan] [--first-time] [--at ISO]
-                                 [--app APPID] [--set NAME=VALUE ...]
+                                 [--app APPID] [--set NAME=VALUE ...] [--person OPENID]
     wxloop rules push FILE [--app APPID]
     wxloop rules pull [--app APPID] [--version V] [-o FILE]
     wxloop menu validate FILE [--rules FILE]
@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--at", help="ISO time to test at (without offset: Asia/Shanghai time); default now")
     t.add_argument("--app", help="account the set serves (for rules scoped with apps)")
     t.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a placeholder value")
+    t.add_argument("--person", default="", metavar="OPENID", help="the sender (an A/B rule answers each person "
+                   "with the variant they always get)")
     pu = rsub.add_parser("push", help="store a rule file as a new version and make it current")
     pu.add_argument("file")
     pu.add_argument("--app", help="account (default: the file's app_id)")
@@ -143,7 +145,7 @@ def _rules_test(args, out: TextIO) -> int:
         values[name] = value
     now = _parse_at(args.at)
     trigger = Trigger(args.trigger, args.value)
-    decision = rules.decide(trigger, now=now, first_time=args.first_time)
+    decision = rules.decide(trigger, now=now, first_time=args.first_time, person=args.person)
     explained = rules.explain(trigger, now=now)
     if decision is None:
         print(f"no reply: {_why_nothing(rules, trigger, args.first_time)}", file=out)
@@ -153,6 +155,11 @@ def _rules_test(args, out: TextIO) -> int:
     rule = rules.rule(decision.rule_id)
     how = f" (priority {rule.priority}, {rule.match})" if rule else ""
     print(f"rule: {decision.rule_id}{how}", file=out)
+    if decision.variant:
+        weights = {v: w for v, w, _ in rule.variants} if rule else {}
+        share = weights.get(decision.variant, 0) / (sum(weights.values()) or 1)
+        print(f"variant: {decision.variant} of {', '.join(weights)} (experiment {decision.experiment}, "
+              f"{share:.0%} of people, for {args.person or 'an unnamed person'} always)", file=out)
     for rule_id, why in explained:
         if rule_id != decision.rule_id:
             print(f"  also: {rule_id}: {why}", file=out)

@@ -209,3 +209,19 @@ def test_the_default_app_is_the_only_official_account_of_the_validated_config(mo
     assert cli._default_app() == OA_APP
     monkeypatch.setenv("WECHAT_ACCOUNTS", json.dumps({"accounts": {OA_APP: {"kind": "oa", "tokn": "tok"}}}))
     assert cli._default_app() is None  # an invalid config names no account
+
+
+def test_rules_test_shows_the_variant_a_person_gets_always_the_same(capsys, tmp_path):
+    path = tmp_path / "ab.yaml"
+    path.write_text('version: "1"\nrules:\n  - id: promo\n    keywords: [优惠]\n    variants:\n'
+                    '      short: {weight: 1, reply: {text: "10% off"}}\n'
+                    '      long: {weight: 3, reply: {text: "member week"}}\n', encoding="utf-8")
+    seen = {}
+    for person in [f"o{i}" for i in range(12)]:
+        code, out, _ = run(capsys, "rules", "test", str(path), "优惠", "--person", person)
+        assert code == 0 and "experiment rule:promo" in out
+        variant = out.split("variant: ", 1)[1].split(" ", 1)[0]
+        assert run(capsys, "rules", "test", str(path), "优惠", "--person", person)[1] == out, "sticky"
+        assert ("10% off" in out) == (variant == "short") and f"{ {'short': 25, 'long': 75}[variant]}% of people" in out
+        seen[person] = variant
+    assert set(seen.values()) == {"short", "long"}

@@ -44,7 +44,8 @@ def variant_for(campaign_id: str, variants: tuple[Variant, ...], uid: str) -> Va
     """The variant ``uid`` gets (always the same one), or None when the campaign has no variants."""
     if not variants:
         return None
-    name = assign_variant(uid, experiment_of(campaign_id), [(v.name, v.weight) for v in variants])
+    # by name: the assignment must not depend on the order a stored copy of the document kept
+    name = assign_variant(uid, experiment_of(campaign_id), sorted((v.name, v.weight) for v in variants))
     return next(v for v in variants if v.name == name)
 
 

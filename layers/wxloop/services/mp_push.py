@@ -27,7 +27,7 @@ from wxloop.protocol.http import HttpOut
 from wxloop.protocol.outbound import cs_message
 from wxloop.services import push_seam, rules_cache
 from wxloop.services.push_seam import NOT_FOUND, OK_SUCCESS, Count, ReplyPlan
-from wxloop.services.recording import journey_event
+from wxloop.services.recording import ab_of, journey_event
 
 logger = Logger(child=True)
 PLATFORM = "mp"
@@ -105,13 +105,15 @@ def plan_reply(app_id: str, inb: Inbound, *, now: int, fmt: str) -> ReplyPlan:
     customer-service job for the answer, or the passive ``transfer_customer_service`` body. A reply with
     placeholders is rendered after the write (``personal``), with the person's values."""
     trigger = rule_engine.trigger_for(inb)
-    decision = rules_cache.current(app_id).decide(trigger, now=datetime.fromtimestamp(now, UTC)) if trigger else None
+    decision = rules_cache.current(app_id).decide(trigger, now=datetime.fromtimestamp(now, UTC),
+                                                  person=inb.openid) if trigger else None
     if decision is None:
         return ReplyPlan(None, None, journey_event(app_id, inb, now=now, platform=PLATFORM), False)
     reply, personal = decision.reply, bool(decision.needs)
     body = wire.transfer_reply(inb, now=now, fmt=fmt) if reply.kind == "transfer_customer_service" else None
     jobs = cs_jobs(app_id, inb, reply) if body is None and not personal else []
-    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id, jobs=jobs, platform=PLATFORM)
+    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id, jobs=jobs, platform=PLATFORM,
+                          ab=ab_of(decision))
     return ReplyPlan(decision, body, event, personal and body is None)
 
 

@@ -40,6 +40,7 @@ from wxloop.services.push_seam import (  # noqa: F401 - the seam's names, still 
     record_later_queued,
 )
 from wxloop.services.recording import (  # noqa: F401 - record_later: the worker's entry, kept here
+    ab_of,
     follow_up_jobs,
     journey_event,
     record_later,
@@ -117,15 +118,15 @@ def plan_reply(app_id: str, inb: Inbound, *, now: int, first_contact: bool) -> R
     """Decide the reply to ``inb`` (pure but for the rules cache) and the event the write leaves."""
     trigger = rule_engine.trigger_for(inb)
     rules = rules_cache.current(app_id)
-    decision = rules.decide(trigger, now=datetime.fromtimestamp(now, UTC), first_time=first_contact) \
-        if trigger else None
+    decision = rules.decide(trigger, now=datetime.fromtimestamp(now, UTC), first_time=first_contact,
+                            person=inb.openid) if trigger else None
     if decision is None:
         jobs = follow_up_jobs(app_id, inb, None, first_contact=first_contact)
         return ReplyPlan(None, None, journey_event(app_id, inb, now=now, jobs=jobs), False)
     # a reply with placeholders is rendered after the write, with the person's values
     reply = None if decision.needs else decision.reply
     jobs = follow_up_jobs(app_id, inb, reply, first_contact=first_contact) + action_jobs(app_id, inb, decision)
-    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id, jobs=jobs)
+    event = journey_event(app_id, inb, now=now, rule_id=decision.rule_id, jobs=jobs, ab=ab_of(decision))
     xml = passive_xml(reply, openid=inb.openid, account=inb.to_user, now=now) if reply else None
     return ReplyPlan(decision, xml, event, bool(decision.needs))
 
@@ -148,7 +149,7 @@ def first_contact_plan(app_id: str, inb: Inbound, plan: ReplyPlan, *, now: int) 
     rule_id = plan.decision.rule_id if plan.decision is not None else ""
     event = journey_event(app_id, inb, now=now, rule_id=rule_id,
                           jobs=follow_up_jobs(app_id, inb, reply, first_contact=True)
-                          + action_jobs(app_id, inb, plan.decision))
+                          + action_jobs(app_id, inb, plan.decision), ab=ab_of(plan.decision))
     return ReplyPlan(plan.decision, plan.xml, event, plan.personal)
 
 

@@ -22,8 +22,9 @@ JOURNEY_DETAIL = ("Url", "MenuId", "Ticket", "subscriptions")
 
 
 def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "", jobs: list | None = None,
-                  platform: str = "oa") -> dict:
-    """What the stream turns into a journey record: type and where it led, never message content."""
+                  platform: str = "oa", ab: tuple[str, str] | None = None) -> dict:
+    """What the stream turns into a journey record: type and where it led, never message content; ``ab``: the
+    (experiment, variant) of an A/B rule's answer (the KPI report's exposure)."""
     detail = {k: inb.detail[k] for k in JOURNEY_DETAIL if k in inb.detail}
     if inb.event_key:
         detail["event_key"] = inb.event_key
@@ -33,9 +34,16 @@ def journey_event(app_id: str, inb: Inbound, *, now: int, rule_id: str = "", job
         detail["rule"] = rule_id
     event = {"id": inb.dedupe_key, "type": f"{platform}.{inb.kind}", "app": app_id, "at": inb.create_time or now,
              "detail": detail}
+    if ab:
+        event["experiment"], event["variant"] = ab
     if jobs:
         event["jobs"] = jobs  # queued by the stream, not kept on the journey record
     return event
+
+
+def ab_of(decision: Any) -> tuple[str, str] | None:
+    """The (experiment, variant) a rule engine decision names, if it answered with an A/B variant."""
+    return (decision.experiment, decision.variant) if decision is not None and decision.variant else None
 
 
 def first_touch(app_id: str, inb: Inbound, now: int, platform: str = "oa") -> dict:

@@ -29,6 +29,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
+from wxloop.domain.experiments import assign_variant
 from wxloop.domain.replies import Reply
 from wxloop.domain.rules.errors import RuleError
 from wxloop.domain.rules.model import (
@@ -140,7 +141,8 @@ def _version_of(body: Mapping[str, Any], version: object) -> str:
 class RuleSet:
     """A compiled rule set (immutable). Build with :meth:`compile`; ask with :meth:`decide`."""
 
-    __slots__ = ("version", "app_id", "rules", "defaults", "placeholders_needed", "_index", "_doc", "_decisions")
+    __slots__ = ("version", "app_id", "rules", "defaults", "placeholders_needed", "_index", "_doc", "_decisions",
+                 "_variants")
 
     version: str
     app_id: str | None
@@ -150,6 +152,7 @@ class RuleSet:
     _index: dict[str, _Index]
     _doc: dict[str, Any]
     _decisions: dict[str, Decision]
+    _variants: dict[str, tuple[tuple[str, float, Decision], ...]]
 
     def __init__(self) -> None:
         raise TypeError("use RuleSet.compile(doc, version=...)")
@@ -191,6 +194,9 @@ class RuleSet:
         self._decisions = {r.id: Decision(r.id, r.reply, r.needs, r.action) for r in rules}
         for name, reply in defaults.items():
             self._decisions[DEFAULT_IDS[name]] = Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
+        # by name: the assignment must not depend on the order a stored copy of the document kept
+        self._variants = {r.id: tuple((v, w, Decision(r.id, reply, reply_needs(reply), r.action, f"rule:{r.id}", v))
+                                      for v, w, reply in sorted(r.variants)) for r in rules if r.variants}
         return self
 
     def _index_rules(self, rules: Sequence[Rule], app_id: str | None) -> None:
@@ -209,8 +215,9 @@ class RuleSet:
 
     # -- asking
 
-    def decide(self, trigger: Trigger, *, now: datetime, first_time: bool = False) -> Decision | None:
-        """What to answer to ``trigger`` at ``now``, or None for nothing (see the module docstring)."""
+    def decide(self, trigger: Trigger, *, now: datetime, first_time: bool = False, person: str = "") -> Decision | None:
+        """What to answer to ``trigger`` at ``now``, or None for nothing (see the module docstring). A rule with
+        variants answers ``person`` (the sender's openid) with the variant that person always gets."""
         kind = trigger.kind
         index = self._index.get(kind)
         if index is None:
@@ -218,7 +225,7 @@ class RuleSet:
         value = normalize(trigger.value)
         rule = self._first_open(index, value, now) if value else None
         if rule is not None:
-            return self._decisions[rule.id]
+            return self._decisions[rule.id] if rule.id not in self._variants else self.variant_for(rule.id, person)
         if kind == "text":
             return self._default("reply")
         if kind == "subscribe":
@@ -240,6 +247,13 @@ class RuleSet:
                     continue
             return rule
         return None
+
+    def variant_for(self, rule_id: str, person: str) -> Decision:
+        """The decision of the A/B rule ``rule_id`` for ``person``: sticky (a hash of ``rule:{id}`` and the
+        person, ``experiments.assign_variant``), each variant with its weight's share."""
+        variants = self._variants[rule_id]
+        name = assign_variant(person, f"rule:{rule_id}", [(v, w) for v, w, _ in variants])
+        return next(d for v, _, d in variants if v == name)
 
     def _default(self, name: str) -> Decision | None:
         return self._decisions.get(DEFAULT_IDS[name])

@@ -92,6 +92,7 @@ class Rule:
     note: str = ""
     doc: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     action: str = ""
+    variants: tuple[tuple[str, float, Reply], ...] = ()  # A/B replies (name, weight, reply); ``reply`` is the first
 
     @property
     def precedence(self) -> tuple[int, int, int]:
@@ -105,4 +106,6 @@ class Decision:
     reply: Reply
     needs: frozenset[str]  # placeholder names used by this reply
     action: str = ""  # one of ACTIONS, or "" (reply only)
+    experiment: str = ""  # an A/B rule: ``rule:{id}`` and the variant the person gets
+    variant: str = ""
 

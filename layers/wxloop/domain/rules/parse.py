@@ -36,7 +36,10 @@ from wxloop.domain.rules.templates import reply_needs
 from wxloop.domain.rules.windows import parse_window as _parse_window
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_RULE_FIELDS = {"id", "match", "keywords", "priority", "triggers", "reply", "window", "apps", "note", "action"}
+_RULE_FIELDS = {"id", "match", "keywords", "priority", "triggers", "reply", "variants", "window", "apps", "note",
+                "action"}
+_VARIANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")
+MAX_VARIANTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +140,7 @@ def _parse_rule(raw: object, i: int, *, regex_room: int = MAX_REGEXES) -> Rule:
     window = _parse_window(raw["window"], f"{base}.window") if raw.get("window") is not None else None
     apps = _parse_apps(raw["apps"], f"{base}.apps") if raw.get("apps") is not None else frozenset()
     note = _str(raw.get("note"), f"{base}.note", required=False, max_len=1000)
-    if "reply" not in raw:
-        raise RuleError(f"{base}.reply", "is required")
-    reply, reply_doc = _parse_reply(raw["reply"], f"{base}.reply")
+    reply, reply_doc, variants = _parse_reply_or_variants(raw, base)
     action = raw.get("action") or ""
     if action and action not in ACTIONS:
         raise RuleError(f"{base}.action", f"must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -152,12 +153,46 @@ def _parse_rule(raw: object, i: int, *, regex_room: int = MAX_REGEXES) -> Rule:
         doc["apps"] = sorted(apps)
     if note:
         doc["note"] = note
-    doc["reply"] = reply_doc
+    doc["variants" if variants else "reply"] = reply_doc
     if action:
         doc["action"] = action
+    needs = frozenset().union(*(reply_needs(r) for _, _, r in variants)) if variants else reply_needs(reply)
     return Rule(id=rule_id, match=match, keywords=tuple(keywords), priority=priority, triggers=triggers,
-                reply=reply, needs=reply_needs(reply), position=i, window=window, apps=apps, note=note, doc=doc,
-                action=action)
+                reply=reply, needs=needs, position=i, window=window, apps=apps, note=note, doc=doc,
+                action=action, variants=variants)
+
+
+def _parse_reply_or_variants(raw: Mapping[str, Any], base: str) -> tuple[Reply, Any, tuple[tuple[str, float, Reply], ...]]:
+    """A rule's ``reply``, or its ``variants`` (A/B: ``{name: {weight, reply}}``, 2 to 10, weights > 0): the
+    reply (the first variant's), its canonical document, and the variants."""
+    if "reply" not in raw and "variants" not in raw:
+        raise RuleError(f"{base}.reply", "is required")
+    if "reply" in raw and "variants" in raw:
+        raise RuleError(f"{base}.variants", "a rule has a reply or variants, not both")
+    if "reply" in raw:
+        reply, reply_doc = _parse_reply(raw["reply"], f"{base}.reply")
+        return reply, reply_doc, ()
+    path = f"{base}.variants"
+    given = raw["variants"]
+    if not isinstance(given, Mapping) or not 2 <= len(given) <= MAX_VARIANTS:
+        raise RuleError(path, f"a mapping of 2 to {MAX_VARIANTS} variants: name: {{weight, reply}}")
+    variants, docs = [], {}
+    for name, spec in given.items():
+        where = f"{path}.{name}"
+        if not isinstance(name, str) or not _VARIANT_RE.match(name):
+            raise RuleError(where, "a variant name is lower-case letters, digits, _ or - (at most 24)")
+        if not isinstance(spec, Mapping):
+            raise RuleError(where, "a variant is a mapping with weight and reply")
+        _no_unknown(spec, {"weight", "reply"}, where)
+        weight = spec.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 1000:
+            raise RuleError(f"{where}.weight", "a number above 0, at most 1000")
+        if "reply" not in spec:
+            raise RuleError(f"{where}.reply", "is required")
+        reply, reply_doc = _parse_reply(spec["reply"], f"{where}.reply")
+        variants.append((name, float(weight), reply))
+        docs[name] = {"weight": weight, "reply": reply_doc}
+    return variants[0][2], docs, tuple(variants)
 
 
 def _parse_keywords(raw: object, path: str, match: str, regex_room: int) -> list[str]:
