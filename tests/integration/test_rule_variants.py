@@ -38,4 +38,4 @@ def test_each_person_gets_their_variant_every_time_and_the_journey_records_it(aw
         if found is not None:
             recorded.append(to_record(*found))
     assert len(recorded) == 12
-    assert {(r["experiment"], r["variant"] in ("short", "long")) for r in recorded} == {("rule:promo", True)}
+    assert {(r["experiment"], r["variant"] in ("short", "long")) for r in recorded} == {(f"rule:{OA_APP}:promo", True)}

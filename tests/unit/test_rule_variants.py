@@ -64,3 +64,15 @@ def test_the_assignment_does_not_depend_on_the_order_the_variants_are_written_in
     for i in range(200):
         ask = {"now": NOW, "person": f"o{i}"}
         assert forward.decide(Trigger("text", "优惠"), **ask).variant == backward.decide(Trigger("text", "优惠"), **ask).variant
+
+
+def test_a_served_set_names_the_experiment_after_its_account_and_a_rule_cannot_take_a_defaults_id():
+    served = RuleSet.compile(doc(VARIANTS), app_id="wx1234567890abcdef")
+    decision = served.decide(Trigger("text", "优惠"), now=NOW, person="o1")
+    assert decision.experiment == "rule:wx1234567890abcdef:promo"
+    assert decision.variant == RuleSet.compile(doc(VARIANTS)).decide(Trigger("text", "优惠"), now=NOW,
+                                                                     person="o1").variant
+    clash = {"version": "x", "rules": [{"id": "defaults.reply", "keywords": ["a"], "reply": {"text": "x"}}]}
+    with pytest.raises(RuleError) as err:
+        RuleSet.compile(clash)
+    assert err.value.path == "rules[0].id"

@@ -119,7 +119,7 @@ def to_record(uid: str, event: Mapping[str, Any]) -> dict[str, Any]:
         "by_user": bool(by_user) if isinstance(by_user, bool) else is_by_user(event_type),
         "channel": _text(channel),
         "campaign": _text(event.get("campaign")),
-        "experiment": _text(event.get("experiment")),
+        "experiment": _text(event.get("experiment"), 100),  # rule:{app}:{rule id} fits whole
         "variant": _text(event.get("variant")),
         "inviter": _text(event.get("inviter"), 100),
         "merged_from": _text(event.get("merged_from"), 100),
@@ -145,7 +145,7 @@ def json_schema() -> dict:
     props["platform"] = {"enum": list(PLATFORMS)}
     props["app"] = {"type": ["string", "null"], "maxLength": 40, "description": "app id of the account"}
     props["type"] = {"type": "string", "pattern": _TYPE_RE.pattern, "maxLength": TEXT_MAX}
-    for name in ("inviter", "merged_from"):
+    for name in ("inviter", "merged_from", "experiment"):
         props[name] = {"type": ["string", "null"], "maxLength": 100}
     props["detail"] = {"type": ["string", "null"], "maxLength": DETAIL_MAX_BYTES,
                        "description": f"JSON object with only these keys: {', '.join(DETAIL_KEYS)}"}

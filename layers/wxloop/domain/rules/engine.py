@@ -191,12 +191,12 @@ class RuleSet:
             needed |= reply_needs(reply)
         self.placeholders_needed = frozenset(needed)
         # Decisions are immutable: build each once, not per message.
-        self._decisions = {r.id: Decision(r.id, r.reply, r.needs, r.action) for r in rules}
+        self._decisions = {r.id: Decision(r.id, r.reply, r.needs, r.action) for r in rules if not r.variants}
         for name, reply in defaults.items():
             self._decisions[DEFAULT_IDS[name]] = Decision(DEFAULT_IDS[name], reply, reply_needs(reply))
-        # by name: the assignment must not depend on the order a stored copy of the document kept
-        self._variants = {r.id: tuple((v, w, Decision(r.id, reply, reply_needs(reply), r.action, f"rule:{r.id}", v))
-                                      for v, w, reply in sorted(r.variants)) for r in rules if r.variants}
+        self._variants = {r.id: tuple((v, w, Decision(r.id, reply, reply_needs(reply), r.action,
+                                                      experiment_name(effective_app, r.id), v))
+                                      for v, w, reply in r.variants) for r in rules if r.variants}
         return self
 
     def _index_rules(self, rules: Sequence[Rule], app_id: str | None) -> None:
@@ -251,7 +251,7 @@ class RuleSet:
     def variant_for(self, rule_id: str, person: str) -> Decision:
         """The decision of the A/B rule ``rule_id`` for ``person``: sticky (a hash of ``rule:{id}`` and the
         person, ``experiments.assign_variant``), each variant with its weight's share."""
-        variants = self._variants[rule_id]
+        variants = self._variants[rule_id]  # sorted by name (parse): the file and a stored copy agree
         name = assign_variant(person, f"rule:{rule_id}", [(v, w) for v, w, _ in variants])
         return next(d for v, _, d in variants if v == name)
 
@@ -291,6 +291,12 @@ class RuleSet:
 
     def __repr__(self) -> str:
         return f"RuleSet(version={self.version!r}, app_id={self.app_id!r}, rules={len(self.rules)})"
+
+
+def experiment_name(app_id: str | None, rule_id: str) -> str:
+    """The A/B experiment a rule's variants are recorded under: ``rule:{app}:{id}`` (rule ids repeat across
+    accounts). The assignment itself hashes ``rule:{id}`` only, so ``rules test`` without ``--app`` agrees."""
+    return f"rule:{app_id}:{rule_id}" if app_id else f"rule:{rule_id}"
 
 
 def _keyword_matches(rule: Rule, keyword: str, value: str) -> bool:

@@ -129,6 +129,8 @@ def _parse_rule(raw: object, i: int, *, regex_room: int = MAX_REGEXES) -> Rule:
     rule_id = _str(raw.get("id"), f"{base}.id", max_len=64)
     if not _ID_RE.match(rule_id):
         raise RuleError(f"{base}.id", "use letters, digits, _ . : - (at most 64, starting with a letter/digit)")
+    if rule_id in DEFAULT_IDS.values():
+        raise RuleError(f"{base}.id", f"{rule_id!r} names a default reply")
     match = raw.get("match", "exact")
     if match not in MATCH_MODES:
         raise RuleError(f"{base}.match", f"must be one of {', '.join(MATCH_MODES)}, not {match!r}")
@@ -185,14 +187,15 @@ def _parse_reply_or_variants(raw: Mapping[str, Any], base: str) -> tuple[Reply, 
             raise RuleError(where, "a variant is a mapping with weight and reply")
         _no_unknown(spec, {"weight", "reply"}, where)
         weight = spec.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= 1000:
-            raise RuleError(f"{where}.weight", "a number above 0, at most 1000")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.001 <= weight <= 1000:
+            raise RuleError(f"{where}.weight", "a number from 0.001 to 1000")
         if "reply" not in spec:
             raise RuleError(f"{where}.reply", "is required")
         reply, reply_doc = _parse_reply(spec["reply"], f"{where}.reply")
         variants.append((name, float(weight), reply))
-        docs[name] = {"weight": weight, "reply": reply_doc}
-    return variants[0][2], docs, tuple(variants)
+        docs[name] = {"weight": float(weight), "reply": reply_doc}
+    variants.sort()  # by name: the file's order and a stored copy's (keys sorted) give the same rule
+    return variants[0][2], dict(sorted(docs.items())), tuple(variants)
 
 
 def _parse_keywords(raw: object, path: str, match: str, regex_room: int) -> list[str]:
