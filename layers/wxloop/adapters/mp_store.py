@@ -112,6 +112,11 @@ def use_person(uid: str, *, now: int, limit: int, sets: Mapping[str, Any] | None
     the person. A merged person's request lands on the survivor (``merged_into``, a few hops at most).
     ``count=False``: a further step of a request counted already (changes only; a read when there are none).
     Raises ``RepositoryError``."""
+    if not count and not sets and not adds:
+        from wxloop.adapters.dynamo import people
+
+        item = people.resolve_person(uid)
+        return PersonUse("ok", str(item.get("uid") or uid), item) if item else PersonUse("missing", uid)
     for _ in range(MAX_MERGE_HOPS + 1):
         out = _use_once(uid, now=now, limit=limit, sets=sets or {}, adds=adds or {}, return_old=return_old,
                         count=count)
@@ -139,19 +144,10 @@ def _rate_parts(now: int, limit: int, fresh: bool) -> tuple[str, str, dict, dict
     return set_clause, remove, names, values, cond
 
 
-def _read_person(uid: str) -> PersonUse | str:
-    item = repository.get_person(uid)
-    if not item:
-        return PersonUse("missing", uid)
-    return str(item["merged_into"]) if item.get("merged_into") else PersonUse("ok", uid, item)
-
-
 def _use_once(uid: str, *, now: int, limit: int, sets: Mapping[str, Any], adds: Mapping[str, set],
               return_old: bool, count: bool = True, fresh: bool = False) -> PersonUse | str:
     if count:
         set_clause, remove, names, values, rate_cond = _rate_parts(now, limit, fresh)
-    elif not sets and not adds:
-        return _read_person(uid)
     else:
         set_clause, remove, names, values, rate_cond = "", "", {}, {}, ""
     clauses = [set_clause] if set_clause else []

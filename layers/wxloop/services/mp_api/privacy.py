@@ -81,7 +81,7 @@ def _rectify(app_id: str, who, body: RectifyIn) -> Person:
     if body.topics is not None:
         from wxloop.services.mp_api import profile
 
-        profile.save_preferences(who, body.topics, count=False)
+        profile.save_preferences(who, body.topics, person=use.item)
     if remove_phone:
         from wxloop.adapters.dynamo import privacy as data
 

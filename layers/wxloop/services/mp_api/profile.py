@@ -156,14 +156,17 @@ def _write_events(claims: SessionClaims, events: Sequence[Mapping], now: int) ->
 
 
 def save_preferences(claims: SessionClaims, topics: list[str], *, now_ms: int | None = None,
-                     count: bool = True) -> dict:
+                     person: Mapping | None = None) -> dict:
     """Store the person's topics and queue one tag-sync job for the linked OA (its tags follow the topics:
     every topic tagged, topics dropped since untagged). Idempotent by nature (a PUT). When the queue fails,
-    503: the client retries and the job is queued then. ``count=False``: the caller counted the call."""
+    503: the client retries and the job is queued then. ``person``: the item a caller read when it counted
+    the call (then this neither counts nor reads it again)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     now = now_ms // 1000
     prefs = {"topics": list(topics), "v": now_ms, "at": now}
-    if not consent.allows(me.counted(claims.uid, now, count=count).item, "personalisation"):
+    if person is None:
+        person = me.counted(claims.uid, now).item
+    if not consent.allows(person, "personalisation"):
         raise ApiError(403, "the person has not agreed to personalisation", "consent_required")
     changes: dict = {"sets": {"prefs": prefs}, "return_old": True}
     if topics:
